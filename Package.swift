@@ -1,0 +1,70 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Lanes: a supervisor that runs each tool call of an agent in an isolated, journaled lane.
+///
+/// Module map (smallest module that can hold the code):
+/// - `CLaneSys`: the C that cannot be Swift (clone3 child path, seal-and-exec, wrappers for
+///   what Swift's Glibc module hides). Every function says why it is C.
+/// - `CSeccomp`, `CCap`: system libraries libseccomp and libcap.
+/// - `LaneModel`: pure values (Profile, Lane, outcomes, errors). No Foundation.
+/// - `LanePlan`: the spawn plan handed from `lanes` to `lane-init`, and its binary codec.
+/// - `LaneConfig`: TOML files → model, strict keys, `FILE:LINE:` diagnostics.
+/// - `LaneSys`: host-facing system code: the seccomp compiler, host probes, fds.
+/// - `LaneSupervisor`: builds the plan, spawns, relays output, enforces the deadline.
+/// - `lane-init`: the single-threaded helper that becomes PID 1 of the sandbox.
+/// - `lanes`: the command-line interface.
+let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
+let swiftSettings: [SwiftSetting] = Context.environment["CI"] == "true" ? strict : []
+
+let package = Package(
+    name: "lanes",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "lanes", targets: ["lanes"]),
+        .executable(name: "lane-init", targets: ["lane-init"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        .target(name: "CLaneSys"),
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp",
+                       providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        .target(name: "LaneModel", swiftSettings: swiftSettings),
+        .target(name: "LanePlan", swiftSettings: swiftSettings),
+        .target(
+            name: "LaneConfig",
+            dependencies: ["LaneModel", .product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "LaneSys",
+            dependencies: ["CLaneSys", "CSeccomp", "LaneModel", "LanePlan"],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "LaneSupervisor",
+            dependencies: [
+                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneConfig",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "lane-init", dependencies: ["CLaneSys", "CCap", "LanePlan"],
+            path: "Sources/LaneInit", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "lanes",
+            dependencies: [
+                "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "LanesTests",
+            dependencies: ["LaneModel", "LanePlan", "LaneConfig", "LaneSys", "LaneSupervisor"],
+            swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,120 @@
+// The C that Lanes cannot write in Swift. Each entry point says why it is C.
+//
+// Two reasons recur:
+// - Swift's Glibc module hides these declarations (prctl and ioctl are variadic; unshare,
+//   pipe2, close_range, pidfd_*, memfd_create, pivot_root, openat2, clone3 have no wrapper),
+//   and the W* status macros are macros.
+// - Code that runs between clone and exec in the multithreaded supervisor, or after the seccomp
+//   filter is installed, must be async-signal-safe and must not call into the Swift runtime.
+#ifndef LANE_SYS_H
+#define LANE_SYS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Kernel constants Swift's Glibc module does not export.
+#define LANE_CLONE_NEWNS 0x00020000
+#define LANE_CLONE_NEWCGROUP 0x02000000
+#define LANE_CLONE_NEWUTS 0x04000000
+#define LANE_CLONE_NEWIPC 0x08000000
+#define LANE_CLONE_NEWUSER 0x10000000
+#define LANE_CLONE_NEWPID 0x20000000
+#define LANE_CLONE_NEWNET 0x40000000
+#define LANE_PR_SET_PDEATHSIG 1
+#define LANE_PR_GET_DUMPABLE 3
+#define LANE_PR_SET_DUMPABLE 4
+#define LANE_PR_GET_SECCOMP 21
+#define LANE_PR_SET_NO_NEW_PRIVS 38
+#define LANE_PR_GET_NO_NEW_PRIVS 39
+#define LANE_CLOSE_RANGE_CLOEXEC 4
+#define LANE_MFD_CLOEXEC 1
+
+/// Stages the clone child can fail in; reported as {stage, errno} on the error pipe.
+enum lane_spawn_stage {
+    LANE_STAGE_SYNC = 1,        // waiting for the parent to write the id maps
+    LANE_STAGE_SETGROUPS = 2,   // dropping supplementary groups
+    LANE_STAGE_FDS = 3,         // installing the fd map
+    LANE_STAGE_EXEC = 4,        // execve of lane-init
+    LANE_STAGE_PDEATHSIG = 5,   // PR_SET_PDEATHSIG
+};
+
+/// What `lane_spawn` needs. All pointers must stay valid until it returns.
+struct lane_spawn_args {
+    const char *path;            // absolute path of the helper to exec
+    char *const *argv;           // NULL-terminated
+    char *const *envp;           // NULL-terminated (empty for lane-init)
+    const int *fds;              // fds[i] becomes fd i in the child
+    int fd_count;                // how many; every other fd is closed at exec
+    int sync_fd;                 // child reads one byte from it before going on
+    int err_fd;                  // CLOEXEC pipe; child writes {int stage, int errno} on failure
+    uint64_t clone_flags;        // CLONE_NEW* flags (CLONE_PIDFD is added)
+    int cgroup_fd;               // >= 0: CLONE_INTO_CGROUP this directory fd (cgroup v2)
+    int drop_groups;             // non-zero: setgroups(0, NULL) after the sync byte
+};
+
+/// Starts the helper in new namespaces with clone3. Why C: the child runs between clone and exec
+/// of a multithreaded process; only raw syscalls are safe there (swift-subprocess #374).
+/// All signals are blocked around clone3 in the parent and reset/unblocked in the child.
+/// Returns 0 and sets *pid and *pidfd, or returns -errno.
+int lane_spawn(const struct lane_spawn_args *args, pid_t *pid, int *pidfd);
+
+/// Installs no_new_privs and the seccomp filter, then execs. Why C: after the filter is loaded
+/// only the syscalls it allows may run, so nothing (no allocator, no runtime) may run between the
+/// filter and execve. On failure writes {stage, errno} to err_fd and returns -errno.
+/// Stages: 1 = no_new_privs, 2 = seccomp, 3 = execve. filter_len is in bytes (8 per insn).
+int lane_seal_and_exec(const void *filter, size_t filter_len, const char *path,
+                       char *const *argv, char *const *envp, int err_fd);
+
+/// prctl is variadic, so Swift cannot call it. Returns the raw result (-1 + errno).
+int lane_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
+               unsigned long a5);
+/// Hidden by Swift's Glibc module: unshare(2).
+int lane_unshare(int flags);
+/// Hidden: close_range(2).
+int lane_close_range(unsigned int first, unsigned int last, unsigned int flags);
+/// Hidden: pidfd_send_signal(2).
+int lane_pidfd_send_signal(int pidfd, int sig);
+/// Hidden: memfd_create(2).
+int lane_memfd_create(const char *name, unsigned int flags);
+/// Hidden: pivot_root(2).
+int lane_pivot_root(const char *new_root, const char *put_old);
+/// Hidden: pipe2(2).
+int lane_pipe2(int fds[2], int flags);
+/// Hidden: openat2(2) with only `resolve` flags; used to open bind sources without following
+/// any symlink (RESOLVE_NO_SYMLINKS), so a swapped link cannot redirect a mount.
+int lane_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+/// Hidden: signalfd(2) for a set built from an array of signal numbers; blocks them first.
+int lane_signalfd_for(const int *signals, int count);
+/// Blocks (how = 0) or unblocks (how = 1) every signal in the calling thread.
+int lane_sigmask_all(int how);
+/// Resets every catchable signal to its default disposition (for a freshly forked child).
+void lane_reset_signals(void);
+/// Brings the loopback interface up. Why C: ioctl is variadic and struct ifreq is a union.
+int lane_loopback_up(void);
+/// Runs ioctl(fd, request, arg) with an int/pointer argument. Why C: ioctl is variadic.
+int lane_ioctl(int fd, unsigned long request, unsigned long arg);
+/// The W* macros on a wait status.
+int lane_wifexited(int status);
+int lane_wexitstatus(int status);
+int lane_wifsignaled(int status);
+int lane_wtermsig(int status);
+/// Raw syscall for probes (`lanes doctor`, tests). Why C: syscall(2) is variadic.
+long lane_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+/// Binds host path `source` (opened with RESOLVE_NO_SYMLINKS, so no symlink in it is followed)
+/// onto `target`, recursively, then sets nosuid, nodev and (if read_only) rdonly on the whole
+/// cloned tree with mount_setattr(AT_RECURSIVE). Why C: open_tree, mount_setattr and move_mount
+/// have no glibc 2.36 wrappers. Returns 0, or -1 with errno and *stage set (1 open, 2 open_tree,
+/// 3 mount_setattr, 4 move_mount).
+int lane_bind(const char *source, const char *target, int read_only, int *stage);
+/// Drops supplementary groups with the raw syscall (affects only the calling thread, which is
+/// what a single-threaded helper wants; glibc's wrapper would broadcast to all threads).
+int lane_setgroups_empty(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,104 @@
+import Glibc
+import LaneModel
+
+/// Where profiles and lanes are found, in this order: `--config DIR` or `LANES_CONFIG` (a
+/// directory holding Profiles/ and Lanes/); else `./Profiles` + `./Lanes`; else
+/// `$XDG_CONFIG_HOME/lanes` (default `~/.config/lanes`); else `/etc/lanes`; else the ones
+/// installed with the package.
+public struct ConfigStore: Sendable {
+    /// The directory holding Profiles/ and Lanes/.
+    public let root: String
+    /// How it was chosen (for `lanes doctor` and error messages).
+    public let origin: String
+
+    public init(root: String, origin: String) {
+        self.root = root
+        self.origin = origin
+    }
+
+    /// Picks the configuration directory. `installed` is the package's own copy, if known.
+    public static func locate(explicit: String?, environment: (String) -> String?, cwd: String, installed: String?) -> ConfigStore? {
+        if let explicit { return ConfigStore(root: explicit, origin: "--config") }
+        if let env = environment("LANES_CONFIG"), !env.isEmpty { return ConfigStore(root: env, origin: "LANES_CONFIG") }
+        if isDirectory(cwd + "/Profiles") && isDirectory(cwd + "/Lanes") { return ConfigStore(root: cwd, origin: "current directory") }
+        let xdg = environment("XDG_CONFIG_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? environment("HOME").map { $0 + "/.config" }
+        if let xdg, isDirectory(xdg + "/lanes") { return ConfigStore(root: xdg + "/lanes", origin: "XDG_CONFIG_HOME") }
+        if isDirectory("/etc/lanes") { return ConfigStore(root: "/etc/lanes", origin: "/etc/lanes") }
+        if let installed, isDirectory(installed + "/Profiles") { return ConfigStore(root: installed, origin: "installed with lanes") }
+        return nil
+    }
+
+    public var profilesDirectory: String { root + "/Profiles" }
+    public var lanesDirectory: String { root + "/Lanes" }
+
+    public func profileFile(_ name: String) -> String { profilesDirectory + "/" + name + ".toml" }
+    public func laneFile(_ name: String) -> String { lanesDirectory + "/" + name + ".toml" }
+
+    /// Names of the profiles and lanes present.
+    public func profileNames() -> [String] { tomlNames(profilesDirectory) }
+    public func laneNames() -> [String] { tomlNames(lanesDirectory) }
+
+    /// Loads a lane and its profile, with every problem of both files.
+    public func load(lane name: String, parser: ProfileParser) throws(ConfigErrors) -> (Lane, Profile) {
+        guard isSafeName(name) else {
+            throw ConfigErrors([ConfigDiagnostic(file: "<command line>", line: nil, keyPath: "", message: "invalid lane name \"\(name)\": expected letters, digits, '-', '_' or '.'")])
+        }
+        let laneFile = self.laneFile(name)
+        guard let text = readTextFile(laneFile) else {
+            let known = laneNames().joined(separator: ", ")
+            throw ConfigErrors([ConfigDiagnostic(file: laneFile, line: nil, keyPath: "", message: "no lane named \"\(name)\" in \(lanesDirectory) (\(origin)); lanes here: \(known.isEmpty ? "none" : known)")])
+        }
+        let lane = try LaneParser().parse(name: name, file: laneFile, text: text)
+        let profileFile = self.profileFile(lane.profile)
+        guard isSafeName(lane.profile), let profileText = readTextFile(profileFile) else {
+            throw ConfigErrors([ConfigDiagnostic(file: laneFile, line: nil, keyPath: "profile", message: "no profile named \"\(lane.profile)\" in \(profilesDirectory); profiles here: \(profileNames().joined(separator: ", "))")])
+        }
+        let profile = try parser.parse(name: lane.profile, file: profileFile, text: profileText)
+        return (lane, profile)
+    }
+
+    private func tomlNames(_ dir: String) -> [String] {
+        listDirectory(dir).filter { $0.hasSuffix(".toml") }.map { String($0.dropLast(5)) }.sorted()
+    }
+}
+
+func isSafeName(_ name: String) -> Bool {
+    !name.isEmpty && !name.hasPrefix(".") && name.unicodeScalars.allSatisfy {
+        $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == ".")
+    }
+}
+
+/// Whether `path` is a directory (following links).
+public func isDirectory(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+}
+
+/// The entries of a directory, or [] when it cannot be read.
+public func listDirectory(_ path: String) -> [String] {
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}
+
+/// A whole file as UTF-8 text, or nil when it cannot be read.
+public func readTextFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return nil }
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

@@ -1,0 +1,107 @@
+import LaneModel
+
+/// `Profiles/NAME.toml` → `Profile`, strictly (see docs/configuration.md for every key).
+public struct ProfileParser {
+    /// Says whether a syscall name exists (injected: libseccomp lives in LaneSys).
+    public var knownSyscall: (String) -> Bool
+
+    public init(knownSyscall: @escaping (String) -> Bool = { _ in true }) {
+        self.knownSyscall = knownSyscall
+    }
+
+    /// Parses one profile; throws every problem found.
+    public func parse(name: String, file: String, text: String) throws(ConfigErrors) -> Profile {
+        let source: TOMLSource
+        do { source = try TOMLSource(file: file, text: text) } catch { throw ConfigErrors([error]) }
+        let root = TableReader(source: source)
+        var profile = Profile(name: name)
+        profile.description = root.string("description") ?? ""
+
+        if let fs = root.table("filesystem") {
+            if let w = fs.string("workspace", allowed: ["read-only", "read-write"]) {
+                profile.filesystem.workspace = Profile.Filesystem.Access(rawValue: w) ?? .readWrite
+            }
+            profile.filesystem.readOnly = absolutePaths(fs, "read_only")
+            profile.filesystem.readWrite = absolutePaths(fs, "read_write")
+            if let t = fs.table("tmpfs") {
+                var mounts: [Profile.Tmpfs] = []
+                for path in t.table.keys.sorted() {
+                    t.markKnown(path)
+                    if !isAbsoluteClean(path) { t.error(path, "expected an absolute path without `..`, found \"\(path)\"") }
+                    if let size = t.quantity(path, units: Units.bytes, what: "a size") {
+                        mounts.append(.init(path: path, sizeBytes: UInt64(size)))
+                    }
+                }
+                profile.filesystem.tmpfs = mounts
+                fs.finish(t)
+            }
+            root.finish(fs)
+        }
+        if let net = root.table("network") {
+            if let mode = net.string("mode", allowed: ["none"]) { profile.network.mode = .init(rawValue: mode) ?? .none }
+            root.finish(net)
+        }
+        if let sc = root.table("seccomp") {
+            if let a = sc.string("default_action", allowed: ["errno", "kill"]) { profile.seccomp.defaultAction = .init(rawValue: a) ?? .errno }
+            profile.seccomp.allow = syscallNames(sc, "allow")
+            profile.seccomp.deny = syscallNames(sc, "deny")
+            root.finish(sc)
+        }
+        if let lim = root.table("limits") {
+            var l = profile.limits
+            if let v = lim.quantity("wall_clock", units: Units.seconds, what: "a duration") { l.wallSeconds = v }
+            if let v = lim.quantity("cpu", units: Units.seconds, what: "a duration") { l.cpuSeconds = UInt64(v.rounded(.up)) }
+            if let v = lim.quantity("open_files", units: Units.count, what: "a count") { l.openFiles = UInt64(v) }
+            if let v = lim.quantity("file_size", units: Units.bytes, what: "a size") { l.fileSizeBytes = UInt64(v) }
+            if let v = lim.quantity("processes", units: Units.count, what: "a count") { l.processes = UInt64(v) }
+            if let v = lim.quantity("output", units: Units.bytes, what: "a size") { l.outputBytes = UInt64(v) }
+            if let v = lim.quantity("kill_grace", units: Units.seconds, what: "a duration") { l.killGraceSeconds = v }
+            if l.wallSeconds <= 0 { lim.error("wall_clock", "expected a duration > 0") }
+            for key in ["memory", "pids", "cpu_fraction"] {
+                lim.reserved(key, "reserved for cgroup limits, which this version of Lanes cannot enforce yet; remove it")
+            }
+            profile.limits = l
+            root.finish(lim)
+        }
+        if let env = root.table("environment") {
+            var vars: [String: String] = [:]
+            for key in env.table.keys.sorted() {
+                if !isEnvironmentName(key) { env.error(key, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*), found \"\(key)\"") }
+                if let value = env.string(key) { vars[key] = value }
+            }
+            if vars["PATH"] == nil { vars["PATH"] = Profile.defaultEnvironment["PATH"] }
+            profile.environment = vars
+            root.finish(env)
+        }
+        root.reportUnknown()
+        if !root.diagnostics.isEmpty { throw ConfigErrors(root.diagnostics) }
+        return profile
+    }
+
+    private func absolutePaths(_ reader: TableReader, _ key: String) -> [String] {
+        let paths = reader.strings(key) ?? []
+        for path in paths where !isAbsoluteClean(path) {
+            reader.error(key, "expected an absolute path without `..`, found \"\(path)\"")
+        }
+        return paths.filter(isAbsoluteClean)
+    }
+
+    private func syscallNames(_ reader: TableReader, _ key: String) -> [String] {
+        let names = reader.strings(key) ?? []
+        for name in names where !knownSyscall(name) { reader.error(key, "unknown syscall \"\(name)\"") }
+        return names
+    }
+}
+
+/// An absolute path with no empty, `.` or `..` component (binds are never relative).
+public func isAbsoluteClean(_ path: String) -> Bool {
+    guard path.hasPrefix("/") else { return false }
+    if path == "/" { return true }
+    let parts = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+    return !parts.contains { $0.isEmpty || $0 == "." || $0 == ".." }
+}
+
+func isEnvironmentName(_ name: String) -> Bool {
+    guard let first = name.unicodeScalars.first, first == "_" || (first.isASCII && first.properties.isAlphabetic) else { return false }
+    return name.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }
+}

@@ -1,0 +1,131 @@
+import CLaneSys
+import Glibc
+import LanePlan
+
+/// Builds the sandbox's root in kernel order:
+/// 1. every mount private, so nothing propagates back to the host;
+/// 2. a scratch tmpfs on /tmp becomes the root for a moment, with the host root at /oldroot,
+///    so that bind sources are taken from /oldroot even when they live under the host's /tmp;
+/// 3. the new root (a tmpfs at /newroot) gets the plan's mounts in order;
+/// 4. pivot into /newroot and detach everything else, then make the root tmpfs read-only.
+struct SandboxFilesystem {
+    let plan: SpawnPlan
+    let base = "/tmp"
+    let newRoot = "/newroot"
+    let oldRoot = "/oldroot"
+
+    func build() throws(SetupFailure) {
+        try check(mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE), nil), "make mounts private")
+        try check(mount("tmpfs", base, "tmpfs", UInt(MS_NOSUID | MS_NODEV), "mode=0755,size=64k"), "mount scratch tmpfs")
+        try check(chdir(base), "chdir scratch")
+        try check(mkdir("newroot", 0o755), "mkdir newroot")
+        try check(mkdir("oldroot", 0o755), "mkdir oldroot")
+        try check(lane_pivot_root(base, base + "/oldroot"), "pivot_root to scratch")
+        try check(chdir("/"), "chdir /")
+        try check(mount("tmpfs", newRoot, "tmpfs", UInt(MS_NOSUID | MS_NODEV), "mode=0755,size=1m"), "mount root tmpfs")
+        for step in plan.mounts { try apply(step) }
+        try check(umount2(oldRoot, Int32(MNT_DETACH)), "detach host root")
+        try check(chdir(newRoot), "chdir new root")
+        try check(lane_pivot_root(".", "."), "pivot_root")
+        try check(umount2(".", Int32(MNT_DETACH)), "detach scratch root")
+        try check(chdir("/"), "chdir /")
+        try check(mount(nil, "/", nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV), nil), "remount root read-only")
+    }
+
+    private func inRoot(_ path: String) -> String { newRoot + path }
+
+    private func apply(_ step: MountStep) throws(SetupFailure) {
+        switch step {
+        case let .tmpfs(target, size, mode):
+            try makeDirectory(inRoot(target))
+            let options = "mode=" + String(mode, radix: 8) + (size > 0 ? ",size=\(size)" : "")
+            try check(mount("tmpfs", inRoot(target), "tmpfs", UInt(MS_NOSUID | MS_NODEV), options), "mount tmpfs \(target)")
+        case let .bind(source, target, readOnly, optional):
+            try bind(oldRoot + source, to: inRoot(target), readOnly: readOnly, optional: optional, name: target)
+        case let .proc(target):
+            try makeDirectory(inRoot(target))
+            try check(mount("proc", inRoot(target), "proc", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), nil), "mount \(target)")
+            // The parts of procfs that change the kernel stay read-only.
+            for sub in ["sys", "sysrq-trigger", "irq", "bus", "fs", "latency_stats", "timer_list"] {
+                let path = inRoot(target) + "/" + sub
+                if access(path, F_OK) == 0 {
+                    var stage: Int32 = 0
+                    if lane_bind(path, path, 1, &stage) != 0 { throw SetupFailure("protect \(target)/\(sub)") }
+                }
+            }
+        case let .devices(target):
+            try makeDevices(inRoot(target), name: target)
+        case let .symlink(destination, target):
+            try makeDirectory(parent(inRoot(target)))
+            try check(Glibc.symlink(destination, inRoot(target)), "symlink \(target)")
+        case let .file(target, contents, mode):
+            try makeDirectory(parent(inRoot(target)))
+            let fd = try check(open(inRoot(target), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(mode)), "create \(target)")
+            let n = contents.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            if n != contents.count { throw SetupFailure("write \(target)") }
+        case let .directory(target, mode):
+            try makeDirectory(inRoot(target), mode: mode_t(mode))
+        case let .remountReadOnly(target):
+            try check(mount(nil, inRoot(target), nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV), nil), "remount \(target) read-only")
+        }
+    }
+
+    private func bind(_ source: String, to target: String, readOnly: Bool, optional: Bool, name: String) throws(SetupFailure) {
+        var st = stat()
+        if lstat(source, &st) != 0 {
+            if optional && errno == ENOENT { return }
+            throw SetupFailure("bind \(name)")
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            try makeDirectory(target)
+        } else {
+            try makeDirectory(parent(target))
+            let fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+            if fd < 0 && errno != EEXIST { throw SetupFailure("bind \(name): create mount point") }
+            if fd >= 0 { close(fd) }
+        }
+        var stage: Int32 = 0
+        if lane_bind(source, target, readOnly ? 1 : 0, &stage) != 0 {
+            let what = ["", "open source", "open_tree", "mount_setattr", "move_mount"][Int(stage)]
+            throw SetupFailure("bind \(name) (\(what))")
+        }
+    }
+
+    private func makeDevices(_ dev: String, name: String) throws(SetupFailure) {
+        try makeDirectory(dev)
+        try check(mount("tmpfs", dev, "tmpfs", UInt(MS_NOSUID | MS_NOEXEC), "mode=0755,size=64k"), "mount \(name)")
+        for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+            let path = dev + "/" + node
+            let fd = try check(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o666), "create \(name)/\(node)")
+            close(fd)
+            // Device nodes cannot be created in a user namespace; bind the host's.
+            try check(mount(oldRoot + "/dev/" + node, path, nil, UInt(MS_BIND), nil), "bind \(name)/\(node)")
+        }
+        try makeDirectory(dev + "/pts")
+        try check(mount("devpts", dev + "/pts", "devpts", UInt(MS_NOSUID | MS_NOEXEC), "newinstance,ptmxmode=0666,mode=620"), "mount \(name)/pts")
+        try makeDirectory(dev + "/shm")
+        try check(mount("tmpfs", dev + "/shm", "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=1777,size=64m"), "mount \(name)/shm")
+        let links = [("pts/ptmx", "ptmx"), ("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
+                     ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")]
+        for (destination, link) in links {
+            try check(Glibc.symlink(destination, dev + "/" + link), "symlink \(name)/\(link)")
+        }
+        // No new entries in /dev from inside.
+        try check(mount(nil, dev, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC), nil), "remount \(name) read-only")
+    }
+
+    private func parent(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// mkdir -p inside the new root (which only this process can see, so no symlink races).
+    private func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(SetupFailure) {
+        var st = stat()
+        if stat(path, &st) == 0 { return }
+        let up = parent(path)
+        if up != path { try makeDirectory(up) }
+        if mkdir(path, mode) != 0 && errno != EEXIST { throw SetupFailure("mkdir \(path.dropFirst(newRoot.count))") }
+    }
+}

@@ -1,0 +1,75 @@
+/// What happened to one step: the outcome, the numbers, the captured output.
+public struct StepResult: Sendable, Equatable {
+    public var lane: String
+    public var profile: String
+    public var profileFingerprint: String
+    public var outcome: Outcome
+    /// The tool's exit code when it exited.
+    public var exitCode: Int32?
+    /// The signal that ended it, when one did.
+    public var signal: Int32?
+    public var wallMs: Double
+    public var cpuMs: Double
+    public var maxRssKb: Int
+    public var stdout: [UInt8]
+    public var stderr: [UInt8]
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+    /// The protections that were applied, by name.
+    public var protections: [String]
+    /// For `failed_to_start`: the stage and the reason.
+    public var error: String?
+
+    public init(lane: String, profile: String, profileFingerprint: String, outcome: Outcome,
+                exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Double = 0, cpuMs: Double = 0,
+                maxRssKb: Int = 0, stdout: [UInt8] = [], stderr: [UInt8] = [], stdoutTruncated: Bool = false,
+                stderrTruncated: Bool = false, protections: [String] = [], error: String? = nil) {
+        self.lane = lane
+        self.profile = profile
+        self.profileFingerprint = profileFingerprint
+        self.outcome = outcome
+        self.exitCode = exitCode
+        self.signal = signal
+        self.wallMs = wallMs
+        self.cpuMs = cpuMs
+        self.maxRssKb = maxRssKb
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdoutTruncated = stdoutTruncated
+        self.stderrTruncated = stderrTruncated
+        self.protections = protections
+        self.error = error
+    }
+
+    /// The exit status of `lanes run` for this result (see `ExitStatus`).
+    public var exitStatus: Int32 {
+        switch outcome {
+        case .exited: return exitCode ?? 0
+        case .signaled, .seccompViolation, .stopped: return ExitStatus.signaled(signal ?? 9)
+        case .timedOut: return ExitStatus.timedOut
+        case .failedToStart: return exitCode ?? ExitStatus.failedToStart
+        }
+    }
+
+    /// The result as one JSON object.
+    public func json() -> String {
+        var o = JSONObject()
+        o.add("lane", .string(lane))
+        o.add("profile", .string(profile))
+        o.add("profile_fingerprint", .string(profileFingerprint))
+        o.add("outcome", .string(outcome.rawValue))
+        o.add("exit_status", .int(Int(exitStatus)))
+        o.add("exit_code", exitCode.map { .int(Int($0)) } ?? .null)
+        o.add("signal", signal.map { .int(Int($0)) } ?? .null)
+        o.add("wall_ms", .double(wallMs))
+        o.add("cpu_ms", .double(cpuMs))
+        o.add("max_rss_kb", .int(maxRssKb))
+        o.add("stdout", .string(String(decoding: stdout, as: UTF8.self)))
+        o.add("stdout_truncated", .bool(stdoutTruncated))
+        o.add("stderr", .string(String(decoding: stderr, as: UTF8.self)))
+        o.add("stderr_truncated", .bool(stderrTruncated))
+        o.add("protections", .array(protections.map { .string($0) }))
+        if let error { o.add("error", .string(error)) }
+        return o.rendered
+    }
+}

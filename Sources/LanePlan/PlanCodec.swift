@@ -1,0 +1,134 @@
+/// A small length-prefixed binary encoding of `SpawnPlan`. It is hand-written because the helper
+/// that decodes it links no Foundation (start-up time is most of a step's cost), and the format
+/// is private to one build of Lanes: `lanes` and `lane-init` always come from the same build.
+public enum PlanCodec {
+    static let magic: UInt32 = 0x4C41_4E31  // "LAN1"
+
+    /// Encodes a plan.
+    public static func encode(_ plan: SpawnPlan) -> [UInt8] {
+        var w = Writer()
+        w.u32(magic)
+        w.strings(plan.argv)
+        w.strings(plan.environment)
+        w.string(plan.workdir)
+        w.string(plan.hostname)
+        w.u32(UInt32(plan.mounts.count))
+        for m in plan.mounts { w.mount(m) }
+        w.u32(UInt32(plan.rlimits.count))
+        for r in plan.rlimits {
+            w.u32(UInt32(bitPattern: r.resource))
+            w.u64(r.soft)
+            w.u64(r.hard)
+        }
+        w.bytes(plan.seccompFilter)
+        w.u32(plan.sandboxUid)
+        w.u32(plan.sandboxGid)
+        w.u32(plan.loopbackUp ? 1 : 0)
+        return w.out
+    }
+
+    /// Decodes a plan; throws on any malformed input rather than guessing.
+    public static func decode(_ bytes: [UInt8]) throws(PlanDecodingError) -> SpawnPlan {
+        var r = Reader(input: bytes)
+        guard try r.u32() == magic else { throw PlanDecodingError(offset: 0) }
+        let argv = try r.strings()
+        let env = try r.strings()
+        let workdir = try r.string()
+        let hostname = try r.string()
+        var mounts: [MountStep] = []
+        for _ in 0..<(try r.count()) { mounts.append(try r.mount()) }
+        var limits: [ResourceLimit] = []
+        for _ in 0..<(try r.count()) {
+            limits.append(ResourceLimit(resource: Int32(bitPattern: try r.u32()), soft: try r.u64(), hard: try r.u64()))
+        }
+        let filter = try r.bytes()
+        let uid = try r.u32()
+        let gid = try r.u32()
+        let lo = try r.u32() == 1
+        guard r.offset == bytes.count else { throw PlanDecodingError(offset: r.offset) }
+        return SpawnPlan(argv: argv, environment: env, workdir: workdir, hostname: hostname,
+                         mounts: mounts, rlimits: limits, seccompFilter: filter,
+                         sandboxUid: uid, sandboxGid: gid, loopbackUp: lo)
+    }
+}
+
+/// A plan that could not be decoded, with the byte offset where decoding stopped.
+public struct PlanDecodingError: Error, Equatable {
+    public let offset: Int
+}
+
+struct Writer {
+    var out: [UInt8] = []
+    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+    mutating func bytes(_ b: [UInt8]) {
+        u32(UInt32(b.count))
+        out.append(contentsOf: b)
+    }
+    mutating func string(_ s: String) { bytes(Array(s.utf8)) }
+    mutating func strings(_ list: [String]) {
+        u32(UInt32(list.count))
+        for s in list { string(s) }
+    }
+    mutating func mount(_ m: MountStep) {
+        switch m {
+        case let .tmpfs(target, size, mode): u32(1); string(target); u64(size); u32(mode)
+        case let .bind(source, target, ro, optional):
+            u32(2); string(source); string(target); u32((ro ? 1 : 0) | (optional ? 2 : 0))
+        case let .proc(target): u32(3); string(target)
+        case let .devices(target): u32(4); string(target)
+        case let .symlink(destination, target): u32(5); string(destination); string(target)
+        case let .file(target, contents, mode): u32(6); string(target); bytes(contents); u32(mode)
+        case let .directory(target, mode): u32(7); string(target); u32(mode)
+        case let .remountReadOnly(target): u32(8); string(target)
+        }
+    }
+}
+
+struct Reader {
+    let input: [UInt8]
+    var offset = 0
+
+    mutating func take(_ n: Int) throws(PlanDecodingError) -> ArraySlice<UInt8> {
+        guard n >= 0, input.count - offset >= n else { throw PlanDecodingError(offset: offset) }
+        defer { offset += n }
+        return input[offset..<offset + n]
+    }
+    mutating func u32() throws(PlanDecodingError) -> UInt32 {
+        var v: UInt32 = 0
+        for (i, b) in try take(4).enumerated() { v |= UInt32(b) << (8 * UInt32(i)) }
+        return v
+    }
+    mutating func u64() throws(PlanDecodingError) -> UInt64 {
+        var v: UInt64 = 0
+        for (i, b) in try take(8).enumerated() { v |= UInt64(b) << (8 * UInt64(i)) }
+        return v
+    }
+    mutating func count() throws(PlanDecodingError) -> Int {
+        let n = Int(try u32())
+        guard n <= input.count else { throw PlanDecodingError(offset: offset) }
+        return n
+    }
+    mutating func bytes() throws(PlanDecodingError) -> [UInt8] { Array(try take(try count())) }
+    mutating func string() throws(PlanDecodingError) -> String { String(decoding: try bytes(), as: UTF8.self) }
+    mutating func strings() throws(PlanDecodingError) -> [String] {
+        var list: [String] = []
+        for _ in 0..<(try count()) { list.append(try string()) }
+        return list
+    }
+    mutating func mount() throws(PlanDecodingError) -> MountStep {
+        switch try u32() {
+        case 1: return .tmpfs(target: try string(), sizeBytes: try u64(), mode: try u32())
+        case 2:
+            let source = try string(), target = try string(), flags = try u32()
+            return .bind(source: source, target: target, readOnly: flags & 1 != 0, optional: flags & 2 != 0)
+        case 3: return .proc(target: try string())
+        case 4: return .devices(target: try string())
+        case 5: return .symlink(destination: try string(), target: try string())
+        case 6: return .file(target: try string(), contents: try bytes(), mode: try u32())
+        case 7: return .directory(target: try string(), mode: try u32())
+        case 8: return .remountReadOnly(target: try string())
+        default: throw PlanDecodingError(offset: offset)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+/// Everything `lane-init` needs to build the sandbox and start the tool, computed by `lanes`
+/// before the spawn. It travels to the helper through a memfd (see `PlanCodec`).
+public struct SpawnPlan: Sendable, Equatable {
+    /// The tool's argv; argv[0] is looked up in the sandbox's PATH when it has no slash.
+    public var argv: [String]
+    /// The tool's environment as `KEY=VALUE` strings.
+    public var environment: [String]
+    /// The tool's working directory inside the sandbox.
+    public var workdir: String
+    public var hostname: String
+    /// The filesystem, in the order it is built (root-relative targets, absolute sources).
+    public var mounts: [MountStep]
+    public var rlimits: [ResourceLimit]
+    /// The compiled seccomp filter (struct sock_filter array); empty means none, which the
+    /// supervisor never sends for a real step.
+    public var seccompFilter: [UInt8]
+    /// The uid and gid the tool runs as inside its own user namespace (never 0).
+    public var sandboxUid: UInt32
+    public var sandboxGid: UInt32
+    /// Bring the loopback interface of the new network namespace up.
+    public var loopbackUp: Bool
+
+    public init(argv: [String], environment: [String], workdir: String, hostname: String = "lane",
+                mounts: [MountStep], rlimits: [ResourceLimit], seccompFilter: [UInt8],
+                sandboxUid: UInt32 = 1000, sandboxGid: UInt32 = 1000, loopbackUp: Bool = true) {
+        self.argv = argv
+        self.environment = environment
+        self.workdir = workdir
+        self.hostname = hostname
+        self.mounts = mounts
+        self.rlimits = rlimits
+        self.seccompFilter = seccompFilter
+        self.sandboxUid = sandboxUid
+        self.sandboxGid = sandboxGid
+        self.loopbackUp = loopbackUp
+    }
+}
+
+/// One step of building the sandbox's filesystem. Targets are paths inside the new root.
+public enum MountStep: Sendable, Equatable {
+    /// A tmpfs of `sizeBytes` (0 = kernel default) with `mode`.
+    case tmpfs(target: String, sizeBytes: UInt64, mode: UInt32)
+    /// A bind of a host path, read-only or not, always nosuid and nodev. An optional source that
+    /// does not exist is skipped; a required one fails the step.
+    case bind(source: String, target: String, readOnly: Bool, optional: Bool)
+    /// A fresh procfs for the sandbox's pid namespace.
+    case proc(target: String)
+    /// A minimal /dev: null, zero, full, random, urandom, tty, a private pts and shm.
+    case devices(target: String)
+    /// A symbolic link at `target` pointing to `destination`.
+    case symlink(destination: String, target: String)
+    /// A file with fixed contents (for /etc/passwd and friends).
+    case file(target: String, contents: [UInt8], mode: UInt32)
+    /// A directory (parents are created as needed).
+    case directory(target: String, mode: UInt32)
+    /// Makes an existing mount read-only (done after everything below it is built).
+    case remountReadOnly(target: String)
+}
+
+/// One setrlimit call.
+public struct ResourceLimit: Sendable, Equatable {
+    public var resource: Int32
+    public var soft: UInt64
+    public var hard: UInt64
+    public init(resource: Int32, soft: UInt64, hard: UInt64) {
+        self.resource = resource
+        self.soft = soft
+        self.hard = hard
+    }
+}

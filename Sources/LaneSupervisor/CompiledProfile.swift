@@ -1,0 +1,44 @@
+import Crypto
+import Glibc
+import LaneModel
+import LanePlan
+import LaneSys
+
+/// A profile compiled once: its seccomp program, its rlimits, and the fingerprint (SHA-256 of
+/// the compiled policy) that names this exact policy in results and in the journal.
+public struct CompiledProfile: Sendable {
+    public let profile: Profile
+    public let seccompFilter: [UInt8]
+    public let rlimits: [ResourceLimit]
+    /// Hex SHA-256 over the filter, the limits, the environment and the filesystem and network
+    /// sections: any change to what the sandbox enforces changes it.
+    public let fingerprint: String
+
+    public init(_ profile: Profile) throws(LanesError) {
+        self.profile = profile
+        seccompFilter = try SeccompCompiler.compile(profile.seccomp)
+        let l = profile.limits
+        rlimits = [
+            ResourceLimit(resource: Int32(RLIMIT_CORE.rawValue), soft: 0, hard: 0),
+            ResourceLimit(resource: Int32(RLIMIT_NOFILE.rawValue), soft: l.openFiles, hard: l.openFiles),
+            ResourceLimit(resource: Int32(RLIMIT_FSIZE.rawValue), soft: l.fileSizeBytes, hard: l.fileSizeBytes),
+            ResourceLimit(resource: Int32(RLIMIT_CPU.rawValue), soft: l.cpuSeconds, hard: l.cpuSeconds + 1),
+            ResourceLimit(resource: Int32(__RLIMIT_NPROC.rawValue), soft: l.processes, hard: l.processes),
+        ]
+        var hasher = SHA256()
+        hasher.update(data: seccompFilter)
+        let fs = profile.filesystem
+        let description = [
+            "limits \(l.wallSeconds) \(l.cpuSeconds) \(l.openFiles) \(l.fileSizeBytes) \(l.processes) \(l.outputBytes) \(l.killGraceSeconds)",
+            "env " + profile.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{0}"),
+            "fs \(fs.workspace.rawValue) ro=\(fs.readOnly) rw=\(fs.readWrite) tmpfs=\(fs.tmpfs.map { "\($0.path):\($0.sizeBytes)" })",
+            "net \(profile.network.mode.rawValue)",
+        ].joined(separator: "\n")
+        hasher.update(data: Array(description.utf8))
+        fingerprint = hasher.finalize().map { String($0, radix: 16).leftPad(2) }.joined()
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}

@@ -1,0 +1,126 @@
+import CLaneSys
+import Glibc
+import LaneModel
+import LanePlan
+
+/// Runs one step: plan → spawn → watch → result. Nothing here runs between clone and exec;
+/// that is `lane_spawn` (C) and then `lane-init` (a fresh process).
+public struct StepRunner {
+    /// Path of the `lane-init` helper.
+    public let initPath: String
+
+    public init(initPath: String) {
+        self.initPath = initPath
+    }
+
+    /// The protections every step gets; a step that cannot have one of them does not run.
+    public static func protections(_ profile: Profile) -> [String] {
+        ["user_namespace", "pid_namespace", "mount_namespace", "network_namespace:loopback_only",
+         "uts_namespace", "ipc_namespace", "cgroup_namespace", "tmpfs_root", "read_only_system_binds",
+         "workspace:\(profile.filesystem.workspace.rawValue)", "seccomp:\(profile.seccomp.defaultAction.rawValue)",
+         "capabilities_dropped", "no_new_privs", "rlimits", "new_session", "clean_environment",
+         "fds_closed", "pdeathsig", "init_reaper", "nondumpable_init"]
+    }
+
+    /// Runs the step. `compiled` is the profile compiled once for this process.
+    public func run(_ request: StepRequest, compiled: CompiledProfile) -> StepResult {
+        let start = monotonicSeconds()
+        var result = StepResult(lane: request.lane.name, profile: request.profile.name,
+                                profileFingerprint: compiled.fingerprint, outcome: .failedToStart,
+                                protections: Self.protections(request.profile))
+        do {
+            let signalFd = try blockStopSignals()
+            defer { close(signalFd) }
+            try checkStdin()
+            let plan = SpawnPlan(
+                argv: request.argv,
+                environment: request.profile.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
+                workdir: request.workspace,
+                mounts: SandboxLayout.mounts(profile: request.profile, lane: request.lane,
+                                             workspace: request.workspace, hidden: request.hiddenPaths),
+                rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
+            let sandbox = try Spawner(initPath: initPath).spawn(plan)
+            let limit = Int(clamping: request.profile.limits.outputBytes)
+            let monitor = StepMonitor(sandbox: sandbox, deadlineSeconds: request.wallSeconds,
+                                      graceSeconds: request.profile.limits.killGraceSeconds, signalFd: signalFd)
+            let ending = monitor.watch(
+                stdout: OutputSink(relayFd: request.captureOutput ? nil : 1, limit: limit),
+                stderr: OutputSink(relayFd: request.captureOutput ? nil : 2, limit: limit),
+                forwardStdin: shouldForwardStdin())
+            result.wallMs = (monotonicSeconds() - start) * 1000
+            fill(&result, from: ending)
+        } catch {
+            result.wallMs = (monotonicSeconds() - start) * 1000
+            result.outcome = .failedToStart
+            result.exitCode = ExitStatus.failedToStart
+            result.error = "\(error.stage): \(error.message)"
+        }
+        return result
+    }
+
+    private func fill(_ result: inout StepResult, from ending: StepMonitor.Ending) {
+        let u = ending.usage
+        result.cpuMs = Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000
+            + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1000
+        result.maxRssKb = u.ru_maxrss
+        result.stdout = ending.stdout.captured
+        result.stderr = ending.stderr.captured
+        result.stdoutTruncated = ending.stdout.truncated
+        result.stderrTruncated = ending.stderr.truncated
+        if let sig = ending.stoppedBy {
+            result.outcome = .stopped
+            result.signal = sig
+            return
+        }
+        if ending.timedOut {
+            result.outcome = .timedOut
+            return
+        }
+        guard let report = ending.report else {
+            result.outcome = .failedToStart
+            result.exitCode = ExitStatus.failedToStart
+            result.error = "lane-init: ended without a report"
+            return
+        }
+        switch report.kind {
+        case .exited:
+            result.outcome = .exited
+            result.exitCode = report.value
+        case .signaled:
+            result.outcome = report.value == SIGSYS ? .seccompViolation : .signaled
+            result.signal = report.value
+        case .setupFailed:
+            result.outcome = .failedToStart
+            result.exitCode = ExitStatus.failedToStart
+            result.error = "sandbox set-up failed at '\(report.stage)': \(String(cString: strerror(report.errno)))"
+        case .execFailed:
+            result.outcome = .failedToStart
+            result.exitCode = report.value
+            result.error = "cannot execute '\(result.lane.isEmpty ? "" : "")\(report.value == 127 ? "command not found" : "permission denied or not executable")': \(String(cString: strerror(report.errno)))"
+        }
+    }
+
+    /// SIGINT, SIGTERM and SIGHUP become readable on a signalfd instead of killing `lanes`.
+    private func blockStopSignals() throws(LanesError) -> Int32 {
+        let signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+        let fd = signals.withUnsafeBufferPointer { lane_signalfd_for($0.baseAddress, Int32($0.count)) }
+        guard fd >= 0 else { throw LanesError(.setupFailed, stage: "signals", errno: errno, "signalfd failed") }
+        return fd
+    }
+
+    /// A directory fd on stdin would let the step reach the host's filesystem through it; it is
+    /// never passed (stdin is always a pipe), and `lanes` refuses to run with one.
+    private func checkStdin() throws(LanesError) {
+        var st = stat()
+        if fstat(0, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+            throw LanesError(.invalidArgument, stage: "stdin", "standard input is a directory; refusing to run a step with it")
+        }
+    }
+
+    /// Forward stdin when it is a pipe or a file; a terminal is never read (the step gets EOF).
+    private func shouldForwardStdin() -> Bool {
+        var st = stat()
+        guard fstat(0, &st) == 0 else { return false }
+        return isatty(0) == 0
+    }
+}

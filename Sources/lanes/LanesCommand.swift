@@ -1,0 +1,19 @@
+import ArgumentParser
+
+@main
+struct LanesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lanes",
+        abstract: "Run each tool call of an agent as a step in an isolated, journaled execution lane.",
+        discussion: """
+            A lane (Lanes/NAME.toml) binds a profile (Profiles/NAME.toml) to an owner and a workspace.
+            `lanes run LANE -- CMD ARGS…` runs one command in a fresh sandbox of that lane.
+            """,
+        subcommands: [RunCommand.self, CheckCommand.self, DoctorCommand.self])
+}
+
+/// Options every command that reads profiles and lanes shares.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Directory holding Profiles/ and Lanes/ (default: LANES_CONFIG, ./Profiles + ./Lanes, $XDG_CONFIG_HOME/lanes, /etc/lanes, the installed ones).", valueName: "DIR"))
+    var config: String?
+}
