@@ -58,13 +58,22 @@ let package = Package(
         .executableTarget(
             name: "lanes",
             dependencies: [
-                "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor",
+                "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneJournal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
+        .target(
+            name: "LaneJournal",
+            dependencies: ["LaneModel", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings),
+        .target(name: "LaneTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "LanesTests",
-            dependencies: ["LaneModel", "LanePlan", "LaneConfig", "LaneSys", "LaneSupervisor"],
+            dependencies: ["LaneModel", "LanePlan", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneTestSupport"],
             swiftSettings: swiftSettings),
+        .testTarget(name: "EscapeTests", dependencies: ["LaneTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CgroupTests", dependencies: ["LaneSys", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "JournalTests", dependencies: ["LaneJournal", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
     ]
 )

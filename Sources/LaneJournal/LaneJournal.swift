@@ -1,0 +1,1 @@
+// The journal store (issue 4) lives here.

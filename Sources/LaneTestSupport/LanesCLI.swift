@@ -1,0 +1,107 @@
+import Foundation
+
+/// Runs the built `lanes` binary end to end, as the tests' user or as an unprivileged uid, and
+/// captures what it printed. Used by every integration test.
+public enum LanesCLI {
+    /// The result of one invocation.
+    public struct Output: Sendable {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+        public let stdoutBytes: Data
+    }
+
+    /// Who runs `lanes`.
+    public enum Identity: Sendable, CustomStringConvertible {
+        case current
+        /// uid/gid 65534 through setpriv, with no supplementary groups.
+        case unprivileged
+        public var description: String { self == .current ? "current user" : "unprivileged uid 65534" }
+        public static func == (a: Identity, b: Identity) -> Bool { a.description == b.description }
+    }
+
+    /// The package root (found from this source file).
+    public static let packageRoot: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    }()
+
+    /// The directory of the built products (the one the tests were built into).
+    public static let productsDirectory: URL = {
+        if let env = ProcessInfo.processInfo.environment["LANES_BIN_DIR"] { return URL(fileURLWithPath: env) }
+        // The test bundle lives next to the products.
+        for candidate in [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()] {
+            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("lanes").path) { return candidate }
+        }
+        return packageRoot.appendingPathComponent(".build/debug")
+    }()
+
+    public static var lanesPath: String { productsDirectory.appendingPathComponent("lanes").path }
+
+    /// Whether setpriv exists to run as an unprivileged uid.
+    public static var canDropPrivileges: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") }
+
+    /// Runs `lanes ARGS…` and waits. `config` defaults to the package's own Profiles/ and Lanes/.
+    @discardableResult
+    public static func run(_ arguments: [String], as identity: Identity = .current, config: String? = nil,
+                           cwd: String? = nil, stdin: Data? = nil, environment: [String: String] = [:]) throws -> Output {
+        let process = Process()
+        var args = arguments
+        if identity == .unprivileged {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            args = ["--reuid=65534", "--regid=65534", "--clear-groups", "--", lanesPath] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: lanesPath)
+        }
+        process.arguments = args
+        var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANES_CONFIG": config ?? packageRoot.path, "HOME": "/tmp"]
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { try? input.fileHandleForWriting.write(contentsOf: stdin) }
+        try? input.fileHandleForWriting.close()
+        // Read both pipes concurrently so a large output cannot deadlock the test.
+        nonisolated(unsafe) var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self), stdoutBytes: outData)
+    }
+
+    /// A fresh temporary directory, world-writable so an unprivileged `lanes` can use it too.
+    public static func temporaryDirectory(_ prefix: String = "lanes-test") throws -> String {
+        let path = NSTemporaryDirectory() + prefix + "-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o777])
+        return path
+    }
+
+    /// Compiles a C program with cc (static where possible, so it runs in any sandbox view).
+    public static func compileC(_ source: String, name: String, in dir: String) throws -> String {
+        let src = dir + "/" + name + ".c", bin = dir + "/" + name
+        try source.write(toFile: src, atomically: true, encoding: .utf8)
+        let cc = Process()
+        cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
+        cc.arguments = ["-O1", "-o", bin, src]
+        try cc.run()
+        cc.waitUntilExit()
+        guard cc.terminationStatus == 0 else { throw CocoaError(.executableLoad) }
+        return bin
+    }
+}
