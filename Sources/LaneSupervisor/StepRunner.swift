@@ -32,20 +32,22 @@ public struct StepRunner {
             let signalFd = try blockStopSignals()
             defer { close(signalFd) }
             try checkStdin()
+            try prepareWritableDirectories(request)
             let plan = SpawnPlan(
                 argv: request.argv,
-                environment: request.profile.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
+                environment: Self.environment(request),
                 workdir: request.workspace,
                 mounts: SandboxLayout.mounts(profile: request.profile, lane: request.lane,
-                                             workspace: request.workspace, hidden: request.hiddenPaths),
+                                             workspace: request.workspace, hidden: request.hiddenPaths)
+                    + Self.credentialMounts(request.credentials),
                 rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
             let sandbox = try Spawner(initPath: initPath).spawn(plan)
             let limit = Int(clamping: request.profile.limits.outputBytes)
             let monitor = StepMonitor(sandbox: sandbox, deadlineSeconds: request.wallSeconds,
                                       graceSeconds: request.profile.limits.killGraceSeconds, signalFd: signalFd)
             let ending = monitor.watch(
-                stdout: OutputSink(relayFd: request.captureOutput ? nil : 1, limit: limit),
-                stderr: OutputSink(relayFd: request.captureOutput ? nil : 2, limit: limit),
+                stdout: OutputSink(relayFd: request.captureOutput ? nil : 1, limit: limit, redactor: request.redactor),
+                stderr: OutputSink(relayFd: request.captureOutput ? nil : 2, limit: limit, redactor: request.redactor),
                 forwardStdin: shouldForwardStdin())
             result.wallMs = (monotonicSeconds() - start) * 1000
             fill(&result, from: ending)
@@ -58,7 +60,32 @@ public struct StepRunner {
         return result
     }
 
+    /// The profile's environment plus the lane's env credentials; nothing else passes.
+    static func environment(_ request: StepRequest) -> [String] {
+        var env = request.profile.environment.map { ($0.key, Array($0.value.utf8)) }
+        for c in request.credentials where c.delivery == .env {
+            env.removeAll { $0.0 == c.name }
+            env.append((c.name, c.value))
+        }
+        return env.sorted { $0.0 < $1.0 }.map { $0.0 + "=" + String(decoding: $0.1, as: UTF8.self) }
+    }
+
+    /// File credentials: a private tmpfs at `Lane.Credential.directory` holding one 0400 file per
+    /// credential (owned by the sandbox uid, which maps to lane-init's), then made read-only.
+    static func credentialMounts(_ credentials: [CredentialValue]) -> [MountStep] {
+        let files = credentials.filter { $0.delivery == .file }
+        guard !files.isEmpty else { return [] }
+        let dir = Lane.Credential.directory
+        var steps: [MountStep] = [.tmpfs(target: dir, sizeBytes: 1 << 20, mode: 0o500)]
+        for c in files { steps.append(.file(target: dir + "/" + c.name, contents: c.value, mode: 0o400)) }
+        steps.append(.remountReadOnly(target: dir))
+        return steps
+    }
+
     private func fill(_ result: inout StepResult, from ending: StepMonitor.Ending) {
+        var ending = ending
+        ending.stdout.finish()
+        ending.stderr.finish()
         let u = ending.usage
         result.cpuMs = Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000
             + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1000
@@ -97,6 +124,25 @@ public struct StepRunner {
             result.outcome = .failedToStart
             result.exitCode = report.value
             result.error = "cannot execute '\(result.lane.isEmpty ? "" : "")\(report.value == 127 ? "command not found" : "permission denied or not executable")': \(String(cString: strerror(report.errno)))"
+        }
+    }
+
+    /// The lane's writable workspace directories exist before they are bound. A path that is a
+    /// symlink (or has one inside the workspace) is refused: binds never follow links.
+    private func prepareWritableDirectories(_ request: StepRequest) throws(LanesError) {
+        for dir in request.lane.writable {
+            var path = request.workspace
+            for part in dir.split(separator: "/") {
+                path += "/" + part
+                var st = stat()
+                if lstat(path, &st) == 0 {
+                    guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                        throw LanesError(.invalidConfig, stage: "workspace", "writable directory \"\(dir)\" is not a directory (or is a symlink) in \(request.workspace)")
+                    }
+                } else if mkdir(path, 0o755) != 0 {
+                    throw LanesError(.setupFailed, stage: "workspace", errno: errno, "cannot create \(path): \(String(cString: strerror(errno)))")
+                }
+            }
         }
     }
 

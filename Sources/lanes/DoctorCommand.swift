@@ -1,2 +1,78 @@
 import ArgumentParser
-struct DoctorCommand: ParsableCommand { static let configuration = CommandConfiguration(commandName: "doctor", abstract: "Probe the host.") }
+import Glibc
+import LaneConfig
+import LaneModel
+import LaneSupervisor
+import LaneSys
+
+struct DoctorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Probe the host and say, for each profile, whether it can run here.",
+        discussion: """
+            Checks user namespaces, seccomp and its actions, the Landlock ABI, cgroups, pidfd and
+            clone3, then runs `/bin/true` as a real step in every profile found. Exit 0 when every
+            profile can run here, 1 otherwise.
+            """)
+
+    @OptionGroup var configOptions: ConfigOptions
+
+    func run() throws {
+        printOut("host (\(geteuid() == 0 ? "root" : "uid \(geteuid())"), kernel \(kernelRelease()))\n")
+        for f in HostProbe.all() {
+            printOut("  \(f.ok ? "ok  " : "FAIL") \(f.name.padding(16)) \(f.detail)\n")
+            if let advice = f.advice, !f.ok { printOut("       → \(advice)\n") }
+        }
+        guard let store = Paths.locateConfig(configOptions.config) else {
+            printOut("profiles: none found (use --config DIR or LANES_CONFIG)\n")
+            throw ExitCode(1)
+        }
+        printOut("profiles (\(store.profilesDirectory), \(store.origin))\n")
+        var failures = 0
+        let workspace = Paths.resolve("/tmp") ?? "/tmp"
+        for name in store.profileNames() {
+            let verdict = probe(name, store: store, workspace: workspace)
+            if verdict.hasPrefix("can run") {
+                printOut("  ok   \(name.padding(16)) \(verdict)\n")
+            } else {
+                failures += 1
+                printOut("  FAIL \(name.padding(16)) \(verdict)\n")
+            }
+        }
+        if failures > 0 { throw ExitCode(1) }
+    }
+
+    private func probe(_ name: String, store: ConfigStore, workspace: String) -> String {
+        guard let text = readTextFile(store.profileFile(name)) else { return "cannot read \(store.profileFile(name))" }
+        let profile: Profile
+        do {
+            profile = try ProfileParser(knownSyscall: SeccompCompiler.isKnown).parse(name: name, file: store.profileFile(name), text: text)
+        } catch {
+            return "invalid: \(error.diagnostics.first?.description ?? "")  → run `lanes check`"
+        }
+        do {
+            let compiled = try CompiledProfile(profile)
+            let lane = Lane(name: "doctor", description: "probe", owner: "lanes doctor", profile: name)
+            let request = StepRequest(lane: lane, profile: profile, argv: ["/bin/true"], workspace: workspace,
+                                      timeoutSeconds: 10, captureOutput: true)
+            let result = StepRunner(initPath: Paths.initHelper).run(request, compiled: compiled)
+            if result.outcome == .exited && result.exitCode == 0 {
+                return "can run here (\(String(format1: result.wallMs)) ms for /bin/true)"
+            }
+            return "cannot run here: \(result.error ?? result.outcome.rawValue)  → see the failing host check above"
+        } catch {
+            return "cannot run here: \(error.stage): \(error.message)"
+        }
+    }
+
+    private func kernelRelease() -> String {
+        var u = utsname()
+        uname(&u)
+        return withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+    init(format1 value: Double) { self = String((value * 10).rounded() / 10) }
+}

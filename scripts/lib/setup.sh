@@ -1,0 +1,42 @@
+# Shared set-up for scripts/test, scripts/lanes and scripts/bench: the system packages Lanes
+# needs, installed when running as root, or the exact command printed when not.
+LANES_APT_PACKAGES=(libseccomp-dev libcap-dev libsqlite3-dev bubblewrap hyperfine)
+
+lanes_missing_packages() {
+    local missing=()
+    for p in "${LANES_APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    echo "${missing[@]:-}"
+}
+
+lanes_ensure_packages() {
+    local missing
+    missing=$(lanes_missing_packages)
+    [ -z "$missing" ] && return 0
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing $missing" >&2
+        apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2
+    else
+        echo "setup: missing system packages: $missing" >&2
+        echo "setup: run: sudo apt-get update && sudo apt-get install -y $missing" >&2
+        return 1
+    fi
+}
+
+# Release build of lanes and lane-init, statically linked against the Swift runtime (start-up is
+# most of a step's cost). Rebuilt only when a source is newer than the binary.
+LANES_RELEASE_DIR=.build-release
+lanes_release_build() {
+    local bin="$LANES_RELEASE_DIR/release/lanes"
+    if [ -x "$bin" ] && [ -x "$LANES_RELEASE_DIR/release/lane-init" ] \
+        && [ -z "$(find Package.swift Sources -newer "$bin" -print -quit)" ]; then
+        return 0
+    fi
+    echo "setup: building lanes (release)…" >&2
+    swift build -c release --static-swift-stdlib --scratch-path "$LANES_RELEASE_DIR" \
+        --product lanes >&2
+    swift build -c release --static-swift-stdlib --scratch-path "$LANES_RELEASE_DIR" \
+        --product lane-init >&2
+}
