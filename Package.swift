@@ -72,7 +72,7 @@ let package = Package(
             name: "LanesTests",
             dependencies: ["LaneModel", "LanePlan", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneTestSupport"],
             swiftSettings: swiftSettings),
-        .testTarget(name: "EscapeTests", dependencies: ["LaneTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "EscapeTests", dependencies: ["LaneTestSupport"], exclude: ["Probes"], swiftSettings: swiftSettings),
         .testTarget(name: "CgroupTests", dependencies: ["LaneSys", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "JournalTests", dependencies: ["LaneJournal", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
     ]

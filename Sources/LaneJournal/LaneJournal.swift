@@ -1,1 +1,0 @@
-// The journal store (issue 4) lives here.

@@ -1,0 +1,254 @@
+import Crypto
+import Foundation
+
+/// What a step is about to do, committed before the spawn. The fields that say *what* runs are
+/// compared on replay (`differences(from:)`); who ran it and when are not.
+public struct StepIntent: Codable, Sendable, Equatable {
+    public var lane: String
+    public var argv: [String]
+    /// The working directory (the workspace, absolute).
+    public var cwd: String
+    /// Names of the environment variables the step gets (profile environment and env credentials).
+    public var environment: [String]
+    /// Names of the credentials the step gets.
+    public var credentials: [String]
+    public var profile: String
+    /// Hash of the compiled policy; a changed profile changes it.
+    public var profileFingerprint: String
+    /// The limits in force, by name.
+    public var limits: [String: Double]
+    /// Which supervisor wrote the intent (not compared).
+    public var supervisor: Supervisor
+    /// `--idempotent` on this invocation (not compared).
+    public var idempotent: Bool
+
+    public init(lane: String, argv: [String], cwd: String, environment: [String], credentials: [String],
+                profile: String, profileFingerprint: String, limits: [String: Double],
+                supervisor: Supervisor, idempotent: Bool = false) {
+        self.lane = lane
+        self.argv = argv
+        self.cwd = cwd
+        self.environment = environment.sorted()
+        self.credentials = credentials.sorted()
+        self.profile = profile
+        self.profileFingerprint = profileFingerprint
+        self.limits = limits
+        self.supervisor = supervisor
+        self.idempotent = idempotent
+    }
+
+    /// The names of the fields that say what runs and differ between the two intents.
+    public func differences(from other: StepIntent) -> [String] {
+        var out: [String] = []
+        if lane != other.lane { out.append("lane") }
+        if argv != other.argv { out.append("argv") }
+        if cwd != other.cwd { out.append("cwd") }
+        if environment != other.environment { out.append("environment") }
+        if credentials != other.credentials { out.append("credentials") }
+        if profile != other.profile { out.append("profile") }
+        if profileFingerprint != other.profileFingerprint { out.append("profile_fingerprint") }
+        if limits != other.limits { out.append("limits") }
+        return out
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case lane, argv, cwd, environment, credentials, profile, limits, supervisor, idempotent
+        case profileFingerprint = "profile_fingerprint"
+    }
+}
+
+/// The supervisor process that wrote an intent. It is alive when a process with the same pid
+/// and the same start time exists on the same boot.
+public struct Supervisor: Codable, Sendable, Equatable {
+    public var pid: Int32
+    /// Field 22 of /proc/PID/stat (clock ticks since boot).
+    public var startTime: UInt64
+    public var bootID: String
+    public var host: String
+
+    public init(pid: Int32, startTime: UInt64, bootID: String, host: String) {
+        self.pid = pid
+        self.startTime = startTime
+        self.bootID = bootID
+        self.host = host
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case pid, host
+        case startTime = "start_time"
+        case bootID = "boot_id"
+    }
+}
+
+/// How a step ended, as recorded in its close record.
+public struct StepClose: Codable, Sendable, Equatable {
+    public var outcome: String
+    /// The exit status `lanes run` returned for it.
+    public var exitStatus: Int32
+    public var exitCode: Int32?
+    public var signal: Int32?
+    /// Which limit fired, if one did (e.g. "wall_clock", "output").
+    public var limit: String?
+    public var wallMs: Double
+    public var cpuMs: Double
+    public var maxRssKb: Int
+    /// Captured output, capped and redacted.
+    public var stdout: Data
+    public var stderr: Data
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+    public var protections: [String]
+    public var error: String?
+    public var profile: String
+    public var profileFingerprint: String
+
+    public init(outcome: String, exitStatus: Int32, exitCode: Int32?, signal: Int32?, limit: String?,
+                wallMs: Double, cpuMs: Double, maxRssKb: Int, stdout: Data, stderr: Data,
+                stdoutTruncated: Bool, stderrTruncated: Bool, protections: [String], error: String?,
+                profile: String, profileFingerprint: String) {
+        self.outcome = outcome
+        self.exitStatus = exitStatus
+        self.exitCode = exitCode
+        self.signal = signal
+        self.limit = limit
+        self.wallMs = wallMs
+        self.cpuMs = cpuMs
+        self.maxRssKb = maxRssKb
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdoutTruncated = stdoutTruncated
+        self.stderrTruncated = stderrTruncated
+        self.protections = protections
+        self.error = error
+        self.profile = profile
+        self.profileFingerprint = profileFingerprint
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case outcome, signal, limit, stdout, stderr, protections, error, profile
+        case exitStatus = "exit_status", exitCode = "exit_code", wallMs = "wall_ms", cpuMs = "cpu_ms"
+        case maxRssKb = "max_rss_kb", stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated"
+        case profileFingerprint = "profile_fingerprint"
+    }
+}
+
+/// The body of the first record of a run.
+public struct RunOpened: Codable, Sendable, Equatable {
+    public var lane: String
+    public var supervisor: Supervisor
+    public init(lane: String, supervisor: Supervisor) {
+        self.lane = lane
+        self.supervisor = supervisor
+    }
+}
+
+/// One appended record. `body` holds the exact bytes that were hashed (canonical JSON: sorted
+/// keys); the hash is never recomputed from a re-encoding.
+public struct JournalRecord: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable, CaseIterable {
+        /// The run was opened (body: `RunOpened`).
+        case run
+        /// A step's intent (body: `StepIntent`), committed before the spawn.
+        case intent
+        /// A step's close (body: `StepClose` plus the seq of the intent it closes).
+        case close
+    }
+
+    public var run: String
+    /// 1, 2, 3 … within the run, without gaps.
+    public var seq: Int
+    public var kind: Kind
+    public var step: String?
+    /// Seconds since 1970.
+    public var at: Double
+    public var body: String
+    public var prevHash: String
+    public var hash: String
+
+    public init(run: String, seq: Int, kind: Kind, step: String?, at: Double, body: String, prevHash: String, hash: String) {
+        self.run = run
+        self.seq = seq
+        self.kind = kind
+        self.step = step
+        self.at = at
+        self.body = body
+        self.prevHash = prevHash
+        self.hash = hash
+    }
+
+    /// A record chained onto `prevHash`, with its hash computed.
+    public static func make(run: String, seq: Int, kind: Kind, step: String?, at: Double, body: String,
+                            prevHash: String) -> JournalRecord {
+        var r = JournalRecord(run: run, seq: seq, kind: kind, step: step, at: at, body: body, prevHash: prevHash, hash: "")
+        r.hash = r.computedHash
+        return r
+    }
+
+    /// The hash of the first record's predecessor.
+    public static let genesis = String(repeating: "0", count: 64)
+
+    /// SHA256(prev_hash ‖ canonical bytes), hex. The canonical bytes are the header fields
+    /// (run, seq, kind, step, time) and the body, each followed by a newline.
+    public var computedHash: String {
+        var h = SHA256()
+        h.update(data: Array(prevHash.utf8))
+        h.update(data: Array(canonicalBytes))
+        return hex(Array(h.finalize()))
+    }
+
+    public var canonicalBytes: String.UTF8View {
+        let header = "\n\(run)\n\(seq)\n\(kind.rawValue)\n\(step ?? "")\n\(String(format: "%.6f", at))\n"
+        return (header + body).utf8
+    }
+
+    /// The body decoded as `T`.
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(body.utf8))
+    }
+
+    /// The intent, for an intent record.
+    public var intent: StepIntent? { kind == .intent ? try? decode(StepIntent.self) : nil }
+    /// The close, for a close record.
+    public var close: StepClose? { kind == .close ? try? decode(StepClose.self) : nil }
+    /// For a close record: the seq of the intent it closes.
+    public var closesSeq: Int? {
+        struct Ref: Decodable { var intent_seq: Int }
+        return kind == .close ? (try? decode(Ref.self))?.intent_seq : nil
+    }
+}
+
+/// Canonical JSON for record bodies: sorted keys, no escaped slashes.
+enum Canonical {
+    static func encode<T: Encodable>(_ value: T) throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(value), as: UTF8.self)
+    }
+
+    /// A close body: the close fields plus `intent_seq`.
+    static func closeBody(_ close: StepClose, intentSeq: Int) throws -> String {
+        struct Body: Encodable {
+            let close: StepClose
+            let intentSeq: Int
+            func encode(to encoder: Encoder) throws {
+                try close.encode(to: encoder)
+                var c = encoder.container(keyedBy: K.self)
+                try c.encode(intentSeq, forKey: .intent_seq)
+            }
+            enum K: String, CodingKey { case intent_seq }
+        }
+        return try encode(Body(close: close, intentSeq: intentSeq))
+    }
+}
+
+/// Lower-case hex of bytes.
+func hex(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    out.reserveCapacity(bytes.count * 2)
+    for b in bytes {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 15)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}

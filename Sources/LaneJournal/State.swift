@@ -1,0 +1,89 @@
+import Foundation
+
+/// The state directory: the journal and the secret store. Created 0700; never visible inside a
+/// sandbox (the CLI hides it).
+public struct StateDirectory: Sendable {
+    public let path: String
+
+    /// `--state DIR`, else `LANES_STATE`, else `$XDG_STATE_HOME/lanes`, else `/var/lib/lanes`
+    /// for root, else `$HOME/.local/state/lanes`.
+    public static func resolve(explicit: String?, environment: [String: String], uid: uid_t) -> String {
+        if let explicit, !explicit.isEmpty { return explicit }
+        if let s = environment["LANES_STATE"], !s.isEmpty { return s }
+        if let x = environment["XDG_STATE_HOME"], x.hasPrefix("/") { return x + "/lanes" }
+        if uid == 0 { return "/var/lib/lanes" }
+        return (environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp") + "/.local/state/lanes"
+    }
+
+    /// Opens (creating with mode 0700) the directory. An existing directory that others can
+    /// read or write is tightened to 0700.
+    public init(path: String) throws(JournalError) {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        do {
+            try FileManager.default.createDirectory(atPath: absolute, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw JournalError(.unavailable, "cannot create the state directory \(absolute): \(error.localizedDescription)")
+        }
+        var st = stat()
+        guard lstat(absolute, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw JournalError(.unavailable, "the state directory \(absolute) is not a directory")
+        }
+        if st.st_mode & 0o077 != 0 && chmod(absolute, 0o700) != 0 {
+            throw JournalError(.unavailable, "cannot make the state directory \(absolute) private (mode 0700)")
+        }
+        self.path = (try? FileManager.default.destinationOfSymbolicLink(atPath: absolute)).map { _ in absolute } ?? absolute
+    }
+
+    public var journalPath: String { path + "/journal.sqlite" }
+    public var secretsPath: String { path + "/secrets" }
+
+    /// Opens the journal; a new journal file is created 0600 (SQLite gives its WAL and shared
+    /// memory files the same mode).
+    public func openJournal() throws(JournalError) -> SQLiteJournal {
+        let fd = open(journalPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        if fd >= 0 { close(fd) }
+        return try SQLiteJournal(path: journalPath)
+    }
+}
+
+extension Supervisor {
+    /// This process.
+    public static var current: Supervisor {
+        let pid = getpid()
+        return Supervisor(pid: pid, startTime: startTime(of: pid) ?? 0, bootID: bootID, host: ProcessInfo.processInfo.hostName)
+    }
+
+    /// Whether that supervisor still runs: same boot, and a process with that pid started at
+    /// that time.
+    public var isAlive: Bool {
+        guard bootID == Supervisor.bootID else { return false }
+        guard let t = Supervisor.startTime(of: pid) else { return false }
+        return t == startTime
+    }
+
+    /// Field 22 of /proc/PID/stat.
+    static func startTime(of pid: Int32) -> UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let paren = text.lastIndex(of: ")") else { return nil }
+        // Fields after the command: state is field 3, so starttime (22) is index 19 here.
+        let fields = text[text.index(after: paren)...].split(separator: " ")
+        guard fields.count > 19 else { return nil }
+        return UInt64(fields[19])
+    }
+
+    static let bootID: String = {
+        (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+    }()
+}
+
+/// A fresh run id: UTC time plus random hex, e.g. `20261122-231500-3fa9c1`.
+public func newRunID() -> String {
+    var t = time(nil)
+    var tm = tm()
+    gmtime_r(&t, &tm)
+    let stamp = String(format: "%04d%02d%02d-%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+    let random = (0..<3).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    return stamp + "-" + random
+}
