@@ -45,16 +45,47 @@ public enum SeccompCompiler {
         if !denied.contains("personality") {
             for value in SyscallPolicy.safePersonalities { try add(ctx, actAllow, "personality", [cmp(0, SCMP_CMP_EQ, value)]) }
         }
-        if !denied.contains("ioctl") {
-            // Compared on the low 32 bits, so high bits set in the request do not slip past.
-            try add(ctx, actAllow, "ioctl")
-            for request in SyscallPolicy.deniedIoctls {
-                // EACCES, not EPERM: libseccomp refuses a rule whose action equals the default.
-                try add(ctx, actErrno(EACCES), "ioctl", [cmp(1, SCMP_CMP_MASKED_EQ, 0xffff_ffff, request)])
-            }
-        }
-        return try export(ctx)
+        if !denied.contains("ioctl") { try add(ctx, actAllow, "ioctl") }
+        // The denied ioctls are a hand-written prefix, not libseccomp rules: libseccomp drops
+        // conditional rules of a syscall that also has an unconditional one, so an "allow ioctl"
+        // plus "EACCES for TIOCSTI" pair let TIOCSTI through (found by Tests/EscapeTests).
+        return ioctlDenyPrefix() + (try export(ctx))
     }
+
+    /// BPF that returns EACCES for ioctl(fd, request) when the low 32 bits of `request` are one
+    /// of `SyscallPolicy.deniedIoctls` (the kernel truncates the request to 32 bits, so high bits
+    /// must not slip past), and otherwise falls through to the libseccomp program that follows.
+    /// Only the native arch is matched here; other arches fall through to its BADARCH kill.
+    static func ioctlDenyPrefix() -> [UInt8] {
+        let nr = seccomp_syscall_resolve_name("ioctl")
+        guard nr >= 0 else { return [] }
+        let requests = SyscallPolicy.deniedIoctls
+        let n = requests.count
+        // Layout: 0 ld arch, 1 jeq native, 2 ld nr, 3 jeq ioctl, 4 ld args[1] low word,
+        // 5..<5+n jeq request, 5+n ret EACCES, 6+n = the libseccomp program.
+        let deny = 5 + n, next = 6 + n
+        var insns: [(UInt16, UInt8, UInt8, UInt32)] = [
+            (ldAbs, 0, 0, 4), (jeq, 0, UInt8(next - 2), seccomp_arch_native()),
+            (ldAbs, 0, 0, 0), (jeq, 0, UInt8(next - 4), UInt32(bitPattern: nr)),
+            (ldAbs, 0, 0, 24),  // struct seccomp_data: args[1] at 24, low word first (little endian)
+        ]
+        for (i, request) in requests.enumerated() {
+            let index = 5 + i
+            insns.append((jeq, UInt8(deny - index - 1), i == n - 1 ? 1 : 0, UInt32(truncatingIfNeeded: request)))
+        }
+        insns.append((ret, 0, 0, actErrno(EACCES)))
+        var bytes: [UInt8] = []
+        for (code, jt, jf, k) in insns {
+            bytes += [UInt8(code & 0xff), UInt8(code >> 8), jt, jf]
+            bytes += [UInt8(k & 0xff), UInt8((k >> 8) & 0xff), UInt8((k >> 16) & 0xff), UInt8(k >> 24)]
+        }
+        return bytes
+    }
+
+    // Classic BPF opcodes (linux/filter.h macros Swift cannot import).
+    private static let ldAbs: UInt16 = 0x20  // BPF_LD | BPF_W | BPF_ABS
+    private static let jeq: UInt16 = 0x15  // BPF_JMP | BPF_JEQ | BPF_K
+    private static let ret: UInt16 = 0x06  // BPF_RET | BPF_K
 
     static func number(_ name: String) throws(LanesError) -> Int32 {
         seccomp_syscall_resolve_name(name)
