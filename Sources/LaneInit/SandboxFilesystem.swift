@@ -101,6 +101,10 @@ struct SandboxFilesystem {
             close(fd)
             // Device nodes cannot be created in a user namespace; bind the host's.
             try check(mount(oldRoot + "/dev/" + node, path, nil, UInt(MS_BIND), nil), "bind \(name)/\(node)")
+            // Read-only: the node stays usable, but its inode is the host's, and when `lanes`
+            // runs as root the step owns it (chmod/utimes on the host's /dev/null otherwise).
+            try check(mount(nil, path, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC), nil),
+                      "remount \(name)/\(node) read-only")
         }
         try makeDirectory(dev + "/pts")
         try check(mount("devpts", dev + "/pts", "devpts", UInt(MS_NOSUID | MS_NOEXEC), "newinstance,ptmxmode=0666,mode=620"), "mount \(name)/pts")

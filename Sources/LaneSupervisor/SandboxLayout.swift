@@ -7,7 +7,9 @@ import LanePlan
 /// /etc; fresh /proc; a minimal /dev; a size-limited /tmp; the workspace at its own path.
 public enum SandboxLayout {
     /// Host files of /etc the tools need (TLS roots, the loader cache, alternatives, time zone).
-    static let etcBinds = ["/etc/ssl", "/etc/ca-certificates", "/etc/ld.so.cache", "/etc/ld.so.conf",
+    /// Not all of /etc/ssl: /etc/ssl/private holds host keys, readable by a step when `lanes` runs
+    /// as root (the sandbox uid then maps to host root, the owner of those files).
+    static let etcBinds = ["/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/ca-certificates", "/etc/ld.so.cache", "/etc/ld.so.conf",
                            "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/nsswitch.conf",
                            "/etc/mime.types", "/etc/gitconfig"]
     /// The top-level links (or directories) of a merged-/usr system.
