@@ -28,7 +28,9 @@ struct Spawner {
         let sync = try pipe(), err = try pipe()
         let childEnds = [stdin.read, stdout.write, stderr.write, planFd, status.write]
         let argv = CStringArray(["lane-init"]), envp = CStringArray([])
-        let root = geteuid() == 0
+        // uid 0 of a user namespace whose setgroups is denied (a rootless container) cannot
+        // drop groups: it takes the unprivileged path, like any other uid.
+        let root = geteuid() == 0 && Self.setgroupsAllowed()
         var pid: pid_t = 0, pidfd: Int32 = -1
         let rc = childEnds.withUnsafeBufferPointer { fds in
             initPath.withCString { path in
@@ -74,6 +76,17 @@ struct Spawner {
         }
         return SpawnedSandbox(pid: pid, pidfd: pidfd, stdinWrite: stdin.write, stdoutRead: stdout.read,
                               stderrRead: stderr.read, statusRead: status.read)
+    }
+
+    /// Whether this process may call setgroups: /proc/self/setgroups says "allow" (or does not
+    /// exist, on kernels older than 3.19).
+    static func setgroupsAllowed() -> Bool {
+        let fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return true }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 16)
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        return n > 0 && buf.starts(with: Array("allow".utf8))
     }
 
     /// Maps uid/gid 0 of the new user namespace to the caller. Unprivileged callers must deny
