@@ -22,7 +22,30 @@ public struct LaneParser {
         for dir in writable where dir.hasPrefix("/") || dir.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) || dir.isEmpty {
             root.error("writable", "expected a path inside the workspace (relative, no `..`), found \"\(dir)\"")
         }
-        for (section, issue) in [("credentials", "credentials"), ("review", "review gates"), ("budget", "budgets")] {
+        let retry = root.string("retry", allowed: ["never", "safe"]).flatMap(Lane.Retry.init(rawValue:)) ?? .never
+        var credentials: [Lane.Credential] = []
+        if let t = root.table("credentials") {
+            for key in t.table.keys.sorted() {
+                guard Lane.Credential.isVariableName(key) else {
+                    t.markKnown(key)
+                    t.error(key, "a credential name must be a valid variable name ([A-Za-z_][A-Za-z0-9_]*)")
+                    continue
+                }
+                guard let entry = t.table(key) else { continue }
+                let from = entry.string("from")
+                let delivery = entry.string("as", allowed: ["env", "file"]).flatMap(Lane.Credential.Delivery.init(rawValue:))
+                if from == nil { entry.error("from", "missing: say where the value comes from (\"secret:NAME\", \"env:VAR\" or \"file:/PATH\")") }
+                if entry.table["as"] == nil { entry.error("as", "missing: \"env\" or \"file\"") }
+                let source = from.flatMap(Lane.Credential.Source.parse)
+                if let from, source == nil {
+                    entry.error("from", "expected \"secret:NAME\", \"env:VAR\" or \"file:/ABSOLUTE/PATH\", found \"\(from)\"")
+                }
+                if let source, let delivery { credentials.append(.init(name: key, source: source, delivery: delivery)) }
+                t.finish(entry)
+            }
+            root.finish(t)
+        }
+        for (section, issue) in [("review", "review gates"), ("budget", "budgets")] {
             if let t = root.table(section) {
                 for key in t.table.keys {
                     t.markKnown(key)
@@ -32,8 +55,9 @@ public struct LaneParser {
             }
         }
         root.reportUnknown()
-        if !root.diagnostics.isEmpty { throw ConfigErrors(root.diagnostics) }
+        let all = root.diagnostics + (syntaxError.map { [$0] } ?? [])
+        if !all.isEmpty { throw ConfigErrors(all.sorted { ($0.line ?? 0) < ($1.line ?? 0) }) }
         return Lane(name: name, description: description ?? "", owner: owner ?? "", profile: profile ?? "",
-                    workspace: workspace, writable: writable)
+                    workspace: workspace, writable: writable, retry: retry, credentials: credentials)
     }
 }

@@ -1,7 +1,9 @@
 import Glibc
+import LaneModel
 
 /// Where one of the step's output streams goes: relayed to one of `lanes`' own fds as it
-/// arrives, or captured for the JSON result. Either way at most `limit` bytes are kept; the rest
+/// arrives (and captured for the journal), or only captured for the JSON result; credential
+/// values are redacted before either. Either way at most `limit` bytes are kept; the rest
 /// is read and dropped, so a flood neither blocks the step nor grows `lanes`' memory.
 struct OutputSink {
     let relayFd: Int32?
@@ -10,12 +12,27 @@ struct OutputSink {
     private(set) var kept = 0
     private(set) var truncated = false
 
-    init(relayFd: Int32?, limit: Int) {
+    /// Credential values are replaced before anything is kept or relayed.
+    private var redactor: Redactor?
+
+    init(relayFd: Int32?, limit: Int, redactor: Redactor? = nil) {
         self.relayFd = relayFd
         self.limit = limit
+        self.redactor = (redactor?.isEmpty ?? true) ? nil : redactor
     }
 
     mutating func accept(_ chunk: UnsafeRawBufferPointer) {
+        guard let clean = redactor?.feed(chunk) else { return keep(chunk) }
+        clean.withUnsafeBytes { keep($0) }
+    }
+
+    /// The end of the stream: passes on what the redactor held back.
+    mutating func finish() {
+        guard let rest = redactor?.finish() else { return }
+        rest.withUnsafeBytes { keep($0) }
+    }
+
+    private mutating func keep(_ chunk: UnsafeRawBufferPointer) {
         let room = max(0, limit - kept)
         let take = min(room, chunk.count)
         if take < chunk.count { truncated = true }
@@ -30,8 +47,8 @@ struct OutputSink {
                 if n <= 0 { break }  // our own stdout is gone: keep draining the step
                 offset += n
             }
-        } else {
-            captured.append(contentsOf: part)
         }
+        // Kept in both modes: the journal records what was relayed, too.
+        captured.append(contentsOf: part)
     }
 }

@@ -15,9 +15,14 @@ public struct StepRequest: Sendable {
     /// Host directories that must never be visible in the sandbox, even when they lie inside the
     /// workspace (the config directory, the state directory, the directory of the binaries).
     public var hiddenPaths: [String]
+    /// The lane's credentials with their values, resolved by the caller. Env credentials join
+    /// the environment; file credentials appear under `Lane.Credential.directory`; every value
+    /// is redacted from the captured and relayed output.
+    public var credentials: [CredentialValue]
 
     public init(lane: Lane, profile: Profile, argv: [String], workspace: String,
-                timeoutSeconds: Double? = nil, captureOutput: Bool = false, hiddenPaths: [String] = []) {
+                timeoutSeconds: Double? = nil, captureOutput: Bool = false, hiddenPaths: [String] = [],
+                credentials: [CredentialValue] = []) {
         self.lane = lane
         self.profile = profile
         self.argv = argv
@@ -25,8 +30,24 @@ public struct StepRequest: Sendable {
         self.timeoutSeconds = timeoutSeconds
         self.captureOutput = captureOutput
         self.hiddenPaths = hiddenPaths
+        self.credentials = credentials
     }
+
+    /// The redactor for this step's output.
+    public var redactor: Redactor { Redactor(secrets: credentials.map { ($0.name, $0.value) }) }
 
     /// The deadline in force.
     public var wallSeconds: Double { timeoutSeconds ?? profile.limits.wallSeconds }
+}
+
+/// A credential with its value, ready for the sandbox. Never logged, never in argv.
+public struct CredentialValue: Sendable {
+    public var name: String
+    public var delivery: Lane.Credential.Delivery
+    public var value: [UInt8]
+    public init(name: String, delivery: Lane.Credential.Delivery, value: [UInt8]) {
+        self.name = name
+        self.delivery = delivery
+        self.value = value
+    }
 }

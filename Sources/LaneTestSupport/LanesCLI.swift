@@ -12,11 +12,16 @@ public enum LanesCLI {
     }
 
     /// Who runs `lanes`.
-    public enum Identity: Sendable, CustomStringConvertible {
+    public enum Identity: Sendable, Equatable, CustomStringConvertible {
         case current
         /// uid/gid 65534 through setpriv, with no supplementary groups.
         case unprivileged
-        public var description: String { self == .current ? "current user" : "unprivileged uid 65534" }
+        public var description: String {
+            switch self {
+            case .current: return "current user"
+            case .unprivileged: return "unprivileged uid 65534"
+            }
+        }
         public static func == (a: Identity, b: Identity) -> Bool { a.description == b.description }
     }
 
