@@ -5,8 +5,8 @@ public struct LaneParser {
     public init() {}
 
     public func parse(name: String, file: String, text: String) throws(ConfigErrors) -> Lane {
-        let source: TOMLSource
-        do { source = try TOMLSource(file: file, text: text) } catch { throw ConfigErrors([error]) }
+        let (loaded, syntaxError) = TOMLSource.load(file: file, text: text)
+        guard let source = loaded else { throw ConfigErrors(syntaxError.map { [$0] } ?? []) }
         let root = TableReader(source: source)
         let description = root.string("description")
         let owner = root.string("owner")

@@ -11,8 +11,8 @@ public struct ProfileParser {
 
     /// Parses one profile; throws every problem found.
     public func parse(name: String, file: String, text: String) throws(ConfigErrors) -> Profile {
-        let source: TOMLSource
-        do { source = try TOMLSource(file: file, text: text) } catch { throw ConfigErrors([error]) }
+        let (loaded, syntaxError) = TOMLSource.load(file: file, text: text)
+        guard let source = loaded else { throw ConfigErrors(syntaxError.map { [$0] } ?? []) }
         let root = TableReader(source: source)
         var profile = Profile(name: name)
         profile.description = root.string("description") ?? ""
@@ -57,8 +57,25 @@ public struct ProfileParser {
             if let v = lim.quantity("output", units: Units.bytes, what: "a size") { l.outputBytes = UInt64(v) }
             if let v = lim.quantity("kill_grace", units: Units.seconds, what: "a duration") { l.killGraceSeconds = v }
             if l.wallSeconds <= 0 { lim.error("wall_clock", "expected a duration > 0") }
-            for key in ["memory", "pids", "cpu_fraction"] {
-                lim.reserved(key, "reserved for cgroup limits, which this version of Lanes cannot enforce yet; remove it")
+            // cgroup limits (see docs/cgroups.md): enforced per step, or the step is refused.
+            if let v = lim.quantity("memory", units: Units.bytes, what: "a size") {
+                if v < 4 * 1_048_576 { lim.error("memory", "expected a size of at least 4M (the sandbox's own processes need it)") } else { l.memoryBytes = UInt64(v) }
+            }
+            if let v = lim.quantity("pids", units: Units.count, what: "a count") {
+                if v < 4 || v != v.rounded() { lim.error("pids", "expected a whole number ≥ 4 (PID 1 of the sandbox and the tool count too)") } else { l.pids = UInt64(v) }
+            }
+            if let v = lim.quantity("cpu_fraction", units: Units.count, what: "a fraction of cores") {
+                if v < 0.01 { lim.error("cpu_fraction", "expected a fraction of cores ≥ 0.01 (0.5 = half a core, 2 = two cores)") } else { l.cpuFraction = v }
+            }
+            if let names = lim.strings("optional") {
+                let set: [String: Bool] = ["memory": l.memoryBytes != nil, "pids": l.pids != nil, "cpu_fraction": l.cpuFraction != nil]
+                for name in names {
+                    guard let isSet = set[name] else {
+                        lim.error("optional", "expected cgroup limit names (\"memory\", \"pids\", \"cpu_fraction\"), found \"\(name)\""); continue
+                    }
+                    if !isSet { lim.error("optional", "\"\(name)\" is marked optional but limits.\(name) is not set") }
+                }
+                l.optional = names
             }
             profile.limits = l
             root.finish(lim)
@@ -74,7 +91,8 @@ public struct ProfileParser {
             root.finish(env)
         }
         root.reportUnknown()
-        if !root.diagnostics.isEmpty { throw ConfigErrors(root.diagnostics) }
+        let all = root.diagnostics + (syntaxError.map { [$0] } ?? [])
+        if !all.isEmpty { throw ConfigErrors(all.sorted { ($0.line ?? 0) < ($1.line ?? 0) }) }
         return profile
     }
 

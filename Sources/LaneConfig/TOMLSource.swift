@@ -21,6 +21,18 @@ struct TOMLSource {
         }
     }
 
+    /// Parses `text`; on a syntax error also parses the lines before it, so the keys there are
+    /// still checked and every problem is reported in one pass.
+    static func load(file: String, text: String) -> (TOMLSource?, ConfigDiagnostic?) {
+        do {
+            return (try TOMLSource(file: file, text: text), nil)
+        } catch {
+            guard let line = error.line, line > 1 else { return (nil, error) }
+            let prefix = text.split(separator: "\n", omittingEmptySubsequences: false).prefix(line - 1).joined(separator: "\n")
+            return (try? TOMLSource(file: file, text: prefix), error)
+        }
+    }
+
     /// The line where `path` is defined, or where its nearest defined parent is.
     func line(of path: [String]) -> Int? {
         var path = path

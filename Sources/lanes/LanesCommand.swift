@@ -9,7 +9,8 @@ struct LanesCommand: ParsableCommand {
             A lane (Lanes/NAME.toml) binds a profile (Profiles/NAME.toml) to an owner and a workspace.
             `lanes run LANE -- CMD ARGS…` runs one command in a fresh sandbox of that lane.
             """,
-        subcommands: [RunCommand.self, CheckCommand.self, DoctorCommand.self])
+        subcommands: [RunCommand.self, CheckCommand.self, DoctorCommand.self, PolicyCommand.self, RunsCommand.self, ShowCommand.self,
+                      LogCommand.self, OutputCommand.self, VerifyCommand.self, SecretCommand.self])
 }
 
 /// Options every command that reads profiles and lanes shares.

@@ -1,0 +1,33 @@
+import LanePlan
+import Testing
+
+@Suite("Spawn plan codec")
+struct PlanCodecTests {
+    @Test("a plan survives encoding")
+    func roundTrip() throws {
+        let plan = SpawnPlan(argv: ["python3", "-c", "print(1)"], environment: ["PATH=/usr/bin", "É=ü"], workdir: "/w",
+                             mounts: [.tmpfs(target: "/tmp", sizeBytes: 1 << 20, mode: 0o1777),
+                                      .bind(source: "/usr", target: "/usr", readOnly: true, optional: false),
+                                      .proc(target: "/proc"), .devices(target: "/dev"),
+                                      .symlink(destination: "usr/bin", target: "/bin"),
+                                      .file(target: "/etc/passwd", contents: [1, 2, 3], mode: 0o644),
+                                      .directory(target: "/etc", mode: 0o755), .remountReadOnly(target: "/x")],
+                             rlimits: [ResourceLimit(resource: 4, soft: 0, hard: 0)], seccompFilter: [9, 8, 7])
+        #expect(try PlanCodec.decode(PlanCodec.encode(plan)) == plan)
+    }
+
+    @Test("truncated or altered plans are refused, not guessed")
+    func malformed() {
+        let bytes = PlanCodec.encode(SpawnPlan(argv: ["a"], environment: [], workdir: "/", mounts: [], rlimits: [], seccompFilter: []))
+        for cut in [0, 3, 10, bytes.count - 1] {
+            #expect(throws: PlanDecodingError.self) { try PlanCodec.decode(Array(bytes.prefix(cut))) }
+        }
+        #expect(throws: PlanDecodingError.self) { try PlanCodec.decode(bytes + [0]) }
+    }
+
+    @Test("init reports round-trip")
+    func report() {
+        let r = InitReport(kind: .setupFailed, value: 0, errno: 13, stage: "mount /proc")
+        #expect(InitReport.decode(r.encode()) == r)
+    }
+}
