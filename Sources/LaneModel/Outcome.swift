@@ -7,12 +7,30 @@ public enum Outcome: String, Sendable, Equatable, CaseIterable {
     case failedToStart = "failed_to_start"
     /// `lanes` itself got SIGINT/SIGTERM and stopped the step.
     case stopped
+    /// The step's cgroup ran out of memory and the kernel's OOM killer killed a process of it.
+    case oomKilled = "oom_killed"
+    /// A fork or clone failed at the step's pids limit, and the step failed.
+    case pidsLimited = "pids_limited"
+    /// A process used up its CPU time (RLIMIT_CPU: SIGXCPU, then SIGKILL).
+    case cpuTimeExceeded = "cpu_time_exceeded"
+}
+
+/// Which limit ended (or failed) a step: the `limit` field of the JSON result.
+public enum LimitName: String, Sendable, Equatable {
+    case memory
+    case pids
+    case cpuTime = "cpu_time"
+    case wallClock = "wall_clock"
 }
 
 /// The exit statuses of `lanes run`, documented in `lanes run --help` and the README.
 public enum ExitStatus {
     /// The wall-clock deadline fired; the whole tree is dead.
     public static let timedOut: Int32 = 124
+    /// The step was OOM-killed in its cgroup (128 + SIGKILL, as a shell reports it).
+    public static let oomKilled: Int32 = 137
+    /// A process of the step exceeded its CPU time (128 + SIGXCPU).
+    public static let cpuTimeExceeded: Int32 = 152
     /// `lanes` failed before the step started (the message names the stage and the reason).
     public static let failedToStart: Int32 = 125
     /// The command exists but cannot be executed.

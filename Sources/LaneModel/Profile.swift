@@ -101,10 +101,22 @@ public struct Profile: Sendable, Equatable {
         public var outputBytes: UInt64
         /// Seconds between SIGTERM and SIGKILL when a step is stopped.
         public var killGraceSeconds: Double
+        /// cgroup memory limit in bytes (swap limited to zero on top); nil = not limited.
+        public var memoryBytes: UInt64?
+        /// cgroup pids limit (tasks alive at once); nil = not limited.
+        public var pids: UInt64?
+        /// cgroup CPU bandwidth in cores (0.5 = half a core); nil = not limited.
+        public var cpuFraction: Double?
+        /// cgroup limits (by key: "memory", "pids", "cpu_fraction") that may be skipped when the
+        /// host cannot enforce them; the result then lists them as not applied. Every other
+        /// cgroup limit the host cannot enforce makes the step refuse to start.
+        public var optional: [String]
 
         public init(wallSeconds: Double = 600, cpuSeconds: UInt64 = 600, openFiles: UInt64 = 1024,
                     fileSizeBytes: UInt64 = 1 << 30, processes: UInt64 = 512,
-                    outputBytes: UInt64 = 1 << 20, killGraceSeconds: Double = 0.5) {
+                    outputBytes: UInt64 = 1 << 20, killGraceSeconds: Double = 0.5,
+                    memoryBytes: UInt64? = nil, pids: UInt64? = nil, cpuFraction: Double? = nil,
+                    optional: [String] = []) {
             self.wallSeconds = wallSeconds
             self.cpuSeconds = cpuSeconds
             self.openFiles = openFiles
@@ -112,6 +124,10 @@ public struct Profile: Sendable, Equatable {
             self.processes = processes
             self.outputBytes = outputBytes
             self.killGraceSeconds = killGraceSeconds
+            self.memoryBytes = memoryBytes
+            self.pids = pids
+            self.cpuFraction = cpuFraction
+            self.optional = optional
         }
     }
 }

@@ -19,6 +19,18 @@ public struct StepResult: Sendable, Equatable {
     public var protections: [String]
     /// For `failed_to_start`: the stage and the reason.
     public var error: String?
+    /// The limit that ended or failed the step, if one did (`limit` in the JSON).
+    public var limit: LimitName?
+    /// Every limit the step ran into (a fork bomb hits pids, then the wall clock).
+    public var limitsHit: [LimitName] = []
+    /// cgroup limits the profile marked optional that this host could not enforce.
+    public var limitsNotApplied: [String] = []
+    /// The cgroup backend the step ran under ("v1", "v2"), nil without a cgroup.
+    public var cgroup: String?
+    /// From the step's cgroup: peak memory, CPU time of all its processes, most tasks at once.
+    public var memoryPeakBytes: UInt64?
+    public var cgroupCpuMs: Double?
+    public var pidsPeak: UInt64?
 
     public init(lane: String, profile: String, profileFingerprint: String, outcome: Outcome,
                 exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Double = 0, cpuMs: Double = 0,
@@ -47,6 +59,10 @@ public struct StepResult: Sendable, Equatable {
         case .exited: return exitCode ?? 0
         case .signaled, .seccompViolation, .stopped: return ExitStatus.signaled(signal ?? 9)
         case .timedOut: return ExitStatus.timedOut
+        case .oomKilled: return ExitStatus.oomKilled
+        case .cpuTimeExceeded: return ExitStatus.cpuTimeExceeded
+        // The status the step had anyway: its exit code, 128+N, or 124 when the deadline ended it.
+        case .pidsLimited: return signal.map(ExitStatus.signaled) ?? exitCode ?? ExitStatus.timedOut
         case .failedToStart: return exitCode ?? ExitStatus.failedToStart
         }
     }
@@ -70,6 +86,13 @@ public struct StepResult: Sendable, Equatable {
         o.add("stderr_truncated", .bool(stderrTruncated))
         o.add("protections", .array(protections.map { .string($0) }))
         if let error { o.add("error", .string(error)) }
+        o.add("limit", limit.map { .string($0.rawValue) } ?? .null)
+        o.add("limits_hit", .array(limitsHit.map { .string($0.rawValue) }))
+        o.add("limits_not_applied", .array(limitsNotApplied.map { .string($0) }))
+        o.add("cgroup", cgroup.map { .string($0) } ?? .null)
+        o.add("memory_peak_bytes", memoryPeakBytes.map { .int(Int(clamping: $0)) } ?? .null)
+        o.add("cgroup_cpu_ms", cgroupCpuMs.map { .double($0) } ?? .null)
+        o.add("pids_peak", pidsPeak.map { .int(Int(clamping: $0)) } ?? .null)
         return o.rendered
     }
 }

@@ -2,6 +2,7 @@ import CLaneSys
 import Glibc
 import LaneModel
 import LanePlan
+import LaneSys
 
 /// A started sandbox: the helper's pid and pidfd, and the supervisor's ends of its pipes.
 struct SpawnedSandbox {
@@ -21,7 +22,9 @@ struct Spawner {
     static let namespaces = UInt64(LANE_CLONE_NEWUSER | LANE_CLONE_NEWPID | LANE_CLONE_NEWNS
         | LANE_CLONE_NEWNET | LANE_CLONE_NEWUTS | LANE_CLONE_NEWIPC | LANE_CLONE_NEWCGROUP)
 
-    func spawn(_ plan: SpawnPlan) throws(LanesError) -> SpawnedSandbox {
+    /// `cgroup`: the step's group. v2 clones straight into it (CLONE_INTO_CGROUP); v1 moves the
+    /// child's pid into it while the child still waits for its id maps, before it runs anything.
+    func spawn(_ plan: SpawnPlan, cgroup: (any StepCgroup)? = nil) throws(LanesError) -> SpawnedSandbox {
         let planFd = try writePlan(plan)
         defer { close(planFd) }
         let stdin = try pipe(), stdout = try pipe(), stderr = try pipe(), status = try pipe()
@@ -37,7 +40,7 @@ struct Spawner {
                 var args = lane_spawn_args(
                     path: path, argv: argv.pointers, envp: envp.pointers, fds: fds.baseAddress,
                     fd_count: Int32(fds.count), sync_fd: sync.read, err_fd: err.write,
-                    clone_flags: Self.namespaces, cgroup_fd: -1, drop_groups: root ? 1 : 0)
+                    clone_flags: Self.namespaces, cgroup_fd: cgroup?.cloneIntoFd ?? -1, drop_groups: root ? 1 : 0)
                 return lane_spawn(&args, &pid, &pidfd)
             }
         }
@@ -53,6 +56,7 @@ struct Spawner {
         }
         do {
             try writeIdMaps(pid: pid, root: root)
+            if let cgroup, cgroup.cloneIntoFd < 0 { try cgroup.attach(pid: pid) }
         } catch {
             _ = lane_pidfd_send_signal(pidfd, SIGKILL)
             var st: Int32 = 0

@@ -2,6 +2,7 @@ import CLaneSys
 import Glibc
 import LaneModel
 import LanePlan
+import LaneSys
 
 /// Watches a started sandbox from one thread with poll(2): relays or captures output as it is
 /// written, forwards `lanes`' stdin, turns SIGINT/SIGTERM into a clean stop, enforces the
@@ -21,6 +22,9 @@ struct StepMonitor {
     let deadlineSeconds: Double
     let graceSeconds: Double
     let signalFd: Int32
+    /// The step's cgroup: SIGTERM and SIGKILL also go to every process in it (double-forked,
+    /// setsid'd and stopped ones included), not only to PID 1.
+    var tree: (any StepCgroup)?
 
     func watch(stdout: OutputSink, stderr: OutputSink, forwardStdin: Bool) -> Ending {
         var ending = Ending(stdout: stdout, stderr: stderr)
@@ -36,10 +40,11 @@ struct StepMonitor {
             if !exited && killAt == nil && now - start >= deadlineSeconds {
                 ending.timedOut = true
                 killAt = now + graceSeconds
-                _ = lane_pidfd_send_signal(sandbox.pidfd, SIGTERM)
+                terminate()
             }
             if !exited, let k = killAt, now >= k {
                 _ = lane_pidfd_send_signal(sandbox.pidfd, SIGKILL)
+                tree?.signalAll(SIGKILL)
                 killAt = .infinity
             }
             var fds = [pollfd(fd: outOpen ? sandbox.stdoutRead : -1, events: Int16(POLLIN), revents: 0),
@@ -61,7 +66,7 @@ struct StepMonitor {
                 // First signal: ask the tree to stop; the grace period runs; then SIGKILL.
                 if ending.stoppedBy == nil {
                     ending.stoppedBy = sig
-                    _ = lane_pidfd_send_signal(sandbox.pidfd, SIGTERM)
+                    terminate()
                     killAt = monotonicSeconds() + graceSeconds
                 } else {
                     killAt = monotonicSeconds()
@@ -77,6 +82,12 @@ struct StepMonitor {
         close(sandbox.stdoutRead)
         close(sandbox.stderrRead)
         return ending
+    }
+
+    /// SIGTERM to PID 1 (which forwards it to the tool's session) and to the whole cgroup.
+    private func terminate() {
+        _ = lane_pidfd_send_signal(sandbox.pidfd, SIGTERM)
+        tree?.signalAll(SIGTERM)
     }
 
     /// Reads what is there; returns false at EOF.

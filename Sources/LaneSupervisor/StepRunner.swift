@@ -2,15 +2,19 @@ import CLaneSys
 import Glibc
 import LaneModel
 import LanePlan
+import LaneSys
 
 /// Runs one step: plan → spawn → watch → result. Nothing here runs between clone and exec;
 /// that is `lane_spawn` (C) and then `lane-init` (a fresh process).
 public struct StepRunner {
     /// Path of the `lane-init` helper.
     public let initPath: String
+    /// Makes the cgroup driver (probes the host once per step runner).
+    public var cgroups: @Sendable () -> any CgroupDriver
 
-    public init(initPath: String) {
+    public init(initPath: String, cgroups: @escaping @Sendable () -> any CgroupDriver = { Cgroups.driver() }) {
         self.initPath = initPath
+        self.cgroups = cgroups
     }
 
     /// The protections every step gets; a step that cannot have one of them does not run.
@@ -28,7 +32,7 @@ public struct StepRunner {
         var result = StepResult(lane: request.lane.name, profile: request.profile.name,
                                 profileFingerprint: compiled.fingerprint, outcome: .failedToStart,
                                 protections: Self.protections(request.profile))
-        do {
+        do throws(LanesError) {
             let signalFd = try blockStopSignals()
             defer { close(signalFd) }
             try checkStdin()
@@ -41,16 +45,31 @@ public struct StepRunner {
                                              workspace: request.workspace, hidden: request.hiddenPaths)
                     + Self.credentialMounts(request.credentials),
                 rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
-            let sandbox = try Spawner(initPath: initPath).spawn(plan)
+            let cgroup = try makeCgroup(request.profile.limits, &result)
+            let sandbox: SpawnedSandbox
+            do throws(LanesError) {
+                sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup)
+            } catch {
+                _ = cgroup?.destroy(timeout: 2)
+                throw error
+            }
             let limit = Int(clamping: request.profile.limits.outputBytes)
             let monitor = StepMonitor(sandbox: sandbox, deadlineSeconds: request.wallSeconds,
-                                      graceSeconds: request.profile.limits.killGraceSeconds, signalFd: signalFd)
+                                      graceSeconds: request.profile.limits.killGraceSeconds, signalFd: signalFd,
+                                      tree: cgroup)
             let ending = monitor.watch(
                 stdout: OutputSink(relayFd: request.captureOutput ? nil : 1, limit: limit, redactor: request.redactor),
                 stderr: OutputSink(relayFd: request.captureOutput ? nil : 2, limit: limit, redactor: request.redactor),
                 forwardStdin: shouldForwardStdin())
+            // PID 1 is reaped, so its pid namespace is gone; the group should be empty. Read its
+            // counters, then kill whatever is left (nothing, normally) and remove it.
+            let usage = cgroup?.usage()
+            if let cgroup, !cgroup.destroy(timeout: 5) {
+                result.error = "cgroup \(cgroup.path) could not be emptied and removed; the next lanes run retries"
+            }
             result.wallMs = (monotonicSeconds() - start) * 1000
-            fill(&result, from: ending)
+            fill(&result, from: ending, limits: request.profile.limits)
+            if let usage { classify(&result, usage) }
         } catch {
             result.wallMs = (monotonicSeconds() - start) * 1000
             result.outcome = .failedToStart
@@ -82,7 +101,7 @@ public struct StepRunner {
         return steps
     }
 
-    private func fill(_ result: inout StepResult, from ending: StepMonitor.Ending) {
+    private func fill(_ result: inout StepResult, from ending: StepMonitor.Ending, limits: Profile.Limits) {
         var ending = ending
         ending.stdout.finish()
         ending.stderr.finish()
@@ -101,6 +120,8 @@ public struct StepRunner {
         }
         if ending.timedOut {
             result.outcome = .timedOut
+            result.limit = .wallClock
+            result.limitsHit.append(.wallClock)
             return
         }
         guard let report = ending.report else {
@@ -116,6 +137,13 @@ public struct StepRunner {
         case .signaled:
             result.outcome = report.value == SIGSYS ? .seccompViolation : .signaled
             result.signal = report.value
+            // RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL one second later at the hard one.
+            let cpuLimitMs = Double(limits.cpuSeconds) * 1000
+            if report.value == SIGXCPU || (report.value == SIGKILL && result.cpuMs >= cpuLimitMs) {
+                result.outcome = .cpuTimeExceeded
+                result.limit = .cpuTime
+                result.limitsHit.append(.cpuTime)
+            }
         case .setupFailed:
             result.outcome = .failedToStart
             result.exitCode = ExitStatus.failedToStart
@@ -143,6 +171,53 @@ public struct StepRunner {
                     throw LanesError(.setupFailed, stage: "workspace", errno: errno, "cannot create \(path): \(String(cString: strerror(errno)))")
                 }
             }
+        }
+    }
+
+    /// The step's cgroup. A cgroup limit the host cannot enforce refuses the step (125) unless
+    /// the profile lists it in `limits.optional`; then the result lists it as not applied.
+    /// Without any cgroup limit a group is still made when possible (usage, teardown).
+    private func makeCgroup(_ l: Profile.Limits, _ result: inout StepResult) throws(LanesError) -> (any StepCgroup)? {
+        let driver = cgroups()
+        driver.removeStale()
+        let limits = CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuFraction: l.cpuFraction)
+        let missing = limits.resources.subtracting(driver.enforceable)
+        for r in missing.sorted() where !l.optional.contains(r.rawValue) {
+            throw LanesError(.unsupported, stage: "cgroup",
+                             "limits.\(r.rawValue) cannot be enforced on this host: \(driver.whyMissing(r)). "
+                             + "To run without it, list it in the profile: limits.optional = [\"\(r.rawValue)\"]")
+        }
+        result.limitsNotApplied = missing.map(\.rawValue).sorted()
+        let effective = limits.removing(missing)
+        if driver.backend == .none || (effective.resources.isEmpty && driver.enforceable.isEmpty) { return nil }
+        do throws(LanesError) {
+            let group = try driver.createStep(limits: effective)
+            result.cgroup = driver.backend.rawValue
+            result.protections.append("cgroup:\(driver.backend.rawValue)")
+            for r in effective.resources.sorted() { result.protections.append("cgroup_limit:\(r.rawValue)") }
+            return group
+        } catch {
+            if effective.resources.isEmpty { return nil }  // no limit depends on it
+            throw error
+        }
+    }
+
+    /// Turns cgroup counters into the outcome the agent can act on: an OOM kill, or a fork that
+    /// failed at the pids limit, each only when the step did not succeed.
+    private func classify(_ result: inout StepResult, _ u: CgroupUsage) {
+        result.memoryPeakBytes = u.memoryPeakBytes
+        result.cgroupCpuMs = u.cpuMicros.map { Double($0) / 1000 }
+        result.pidsPeak = u.pidsPeak
+        if u.oomKills > 0 { result.limitsHit.append(.memory) }
+        if u.pidsLimitHits > 0 { result.limitsHit.append(.pids) }
+        let succeeded = result.outcome == .exited && result.exitCode == 0
+        guard !succeeded, result.outcome != .stopped, result.outcome != .failedToStart else { return }
+        if u.oomKills > 0 {
+            result.outcome = .oomKilled
+            result.limit = .memory
+        } else if u.pidsLimitHits > 0 {
+            result.outcome = .pidsLimited
+            result.limit = .pids
         }
     }
 

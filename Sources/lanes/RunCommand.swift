@@ -22,6 +22,11 @@ struct RunCommand: ParsableCommand {
               127    the command was not found
               128+N  the step was killed by signal N (159 = SIGSYS: a seccomp violation);
                      130/143 when lanes was stopped by SIGINT/SIGTERM
+              137    oom_killed: the step's cgroup hit limits.memory and the OOM killer fired
+              152    cpu_time_exceeded: a process used up limits.cpu (RLIMIT_CPU, SIGXCPU)
+                     pids_limited (a fork failed at limits.pids and the step failed) keeps the
+                     step's own status; the JSON result (--json) names the limit that fired
+                     ("limit") and reports memory_peak_bytes, cgroup_cpu_ms and pids_peak
               64     the command line itself is wrong
             """)
 
@@ -95,8 +100,17 @@ struct RunCommand: ParsableCommand {
             printError("lanes: stopped by signal \(result.signal ?? 0); the step was ended")
         case .seccompViolation:
             printError("lanes: the step made a forbidden system call and was killed (SIGSYS)")
+        case .oomKilled:
+            printError("lanes: the step ran out of memory (cgroup limit \(result.memoryPeakBytes.map { "reached at \($0 / 1_048_576) MiB" } ?? "reached")) and was OOM-killed")
+        case .pidsLimited:
+            printError("lanes: the step hit its pids limit (fork failed with EAGAIN\(result.pidsPeak.map { ", \($0) tasks at most" } ?? ""))")
+        case .cpuTimeExceeded:
+            printError("lanes: a process of the step used up its CPU time limit (RLIMIT_CPU) and was killed")
         case .signaled, .exited:
             break
+        }
+        if !result.limitsNotApplied.isEmpty {
+            printError("lanes: optional limits not applied on this host: \(result.limitsNotApplied.joined(separator: ", "))")
         }
         if result.stdoutTruncated || result.stderrTruncated {
             printError("lanes: output truncated at the profile's limit (\(result.stdoutTruncated ? "stdout" : "")\(result.stdoutTruncated && result.stderrTruncated ? ", " : "")\(result.stderrTruncated ? "stderr" : ""))")
