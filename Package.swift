@@ -77,3 +77,11 @@ let package = Package(
         .testTarget(name: "JournalTests", dependencies: ["LaneJournal", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
     ]
 )
+
+// The in-process journal benchmark (issue 4): only when asked for, so normal builds stay fast.
+//   LANES_BENCH=1 swift build -c release --product journal-bench
+if Context.environment["LANES_BENCH"] != nil {
+    package.products.append(.executable(name: "journal-bench", targets: ["journal-bench"]))
+    package.targets.append(.executableTarget(
+        name: "journal-bench", dependencies: ["LaneJournal"], path: "Benchmarks/JournalBench"))
+}

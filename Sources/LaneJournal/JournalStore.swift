@@ -25,7 +25,9 @@
 /// 7. **Close.** `close` appends one close record for the intent `begin` returned; closing a step
 ///    whose latest record is not that intent fails with `.conflict`.
 /// 8. **Reading.** `records(run:)` returns the run's rows as stored, in seq order, without
-///    checking them (so `verify` can report damage); `runs()` lists runs, newest first.
+///    checking them (so `verify` can report damage); `chain(run:)` returns them with the head
+///    from one consistent snapshot, even while other writers append; `runs()` lists runs,
+///    newest first.
 public protocol JournalStore: Sendable {
     /// Decides what to do with a step and, when it is to run, durably appends its intent.
     func begin(_ request: BeginRequest) throws(JournalError) -> BeginDecision
@@ -38,6 +40,9 @@ public protocol JournalStore: Sendable {
     func records(run: String) throws(JournalError) -> [JournalRecord]
     /// The run's head as the store keeps it: the last seq and its hash (nil: no such run).
     func head(run: String) throws(JournalError) -> (seq: Int, hash: String)?
+    /// The run's records and head read from one consistent snapshot (what `verify` checks:
+    /// reading them separately would race with concurrent appends).
+    func chain(run: String) throws(JournalError) -> (records: [JournalRecord], head: (seq: Int, hash: String)?)
 }
 
 /// What `begin` is asked.
@@ -130,8 +135,7 @@ extension JournalStore {
     /// recomputes, record 1 is the run record, the head matches the last record. Returns the
     /// first problem, or nil.
     public func verify(run: String) throws(JournalError) -> ChainProblem? {
-        let records = try records(run: run)
-        let head = try head(run: run)
+        let (records, head) = try chain(run: run)
         return Self.check(run: run, records: records, head: head)
     }
 
@@ -141,9 +145,9 @@ extension JournalStore {
         var count = 0
         let all = try runs()
         for r in all {
-            let records = try records(run: r.id)
+            let (records, head) = try chain(run: r.id)
             count += records.count
-            if let p = Self.check(run: r.id, records: records, head: try head(run: r.id)) { problems.append(p) }
+            if let p = Self.check(run: r.id, records: records, head: head) { problems.append(p) }
         }
         return (all.count, count, problems)
     }

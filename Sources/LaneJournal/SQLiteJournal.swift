@@ -119,6 +119,14 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         }
     }
 
+    public func chain(run: String) throws(JournalError) -> (records: [JournalRecord], head: (seq: Int, hash: String)?) {
+        try read { db in
+            let records = try Row.fetchAll(db, sql: "SELECT * FROM records WHERE run = ? ORDER BY seq", arguments: [run]).map(Self.record)
+            let head = try Row.fetchOne(db, sql: "SELECT head_seq, head_hash FROM runs WHERE id = ?", arguments: [run])
+            return (records, head.map { ($0["head_seq"], $0["head_hash"]) })
+        }
+    }
+
     /// Forces a checkpoint of the WAL into the main file (for tests and `lanes verify`).
     public func checkpoint() throws(JournalError) {
         do { _ = try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) } } catch {

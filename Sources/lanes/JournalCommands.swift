@@ -174,11 +174,11 @@ struct VerifyCommand: ParsableCommand {
                 throw fail("the journal file \(journal.path) is damaged: \(damage.prefix(3).joined(separator: "; "))")
             }
             if let runID {
-                let rs = try journal.records(run: runID)
-                if rs.isEmpty, try journal.head(run: runID) == nil { throw fail("no run \(runID)") }
+                let (rs, head) = try journal.chain(run: runID)
+                if rs.isEmpty, head == nil { throw fail("no run \(runID)") }
                 runs = 1
                 records = rs.count
-                if let p = SQLiteJournal.check(run: runID, records: rs, head: try journal.head(run: runID)) { problems.append(p) }
+                if let p = SQLiteJournal.check(run: runID, records: rs, head: head) { problems.append(p) }
             } else {
                 (runs, records, problems) = try journal.verifyAll()
             }

@@ -21,7 +21,8 @@ struct JournaledStep {
 
     func perform(intent: StepIntent, execute: () -> StepResult) -> Report {
         do {
-            if let problem = try journal.verify(run: run), try journal.head(run: run) != nil || problem.seq > 1 {
+            let (records, head) = try journal.chain(run: run)
+            if !records.isEmpty || head != nil, let problem = SQLiteJournal.check(run: run, records: records, head: head) {
                 return .refused(status: JournalExitStatus.journalError, step: step,
                                 message: "the journal of run \(run) is broken: \(problem); refusing to append (see `lanes verify \(run)`)")
             }

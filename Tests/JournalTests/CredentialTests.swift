@@ -89,6 +89,35 @@ struct CredentialTests {
         #expect(mode(f.state + "/secrets/tok-a") == 0o600)
     }
 
+    @Test("lane files: credentials and retry are checked strictly")
+    func laneSyntax() throws {
+        let f = try Fixture("cred-syntax", lanes: [
+            "bad": """
+                retry = "sometimes"
+                [credentials]
+                A = { from = "vault:x", as = "env" }
+                B = { from = "secret:ok", as = "disk" }
+                C = { from = "secret:ok" }
+                D = { from = "secret:ok", as = "env", extra = 1 }
+                1X = { from = "secret:ok", as = "env" }
+                """,
+            "good": """
+                retry = "safe"
+                [credentials]
+                TOKEN = { from = "secret:ok", as = "env" }
+                KEY = { from = "file:/etc/hostname", as = "file" }
+                """,
+        ])
+        defer { f.cleanup() }
+        let bad = try f.lanes(["check", f.config + "/Lanes/bad.toml"])
+        #expect(bad.status == 1)
+        for needle in ["retry", "credentials.A.from", "credentials.B.as", "credentials.C.as", "credentials.D.extra", "1X"] {
+            #expect(bad.stderr.contains(needle), "\(needle) in \(bad.stderr)")
+        }
+        let good = try f.lanes(["check", f.config + "/Lanes/good.toml"])
+        #expect(good.status == 0, "\(good.stderr)")
+    }
+
     /// Every regular file under `root` whose bytes contain `value`.
     func files(under root: String, containing value: String) throws -> [String] {
         var out: [String] = []
