@@ -123,3 +123,23 @@ enum LanesCLIPaths {
         return "."
     }
 }
+
+@Suite("Where configuration is found")
+struct ConfigLocationTests {
+    @Test("--config, then LANES_CONFIG, then ./Profiles+./Lanes, then XDG, then /etc/lanes, then installed")
+    func order() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("lanes-locate-\(UUID().uuidString)").path
+        let cwd = base + "/cwd", xdg = base + "/xdg", installed = base + "/installed"
+        for dir in [cwd + "/Profiles", cwd + "/Lanes", xdg + "/lanes/Profiles", installed + "/Profiles"] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let env = { (vars: [String: String]) in { (name: String) in vars[name] } }
+        #expect(ConfigStore.locate(explicit: "/x", environment: env(["LANES_CONFIG": "/y"]), cwd: cwd, installed: installed)?.root == "/x")
+        #expect(ConfigStore.locate(explicit: nil, environment: env(["LANES_CONFIG": "/y"]), cwd: cwd, installed: installed)?.root == "/y")
+        #expect(ConfigStore.locate(explicit: nil, environment: env(["XDG_CONFIG_HOME": xdg]), cwd: cwd, installed: installed)?.root == cwd)
+        #expect(ConfigStore.locate(explicit: nil, environment: env(["XDG_CONFIG_HOME": xdg]), cwd: base, installed: installed)?.root == xdg + "/lanes")
+        let fallback = ConfigStore.locate(explicit: nil, environment: env([:]), cwd: base, installed: installed)?.root
+        #expect(fallback == "/etc/lanes" || fallback == installed)
+    }
+}
