@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import LaneConfig
+import LaneJournal
 import LaneModel
 import LaneSupervisor
 import LaneSys
@@ -28,6 +29,22 @@ struct RunCommand: ParsableCommand {
                      step's own status; the JSON result (--json) names the limit that fired
                      ("limit") and reports memory_peak_bytes, cgroup_cpu_ms and pids_peak
               64     the command line itself is wrong
+              74     the journal cannot be opened or written, or the run's hash chain is broken
+                     (nothing is appended to a broken run; see `lanes verify RUN`)
+              75     nondeterminism: this (run, step) was recorded with a different intent
+                     (argv, cwd, environment or credential names, profile fingerprint, limits);
+                     the message names the fields that differ; nothing was run
+              76     in doubt: an earlier supervisor died after the step's intent and before its
+                     result, and the lane does not allow retrying (retry = "safe" or
+                     --idempotent); the step needs review; nothing was run
+              77     in flight: another live supervisor is running this step right now
+
+            Journal: every step is recorded in the state directory (--state, LANES_STATE,
+            $XDG_STATE_HOME/lanes, /var/lib/lanes for root). Without --run a new run is created
+            and its id printed on stderr ("lanes: run ID"); without --step the step gets the
+            run's next ordinal. Invoking a completed (run, step) again with the same intent runs
+            nothing: the recorded output is printed, the recorded status returned and a stderr
+            line says it was replayed ("replayed": true with --json).
             """)
 
     @OptionGroup var configOptions: ConfigOptions
@@ -44,6 +61,17 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print one JSON object with the result at the end instead of relaying output.")
     var json = false
 
+    @OptionGroup var stateOptions: StateOptions
+
+    @Option(name: .customLong("run"), help: ArgumentHelp("The run this step belongs to (default: a new run).", valueName: "ID"))
+    var runID: String?
+
+    @Option(help: ArgumentHelp("The step's id within the run (default: the run's next ordinal).", valueName: "ID"))
+    var step: String?
+
+    @Flag(help: "This invocation is harmless to repeat: a step left in doubt by a dead supervisor may run again.")
+    var idempotent = false
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after `--`.", valueName: "CMD"))
     var command: [String] = []
 
@@ -53,19 +81,106 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let result = execute()
+        let run = runID ?? newRunID()
+        var stepID = step
+        var replayed = false
+        let result: StepResult
+        switch prepare() {
+        case let .failed(failed):
+            result = failed
+        case let .ready(prepared):
+            if runID == nil { printError("lanes: run \(run)") }
+            let journaled = JournaledStep(journal: prepared.journal, run: run, step: step,
+                                          retryAllowed: idempotent || prepared.request.lane.retry == .safe)
+            switch journaled.perform(intent: prepared.intent, execute: {
+                StepRunner(initPath: Paths.initHelper).run(prepared.request, compiled: prepared.compiled)
+            }) {
+            case let .refused(status, id, message):
+                printError("lanes: \(message)")
+                if json { printOut(Self.decorate(nil, run: run, step: id, replayed: false, status: status, message: message) + "\n") }
+                Glibc.exit(status)
+            case let .result(r, id, wasReplayed, retried):
+                result = r
+                stepID = id
+                replayed = wasReplayed
+                if retried { printError("lanes: step \(id) of run \(run) was in doubt and is run again (the lane allows retrying)") }
+                if wasReplayed {
+                    printError("lanes: replayed step \(id) of run \(run) from the journal; nothing was run")
+                    if !json {
+                        writeAll(1, r.stdout)
+                        writeAll(2, r.stderr)
+                    }
+                }
+            }
+        }
         if json {
-            printOut(result.json() + "\n")
+            printOut(Self.decorate(result, run: run, step: stepID, replayed: replayed, status: nil, message: nil) + "\n")
         } else {
             report(result)
         }
         Glibc.exit(result.exitStatus)
     }
 
-    private func execute() -> StepResult {
-        let failed = { (stage: String, message: String) -> StepResult in
-            StepResult(lane: lane, profile: "", profileFingerprint: "", outcome: .failedToStart,
-                       exitCode: ExitStatus.failedToStart, error: "\(stage): \(message)")
+    /// The result JSON with the run, the step and whether it was replayed in front; or, for a
+    /// refusal, an object with the status and the message.
+    static func decorate(_ result: StepResult?, run: String, step: String?, replayed: Bool, status: Int32?, message: String?) -> String {
+        var o = JSONObject()
+        o.add("run", .string(run))
+        o.add("step", step.map { .string($0) } ?? .null)
+        o.add("replayed", .bool(replayed))
+        if let status { o.add("exit_status", .int(Int(status))) }
+        if let message { o.add("error", .string(message)) }
+        let head = o.rendered
+        guard let result else { return head }
+        return String(head.dropLast()) + "," + String(result.json().dropFirst())
+    }
+
+    /// Everything a journaled step needs, or the failed result that stops it before the journal.
+    struct Prepared {
+        var request: StepRequest
+        var compiled: CompiledProfile
+        var journal: SQLiteJournal
+        var intent: StepIntent
+    }
+
+    private func prepare() -> Preparation<Prepared> {
+        let failed = { (stage: String, message: String) -> Preparation<Prepared> in
+            .failed(StepResult(lane: lane, profile: "", profileFingerprint: "", outcome: .failedToStart,
+                                exitCode: ExitStatus.failedToStart, error: "\(stage): \(message)"))
+        }
+        var request: StepRequest, compiled: CompiledProfile
+        switch execute() {
+        case let .failed(f): return .failed(f)
+        case let .ready((r, c)): (request, compiled) = (r, c)
+        }
+        let state: StateDirectory
+        do { state = try StateDirectory(path: stateOptions.resolved) } catch { return failed("state", error.message) }
+        request.hiddenPaths.append(Paths.resolve(state.path) ?? state.path)
+        switch CredentialResolver.resolve(request.lane, secrets: SecretStore(state: state)) {
+        case let .failure(e): return failed(e.stage, e.message)
+        case let .success(values): request.credentials = values
+        }
+        let journal: SQLiteJournal
+        do { journal = try state.openJournal() } catch {
+            return .failed(StepResult(lane: lane, profile: request.profile.name, profileFingerprint: compiled.fingerprint,
+                                       outcome: .failedToStart, exitCode: JournalExitStatus.journalError, error: "journal: \(error.message)"))
+        }
+        let l = request.profile.limits
+        let envNames = Set(request.profile.environment.keys).union(request.lane.credentials.filter { $0.delivery == .env }.map(\.name))
+        let intent = StepIntent(
+            lane: request.lane.name, argv: request.argv, cwd: request.workspace, environment: Array(envNames),
+            credentials: request.lane.credentials.map(\.name), profile: request.profile.name,
+            profileFingerprint: compiled.fingerprint,
+            limits: ["wall_seconds": request.wallSeconds, "cpu_seconds": Double(l.cpuSeconds), "open_files": Double(l.openFiles),
+                     "file_size_bytes": Double(l.fileSizeBytes), "processes": Double(l.processes), "output_bytes": Double(l.outputBytes)],
+            supervisor: .current, idempotent: idempotent)
+        return .ready(Prepared(request: request, compiled: compiled, journal: journal, intent: intent))
+    }
+
+    private func execute() -> Preparation<(StepRequest, CompiledProfile)> {
+        let failed = { (stage: String, message: String) -> Preparation<(StepRequest, CompiledProfile)> in
+            .failed(StepResult(lane: lane, profile: "", profileFingerprint: "", outcome: .failedToStart,
+                                exitCode: ExitStatus.failedToStart, error: "\(stage): \(message)"))
         }
         guard let store = Paths.locateConfig(configOptions.config) else {
             return failed("config", "no Profiles/ and Lanes/ found (use --config DIR or LANES_CONFIG)")
@@ -87,7 +202,7 @@ struct RunCommand: ParsableCommand {
         hidden = hidden.compactMap { Paths.resolve($0) }
         let request = StepRequest(lane: laneValue, profile: profile, argv: command, workspace: resolved,
                                   timeoutSeconds: timeout, captureOutput: json, hiddenPaths: hidden)
-        return StepRunner(initPath: Paths.initHelper).run(request, compiled: compiled)
+        return .ready((request, compiled))
     }
 
     private func report(_ result: StepResult) {
@@ -116,4 +231,10 @@ struct RunCommand: ParsableCommand {
             printError("lanes: output truncated at the profile's limit (\(result.stdoutTruncated ? "stdout" : "")\(result.stdoutTruncated && result.stderrTruncated ? ", " : "")\(result.stderrTruncated ? "stderr" : ""))")
         }
     }
+}
+
+/// A step ready to run, or the result that ends it before it starts.
+enum Preparation<T> {
+    case ready(T)
+    case failed(StepResult)
 }
