@@ -84,10 +84,12 @@ struct StepMonitor {
         return ending
     }
 
-    /// SIGTERM to PID 1 (which forwards it to the tool's session) and to the whole cgroup.
+    /// SIGTERM to PID 1 (which forwards it to the tool's session) and to the whole cgroup, then
+    /// SIGCONT so stopped processes can act on it within the grace period.
     private func terminate() {
         _ = lane_pidfd_send_signal(sandbox.pidfd, SIGTERM)
         tree?.signalAll(SIGTERM)
+        tree?.signalAll(SIGCONT)
     }
 
     /// Reads what is there; returns false at EOF.

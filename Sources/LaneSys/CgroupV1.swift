@@ -1,11 +1,15 @@
+import CLaneSys
 import Glibc
 import LaneModel
 
-/// cgroup v1: one directory per controller hierarchy (memory, pids, cpu, cpuacct, freezer), all
-/// with the same group name. The step's first process is attached by pid while it still waits
-/// on the spawn's sync pipe, so it runs nothing outside the group. Teardown freezes the group
-/// (so no pid can exit and be reused while it is read), kills every pid, thaws, and repeats
-/// until the group is empty; then every directory is removed.
+/// cgroup v1: one directory per controller hierarchy, all with the same group name: memory and
+/// pids for every step, cpu and cpuacct when the profile limits CPU, freezer only when a
+/// teardown finds processes still alive. The step's first process is attached by pid while it
+/// still waits on the spawn's sync pipe, so it runs nothing outside the group. Normally the
+/// group is already empty at teardown (PID 1 of the step's pid namespace is reaped, and the
+/// kernel kills every other process of the namespace with it), and teardown is just rmdir.
+/// Otherwise: freeze (a frozen task cannot fork or exit), kill every member, thaw, repeat until
+/// empty. Signals go through pidfds after checking /proc/PID/cgroup, never to a reused pid.
 struct CgroupV1Driver: CgroupDriver {
     static let controllers = ["memory", "pids", "cpu", "cpuacct", "freezer"]
 
@@ -61,7 +65,7 @@ struct CgroupV1Driver: CgroupDriver {
             CgroupReport.Controller(name: c, directory: roots[c] ?? "-", writable: roots[c] != nil, problem: problems[c])
         }
         return CgroupReport(backend: .v1, root: rootSetting, controllers: list,
-                            note: "cgroup v1: one directory per controller hierarchy; teardown by freezer")
+                            note: "cgroup v1: one directory per controller hierarchy (memory, pids; cpu+cpuacct with cpu_fraction; freezer when a teardown finds live tasks)")
     }
 
     func createStep(limits: CgroupLimits) throws(LanesError) -> any StepCgroup {
@@ -69,9 +73,12 @@ struct CgroupV1Driver: CgroupDriver {
             throw LanesError(.unsupported, stage: "cgroup", whyMissing(r))
         }
         let name = owner.groupName()
-        // The cpu hierarchy only when a CPU limit is asked for: each mkdir costs ~50 µs.
-        var wanted = ["memory", "pids", "cpuacct", "freezer"]
-        if limits.cpuFraction != nil { wanted.insert("cpu", at: 2) }
+        // Per step only memory and pids (+ cpu and cpuacct with a CPU limit): a v1 mkdir+rmdir
+        // costs 0.2–0.65 ms per hierarchy here. The freezer group is made only when a teardown
+        // finds live processes (see StepCgroupV1.freezeAndKill); CPU time otherwise comes from
+        // PID 1's rusage, which covers every process of the step (PID 1 reaps them all).
+        var wanted = ["memory", "pids"]
+        if limits.cpuFraction != nil { wanted += ["cpu", "cpuacct"] }
         var dirs: [String: String] = [:]
         var created: [String] = []
         for c in wanted {
@@ -89,7 +96,7 @@ struct CgroupV1Driver: CgroupDriver {
             created.append(dir)
             dirs[c] = dir
         }
-        let group = StepCgroupV1(fs: fs, dirs: dirs)
+        let group = StepCgroupV1(fs: fs, dirs: dirs, freezerRoot: roots["freezer"])
         do throws(LanesError) {
             if let bytes = limits.memoryBytes, let dir = dirs["memory"] {
                 try group.set(dir + "/memory.limit_in_bytes", String(bytes))
@@ -124,7 +131,7 @@ struct CgroupV1Driver: CgroupDriver {
         for name in names.sorted() {
             var dirs: [String: String] = [:]
             for (c, root) in roots where fs.exists(root + "/" + name) { dirs[c] = root + "/" + name }
-            let group = StepCgroupV1(fs: fs, dirs: dirs)
+            let group = StepCgroupV1(fs: fs, dirs: dirs, freezerRoot: roots["freezer"])
             if group.destroy(timeout: 2) { removed.append(contentsOf: group.directories) }
         }
         return removed
@@ -134,15 +141,20 @@ struct CgroupV1Driver: CgroupDriver {
 final class StepCgroupV1: StepCgroup {
     let fs: any CgroupFileSystem
     /// Controller → the group's directory in that controller's hierarchy.
-    let dirs: [String: String]
-    let directories: [String]
+    private(set) var dirs: [String: String]
+    private(set) var directories: [String]
+    /// Where a freezer group can be made when one is needed (slow path only), if anywhere.
+    let freezerRoot: String?
+    let name: String
 
-    init(fs: any CgroupFileSystem, dirs: [String: String]) {
+    init(fs: any CgroupFileSystem, dirs: [String: String], freezerRoot: String? = nil) {
         self.fs = fs
         self.dirs = dirs
+        self.freezerRoot = freezerRoot
         var unique: [String] = []
         for c in CgroupV1Driver.controllers { if let d = dirs[c], !unique.contains(d) { unique.append(d) } }
         directories = unique
+        name = String(unique.first?.split(separator: "/").last ?? "")
     }
 
     var path: String { directories.first ?? "" }
@@ -156,37 +168,39 @@ final class StepCgroupV1: StepCgroup {
     }
 
     func attach(pid: pid_t) throws(LanesError) {
-        for dir in directories { try set(dir + "/cgroup.procs", String(pid)) }
+        for dir in directories where dir != dirs["freezer"] { try set(dir + "/cgroup.procs", String(pid)) }
     }
 
-    /// The directory whose cgroup.procs is read: the freezer's (the one that can be frozen).
-    private var main: String? { dirs["freezer"] ?? dirs["pids"] ?? directories.first }
+    /// The controller whose membership defines the group: pids (every task is counted there).
+    private var anchor: (controller: String, dir: String)? {
+        for c in ["pids", "memory", "cpuacct", "cpu"] { if let d = dirs[c] { return (c, d) } }
+        return nil
+    }
 
     private func members() -> [pid_t] {
-        guard let main else { return [] }
-        return CgroupText.pids(fs.read(main + "/cgroup.procs"))
+        guard let anchor else { return [] }
+        return CgroupText.pids(fs.read(anchor.dir + "/cgroup.procs"))
     }
 
-    /// FROZEN and wait until the kernel says so (FREEZING while in progress), up to 0.5 s.
-    private func freeze() -> Bool {
-        guard let f = dirs["freezer"], fs.write(f + "/freezer.state", "FROZEN") == 0 else { return false }
-        var pause = 0.00005
-        for _ in 0..<200 {
-            if fs.read(f + "/freezer.state")?.hasPrefix("FROZEN") == true { return true }
-            cgroupPause(pause)
-            pause = min(pause * 2, 0.005)
+    /// Signals `pid` only if it is in this group: a pidfd pins the process, then its
+    /// /proc/PID/cgroup must show the group, so a pid that exited and was reused by a process
+    /// outside is never signalled.
+    private func signalMember(_ pid: pid_t, _ signal: Int32) {
+        guard let anchor else { return }
+        let fd = Int32(truncatingIfNeeded: lane_syscall6(434, Int(pid), 0, 0, 0, 0, 0))  // pidfd_open
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let line = (HostCgroupFileSystem().read("/proc/\(pid)/cgroup") ?? "").split(separator: "\n").first {
+            $0.split(separator: ":", maxSplits: 2).dropFirst().first?.split(separator: ",").contains(Substring(anchor.controller)) == true
         }
-        return false
+        guard let line, line.hasSuffix("/" + name) else { return }
+        _ = lane_pidfd_send_signal(fd, signal)
     }
 
-    private func thaw() {
-        if let f = dirs["freezer"] { _ = fs.write(f + "/freezer.state", "THAWED") }
-    }
-
+    /// Every member, each verified (see `signalMember`). Without a freezer a member may fork
+    /// meanwhile; callers that must end everything loop until the group is empty.
     func signalAll(_ signal: Int32) {
-        let frozen = freeze()
-        for pid in members() { _ = kill(pid, signal) }
-        if frozen || dirs["freezer"] != nil { thaw() }
+        for pid in members() { signalMember(pid, signal) }
     }
 
     func usage() -> CgroupUsage {
@@ -205,11 +219,47 @@ final class StepCgroupV1: StepCgroup {
         return u
     }
 
+    /// The slow path, only when something is still alive: a freezer group of the same name,
+    /// every (verified) member moved into it, FROZEN (a frozen task cannot fork or exit), SIGKILL
+    /// to each (stopped ones included; it lands on thaw), THAWED.
+    private func freezeAndKill() {
+        if dirs["freezer"] == nil, let root = freezerRoot {
+            let dir = root + "/" + name
+            let err = fs.makeDirectory(dir)
+            if err == 0 || err == EEXIST {
+                dirs["freezer"] = dir
+                directories.append(dir)
+            }
+        }
+        guard let f = dirs["freezer"] else {
+            signalAll(SIGKILL)
+            return
+        }
+        for pid in members() {
+            // Same verification as signalMember: only a member is moved.
+            let fd = Int32(truncatingIfNeeded: lane_syscall6(434, Int(pid), 0, 0, 0, 0, 0))
+            guard fd >= 0 else { continue }
+            let text = HostCgroupFileSystem().read("/proc/\(pid)/cgroup") ?? ""
+            if text.contains("/" + name + "\n") { _ = fs.write(f + "/cgroup.procs", String(pid)) }
+            close(fd)
+        }
+        if fs.write(f + "/freezer.state", "FROZEN") == 0 {
+            var pause = 0.00005
+            for _ in 0..<200 where fs.read(f + "/freezer.state")?.hasPrefix("FROZEN") != true {
+                cgroupPause(pause)
+                pause = min(pause * 2, 0.005)
+            }
+        }
+        for pid in CgroupText.pids(fs.read(f + "/cgroup.procs")) { signalMember(pid, SIGKILL) }
+        signalAll(SIGKILL)
+        _ = fs.write(f + "/freezer.state", "THAWED")
+    }
+
     func destroy(timeout: Double) -> Bool {
         let start = monotonicNow()
         var pause = 0.00005
         while true {
-            let pids = members()
+            let pids = members() + (dirs["freezer"].map { CgroupText.pids(fs.read($0 + "/cgroup.procs")) } ?? [])
             if pids.isEmpty {
                 var left = directories.filter { fs.removeDirectory($0) != 0 && fs.exists($0) }
                 // rmdir can see EBUSY for a moment while the last task's exit is accounted.
@@ -220,9 +270,7 @@ final class StepCgroupV1: StepCgroup {
                 }
                 return left.isEmpty
             }
-            // Frozen tasks cannot exit, so the pids read stay theirs while they are signalled;
-            // SIGKILL is delivered to stopped tasks too, and takes effect on thaw.
-            signalAll(SIGKILL)
+            freezeAndKill()
             if monotonicNow() - start >= timeout { return false }
             cgroupPause(pause)
             pause = min(pause * 2, 0.01)
