@@ -65,6 +65,10 @@ static int escape(const char *dir, int exit_at_once) {
         _exit(0);  // the double fork: the grandchildren are orphans now
     }
     waitpid(a, NULL, 0);
+    // Report only once the grandchild has written (so "exit" cannot end it before it ran).
+    char path[4096];
+    snprintf(path, sizeof path, "%s/heartbeat", dir);
+    for (int i = 0; i < 500 && access(path, F_OK) != 0; i++) nap(10);
     printf("escaped\n");
     fflush(stdout);
     if (exit_at_once) return 0;
