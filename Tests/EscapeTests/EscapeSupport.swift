@@ -66,6 +66,11 @@ enum Escape {
         return dir
     }
 
+    /// Removes a workspace (or any test directory) and everything in it.
+    static func remove(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
     /// A state directory per identity, outside every workspace, so journals of root and
     /// uid 65534 never share files.
     private static let states: [String: String] = {
@@ -156,10 +161,11 @@ enum Escape {
         return map
     }
 
-    /// The value after `key ` on a line of `text` ("zombies 0" → 0).
+    /// The number after `key ` on the first line of `text` that is exactly "KEY N"
+    /// ("zombies 0" → 0).
     static func value(_ key: String, in text: String) -> Int? {
         for line in text.split(separator: "\n") where line.hasPrefix(key + " ") {
-            return Int(line.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces))
+            if let n = Int(line.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces)) { return n }
         }
         return nil
     }

@@ -22,6 +22,7 @@ struct FailClosedTests {
             return
         }
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         let run = { (limit: String) in
             try Escape.shell(identity, """
                 exec unshare --user --map-root-user sh -c '\(limit)exec "$LANES" run engineering --workspace "\(ws)" -- echo ran'
@@ -42,6 +43,7 @@ struct FailClosedTests {
     func helperUnavailable(_ identity: LanesCLI.Identity) throws {
         if Escape.skips(identity) { return }
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         let missing = "/nonexistent/lane-init-" + UUID().uuidString.prefix(8)
         let step = try Escape.step(identity, in: ws, ["echo", "ran"], environment: ["LANES_INIT": missing])
         #expect(step.status == 125, "\(step)")

@@ -19,7 +19,9 @@ struct HostFilesystemTests {
     func writesOutsideWorkspace(_ identity: LanesCLI.Identity) throws {
         if Escape.skips(identity) { return }
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         let sibling = try LanesCLI.temporaryDirectory("lanes-escape-sibling")
+        defer { Escape.remove(sibling) }
         let parent = (ws as NSString).deletingLastPathComponent
         let marker = "lanes-escape-" + UUID().uuidString.prefix(8)
         if getuid() == 0 {
@@ -54,6 +56,24 @@ struct HostFilesystemTests {
         #expect(Self.snapshot("/dev/null") == devNull, "the host's /dev/null changed")
         for dir in ["/usr", "/etc", "", "/dev", sibling, parent] {
             #expect(!FileManager.default.fileExists(atPath: "\(dir)/\(marker)"), "\(dir)/\(marker) appeared on the host")
+        }
+    }
+
+    @Test("host key directories under /etc are not bound", arguments: Escape.identities)
+    func privateKeysAbsent(_ identity: LanesCLI.Identity) throws {
+        if Escape.skips(identity) { return }
+        // When lanes runs as root the step's uid maps to host root, the owner of these files:
+        // only their absence keeps them unreadable.
+        let present = ["/etc/ssl/private"].filter { FileManager.default.fileExists(atPath: $0) }
+        guard !present.isEmpty else {
+            print("SKIP: privateKeysAbsent: this host has no /etc/ssl/private to hide")
+            return
+        }
+        let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
+        let step = try Escape.step(identity, in: ws, ["sh", "-c", present.map { "test -e \($0); echo \"\($0) $?\"" }.joined(separator: "; ")])
+        for path in present {
+            #expect(Escape.value(path, in: step.stdout) == 1, "\(path) is visible inside: \(step)")
         }
     }
 

@@ -62,6 +62,7 @@ struct NetworkEscapeTests {
         if Escape.skips(identity) { return }
         let listeners = try HostListeners()
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         let actions = ["tcp_connect=\(listeners.port)", "abstract_connect=\(listeners.abstractName)"]
 
         // Control: from the host both connect (the backlog accepts without an accept call).

@@ -14,6 +14,7 @@ struct ProcessLifetimeTests {
     func escapeByDoubleFork(_ identity: LanesCLI.Identity, ending: Ending) throws {
         if Escape.skips(identity) { return }
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         let marker = "lanes-escape-marker-" + UUID().uuidString.prefix(8)
         let beat = ws + "/beat-" + marker
         try FileManager.default.createDirectory(atPath: beat, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o777])
@@ -43,6 +44,7 @@ struct ProcessLifetimeTests {
     func zombieFlood(_ identity: LanesCLI.Identity) throws {
         if Escape.skips(identity) { return }
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         // Control: the probe's /proc scan does see zombies (its own, unreaped).
         let control = try Escape.step(identity, in: ws, [ws + "/lifetime", "own-zombies", "20"])
         #expect((Escape.value("zombies", in: control.stdout) ?? 0) >= 20, "control: \(control)")
@@ -62,6 +64,7 @@ struct ProcessLifetimeTests {
     func outputFlood(_ identity: LanesCLI.Identity) throws {
         if Escape.skips(identity) { return }
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         // lanes runs under the maxrss probe, which reports lanes' own peak RSS (getrusage of
         // its waited-for child), not the step's: the step is in another process tree.
         let script = "exec \"\(ws)/maxrss\" \"$LANES\" run engineering --json --workspace '\(ws)' -- head -c 1G /dev/zero"

@@ -37,6 +37,7 @@ struct SyscallEscapeTests {
     /// Runs `cases` on the host and inside a step as `identity`, and checks both.
     func check(_ cases: [Forbidden], as identity: LanesCLI.Identity) throws {
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         let probe = ws + "/syscalls"
         let root = getuid() == 0
 
@@ -166,6 +167,7 @@ struct SyscallEscapeTests {
     func alternateABIs(_ identity: LanesCLI.Identity, abi: String) throws {
         if Escape.skips(identity) { return }
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         // Control: on the host the call returns (a pid, or ENOSYS where the kernel lacks the ABI).
         let host = try Escape.host(ws + "/abi", [abi])
         #expect(host.status == 0 && host.stdout.hasPrefix(abi + " "), "control: \(host)")

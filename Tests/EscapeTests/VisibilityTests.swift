@@ -16,6 +16,7 @@ struct VisibilityTests {
     func inheritedFd(_ identity: LanesCLI.Identity) throws {
         if Escape.skips(identity) { return }
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         // Control: without lanes the sentinel reaches the command.
         let control = try Escape.shell(identity, "exec 7</etc/hostname; exec sh -c '\(Self.listFds)'")
         #expect(control.stdout.contains("7 /etc/hostname"), "control: \(control)")
@@ -31,6 +32,7 @@ struct VisibilityTests {
     func directoryStdin(_ identity: LanesCLI.Identity) throws {
         if Escape.skips(identity) { return }
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         let control = try Escape.shell(identity, "exec readlink /proc/self/fd/0 < /")
         #expect(control.stdout == "/\n", "control: a directory on stdin reaches a plain command: \(control)")
 
@@ -43,6 +45,7 @@ struct VisibilityTests {
     func procIsolation(_ identity: LanesCLI.Identity) throws {
         if Escape.skips(identity) { return }
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         let secret = "lanes-escape-secret-" + UUID().uuidString
         // A host process carrying the secret, and lanes itself started with it.
         let helper = Process()
@@ -53,22 +56,38 @@ struct VisibilityTests {
         // SIGKILL: the test runner's threads may block SIGTERM, and a spawned child inherits that.
         defer { kill(helper.processIdentifier, SIGKILL); helper.waitUntilExit() }
 
-        // Control: the host can read the helper's environment the same way.
-        let control = try Escape.host("/bin/sh", ["-c", "tr '\\0' ' ' < /proc/\(helper.processIdentifier)/environ"])
+        // What a step might try on PID 1 (lane-init, run by the same host uid as the tool): read
+        // its environment, memory map, root, fd targets and executable, or write the latter
+        // (CVE-2019-5736). Non-dumpable, it refuses all of them.
+        let probes = """
+            cat /proc/PID/environ >/dev/null 2>&1; echo "environ $?"
+            cat /proc/PID/maps >/dev/null 2>&1; echo "maps $?"
+            readlink /proc/PID/root >/dev/null 2>&1; echo "root $?"
+            readlink /proc/PID/fd/0 >/dev/null 2>&1; echo "fd $?"
+            cat /proc/PID/exe >/dev/null 2>&1; echo "read-exe $?"
+            """
+        let keys = ["environ", "maps", "root", "fd", "read-exe"]
+        // Control: the host can read the helper's environment and all the rest the same way.
+        let pid = String(helper.processIdentifier)
+        let control = try Escape.host("/bin/sh", ["-c", "tr '\\0' ' ' < /proc/\(pid)/environ; echo; " + probes.replacingOccurrences(of: "PID", with: pid)])
         #expect(control.stdout.contains(secret), "control: \(control)")
+        for key in keys { #expect(Escape.value(key, in: control.stdout) == 0, "control: \(key): \(control)") }
 
         let script = """
             ls -d /proc/[0-9]* | wc -l | sed 's/^/count /'
             for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/environ; tr '\\0' ' ' < $p/cmdline; echo; done
-            cat /proc/1/environ >/dev/null; echo "environ1 $?"
-            """
+            (echo x >> /proc/1/exe) 2>/dev/null; echo "write-exe $?"
+
+            """ + probes.replacingOccurrences(of: "PID", with: "1")
         let step = try Escape.step(identity, in: ws, ["sh", "-c", script], environment: ["LANES_ESCAPE_SECRET": secret])
         #expect(step.status == 0, "\(step)")
         #expect(!step.stdout.contains(secret) && !step.stderr.contains(secret), "the secret leaked into the step: \(step)")
         #expect(!step.stdout.contains("sleep 30"), "a host process is visible: \(step)")
-        // lane-init, sh, ls and wc at most.
+        // lane-init, sh, and the pipeline's ls, wc and sed at most.
         #expect((Escape.value("count", in: step.stdout) ?? 99) <= 5, "\(step)")
-        #expect(Escape.value("environ1", in: step.stdout) != 0, "PID 1's environment is readable: \(step)")
+        for key in keys + ["write-exe"] {
+            #expect((Escape.value(key, in: step.stdout) ?? 0) != 0, "\(key) of PID 1 worked inside: \(step)")
+        }
     }
 
     @Test("a setuid or file-capability binary gains nothing", arguments: Escape.identities)
@@ -79,6 +98,7 @@ struct VisibilityTests {
             return
         }
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         var fs = statvfs()
         guard statvfs(ws, &fs) == 0, fs.f_flag & UInt(ST_NOSUID) == 0 else {
             print("SKIP: setuidGainsNothing: \(ws) is on a nosuid mount, so the host control cannot work")
@@ -113,6 +133,7 @@ struct VisibilityTests {
     func minimalDev(_ identity: LanesCLI.Identity) throws {
         if Escape.skips(identity) { return }
         let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
         if getuid() == 0 {
             // Control: root on the host can make a device node with the same probe.
             let host = Escape.results(try Escape.host(ws + "/syscalls", ["mknod=\(ws)/host-node"]).stdout)
