@@ -44,6 +44,14 @@ struct ConcurrencyTests {
         var retried: [String: Set<Int>] = [:]        // run → steps re-run after being in doubt (safe lane)
         var lanesOf: [String: String] = [:]
         let started = Date()
+        // Kill delays are spread over a whole `lanes run` as measured here (the machine may be
+        // loaded), so kills land before the intent, between intent and close, and after.
+        var typical = 0.05
+        do {
+            let t0 = Date()
+            #expect(try f.run("plain", ["--run", "calibrate"], ["true"]).status == 0)
+            typical = max(0.02, Date().timeIntervalSince(t0))
+        }
         while kills < 200 && Date().timeIntervalSince(started) < 150 {
             runIndex += 1
             let run = "crash-\(runIndex)"
@@ -53,7 +61,7 @@ struct ConcurrencyTests {
                 let cmd = ["sh", "-c", "echo \(run)/\(step) >> \(side)"]
                 let args = ["run", lane, "--workspace", f.workspace, "--run", run, "--step", String(step), "--"] + cmd
                 let p = try f.spawn(args)
-                usleep(UInt32.random(in: 0...60_000, using: &generator))
+                usleep(UInt32(Double.random(in: 0...1.2, using: &generator) * typical * 1_000_000))
                 kill(p.processIdentifier, SIGKILL)
                 p.waitUntilExit()
                 if p.terminationReason == .uncaughtSignal {
