@@ -16,6 +16,10 @@ import PackageDescription
 /// - `lanes`: the command-line interface.
 let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
 let swiftSettings: [SwiftSetting] = Context.environment["CI"] == "true" ? strict : []
+/// Release binaries for `scripts/lanes` and `scripts/bench` are fully static executables: no
+/// dynamic loader, no relocation of a large image at start-up (start-up is most of a step's cost).
+let staticExecutable: [LinkerSetting] =
+    Context.environment["LANES_STATIC_EXECUTABLES"] == "1" ? [.unsafeFlags(["-static-executable"])] : []
 
 let package = Package(
     name: "lanes",
@@ -54,14 +58,14 @@ let package = Package(
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "lane-init", dependencies: ["CLaneSys", "CCap", "LanePlan"],
-            path: "Sources/LaneInit", swiftSettings: swiftSettings),
+            path: "Sources/LaneInit", swiftSettings: swiftSettings, linkerSettings: staticExecutable),
         .executableTarget(
             name: "lanes",
             dependencies: [
                 "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneJournal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: swiftSettings),
+            swiftSettings: swiftSettings, linkerSettings: staticExecutable),
         .target(
             name: "LaneJournal",
             dependencies: ["LaneModel", .product(name: "GRDB", package: "GRDB.swift"),
@@ -75,6 +79,7 @@ let package = Package(
         .testTarget(name: "EscapeTests", dependencies: ["LaneTestSupport"], exclude: ["Probes"], swiftSettings: swiftSettings),
         .testTarget(name: "CgroupTests", dependencies: ["LaneSys", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "JournalTests", dependencies: ["LaneJournal", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "GovernanceTests", dependencies: ["LaneJournal", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
     ]
 )
 

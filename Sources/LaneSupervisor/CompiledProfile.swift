@@ -14,9 +14,14 @@ public struct CompiledProfile: Sendable {
     /// sections: any change to what the sandbox enforces changes it.
     public let fingerprint: String
 
-    public init(_ profile: Profile) throws(LanesError) {
+    /// Compiles `profile`; with a `cache`, the seccomp program is taken from it when present.
+    public init(_ profile: Profile, cache: PolicyCache? = nil) throws(LanesError) {
         self.profile = profile
-        seccompFilter = try SeccompCompiler.compile(profile.seccomp)
+        if let cache {
+            seccompFilter = try cache.filter(for: profile.seccomp)
+        } else {
+            seccompFilter = try SeccompCompiler.compile(profile.seccomp)
+        }
         let l = profile.limits
         rlimits = [
             ResourceLimit(resource: Int32(RLIMIT_CORE.rawValue), soft: 0, hard: 0),

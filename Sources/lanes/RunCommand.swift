@@ -38,6 +38,15 @@ struct RunCommand: ParsableCommand {
                      result, and the lane does not allow retrying (retry = "safe" or
                      --idempotent); the step needs review; nothing was run
               77     in flight: another live supervisor is running this step right now
+              78     awaiting approval: the lane's [review] gates this step (the message names the
+                     rule); recorded as approval_requested; nothing was run. After
+                     `lanes approve RUN STEP --by NAME`, the same command with --run/--step runs once
+              79     denied or expired: the step's approval was denied (`lanes deny`) or not given
+                     within the lane's review timeout; nothing was run
+              80     halted: the run exhausted a [budget] or loop detection tripped ("loop
+                     suspected"); nothing was run until `lanes resume RUN --by NAME [--raise K=V]`
+              81     stopped: the run was stopped (`lanes stop`, or an outcome in the lane's
+                     halt_on); no further step of it runs
 
             Journal: every step is recorded in the state directory (--state, LANES_STATE,
             $XDG_STATE_HOME/lanes, /var/lib/lanes for root). Without --run a new run is created
@@ -72,6 +81,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "This invocation is harmless to repeat: a step left in doubt by a dead supervisor may run again.")
     var idempotent = false
 
+    @Option(help: ArgumentHelp("Declare the step's effect (e.g. irreversible); the lane's [review] effects gate it.", valueName: "EFFECT"))
+    var effect: String?
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after `--`.", valueName: "CMD"))
     var command: [String] = []
 
@@ -91,7 +103,8 @@ struct RunCommand: ParsableCommand {
         case let .ready(prepared):
             if runID == nil { printError("lanes: run \(run)") }
             let journaled = JournaledStep(journal: prepared.journal, run: run, step: step,
-                                          retryAllowed: idempotent || prepared.request.lane.retry == .safe)
+                                          retryAllowed: idempotent || prepared.request.lane.retry == .safe,
+                                          governance: GovernanceHook(lane: prepared.request.lane, effect: effect))
             switch journaled.perform(intent: prepared.intent, execute: {
                 StepRunner(initPath: Paths.initHelper).run(prepared.request, compiled: prepared.compiled)
             }) {
@@ -193,7 +206,7 @@ struct RunCommand: ParsableCommand {
         }
         let (laneValue, profile) = loaded
         let compiled: CompiledProfile
-        do { compiled = try CompiledProfile(profile) } catch { return failed(error.stage, error.message) }
+        do { compiled = try CompiledProfile(profile, cache: PolicyCache(directory: stateOptions.resolved + "/policy-cache")) } catch { return failed(error.stage, error.message) }
         let requested = workspace ?? laneValue.workspace ?? Paths.currentDirectory
         guard let resolved = Paths.resolve(requested), isDirectory(resolved) else {
             return failed("workspace", "\"\(requested)\" is not an existing directory")

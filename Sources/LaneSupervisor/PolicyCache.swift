@@ -1,0 +1,58 @@
+import Crypto
+import Glibc
+import LaneModel
+import LaneSys
+
+/// Keeps compiled seccomp programs on disk, so a profile's policy is compiled once, not on every
+/// step (libseccomp needs about 3 ms for the allow-list; a cache hit is one small read).
+///
+/// The key is a SHA-256 of the profile's seccomp section and of the identity of the running
+/// `lanes` binary (inode, size, mtime), so a changed policy or a rebuilt binary never reuses a
+/// stale program. Entries are written to a temporary name and renamed into place, so a reader
+/// never sees half a file. The directory lives in the state directory, which no sandbox sees.
+public struct PolicyCache: Sendable {
+    public let directory: String
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    /// The compiled program for `policy`, from the cache or freshly compiled (and then stored).
+    public func filter(for policy: Profile.Seccomp) throws(LanesError) -> [UInt8] {
+        let path = directory + "/" + key(policy) + ".bpf"
+        if let cached = Self.read(path), !cached.isEmpty, cached.count % 8 == 0 { return cached }
+        let compiled = try SeccompCompiler.compile(policy)
+        store(compiled, at: path)
+        return compiled
+    }
+
+    func key(_ policy: Profile.Seccomp) -> String {
+        var st = stat()
+        _ = stat("/proc/self/exe", &st)
+        let identity = "\(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+        let text = "\(identity)\n\(policy.defaultAction.rawValue)\nallow \(policy.allow)\ndeny \(policy.deny)"
+        return SHA256.hash(data: Array(text.utf8)).map { String($0, radix: 16).leftPad(2) }.joined()
+    }
+
+    /// Best effort: a cache that cannot be written only costs the next step a compile.
+    private func store(_ bytes: [UInt8], at path: String) {
+        _ = mkdir(directory, 0o700)
+        let temporary = path + ".\(getpid()).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { return }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        if written == bytes.count { _ = rename(temporary, path) } else { _ = unlink(temporary) }
+    }
+
+    static func read(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_size > 0, st.st_size < 1 << 20 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        return n == bytes.count ? bytes : nil
+    }
+}
