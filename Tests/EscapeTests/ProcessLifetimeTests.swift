@@ -67,19 +67,26 @@ struct ProcessLifetimeTests {
         defer { Escape.remove(ws) }
         // lanes runs under the maxrss probe, which reports lanes' own peak RSS (getrusage of
         // its waited-for child), not the step's: the step is in another process tree.
-        let script = "exec \"\(ws)/maxrss\" \"$LANES\" run engineering --json --workspace '\(ws)' -- head -c 1G /dev/zero"
-        let run = try Escape.shell(identity, script)
-        #expect(run.status == 0, "\(run)")
-        let json = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
-        #expect(json?["stdout_truncated"] as? Bool == true, "not reported as truncated: \(run.stdout.prefix(300))")
-        #expect(json?["outcome"] as? String == "exited", "\(run.stdout.suffix(600))")
-        let kept = (json?["stdout"] as? String)?.utf8.count ?? Int.max
+        func flood(_ size: String) throws -> (json: [String: Any]?, rssKb: Int, run: Escape.Ran) {
+            let script = "exec \"\(ws)/maxrss\" \"$LANES\" run engineering --json --workspace '\(ws)' -- head -c \(size) /dev/zero"
+            let run = try Escape.shell(identity, script)
+            #expect(run.status == 0, "\(size): \(run)")
+            let json = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+            return (json, Escape.value("maxrss_kb", in: run.stderr) ?? 0, run)
+        }
+        // Reference: a flood just over the profile's 4 MiB cap, so lanes holds a full capture.
+        let small = try flood("8M")
+        let big = try flood("1G")
+        for (size, result) in [("8M", small), ("1G", big)] {
+            #expect(result.json?["stdout_truncated"] as? Bool == true, "\(size) not reported as truncated: \(result.run.stdout.prefix(300))")
+            #expect(result.json?["outcome"] as? String == "exited", "\(result.run.stdout.suffix(600))")
+            #expect(result.rssKb > 1000, "control: no maxrss reported: \(result.run.stderr.suffix(300))")
+        }
+        let kept = (big.json?["stdout"] as? String)?.utf8.count ?? Int.max
         #expect(kept <= 64 << 20, "captured \(kept) bytes of output")
-        // Control: the measurement works (lanes does have a resident set).
-        let rss = Escape.value("maxrss_kb", in: run.stderr) ?? 0
-        #expect(rss > 1000, "no maxrss reported: \(run.stderr.suffix(300))")
-        // The profile keeps 4 MiB; even escaped as JSON that is far below the 1 GiB streamed.
-        #expect(rss < 256 << 10, "lanes' peak RSS was \(rss) KiB for 1 GiB of output")
-        print("outputFlood(\(identity)): lanes peak RSS \(rss) KiB, \(kept) bytes kept")
+        // Bounded: 128 times more output must not cost more memory than the capped capture does.
+        #expect(big.rssKb < small.rssKb + 32 << 10, "lanes' peak RSS grew with the output: \(small.rssKb) KiB for 8 MiB, \(big.rssKb) KiB for 1 GiB")
+        #expect(big.rssKb < 256 << 10, "lanes' peak RSS was \(big.rssKb) KiB for 1 GiB of output")
+        print("outputFlood(\(identity)): lanes peak RSS \(small.rssKb) KiB for 8 MiB, \(big.rssKb) KiB for 1 GiB; \(kept) bytes kept")
     }
 }
