@@ -36,6 +36,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "CLaneSys"),
+        .target(name: "CSQLiteConfig", linkerSettings: [.linkedLibrary("sqlite3")]),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp",
                        providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
@@ -68,7 +69,7 @@ let package = Package(
             swiftSettings: swiftSettings, linkerSettings: staticExecutable),
         .target(
             name: "LaneJournal",
-            dependencies: ["LaneModel", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["LaneModel", "CSQLiteConfig", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings),
         .target(name: "LaneTestSupport", swiftSettings: swiftSettings),

@@ -25,9 +25,9 @@ lanes_ensure_packages() {
     fi
 }
 
-# Release build of lanes and lane-init, statically linked against the Swift runtime (start-up is
-# most of a step's cost). Rebuilt only when a source is newer than the binary.
-LANES_RELEASE_DIR=.build-release
+# Release build of lanes and lane-init as fully static executables (LANES_STATIC_EXECUTABLES=1,
+# see Package.swift): start-up is most of a step's cost. Rebuilt only when a source is newer.
+LANES_RELEASE_DIR=.build-static
 lanes_release_build() {
     local bin="$LANES_RELEASE_DIR/release/lanes"
     if [ -x "$bin" ] && [ -x "$LANES_RELEASE_DIR/release/lane-init" ] \
@@ -35,8 +35,8 @@ lanes_release_build() {
         return 0
     fi
     echo "setup: building lanes (release)…" >&2
-    swift build -c release --static-swift-stdlib --scratch-path "$LANES_RELEASE_DIR" \
-        --product lanes >&2
-    swift build -c release --static-swift-stdlib --scratch-path "$LANES_RELEASE_DIR" \
-        --product lane-init >&2
+    LANES_STATIC_EXECUTABLES=1 swift build -c release --static-swift-stdlib \
+        --scratch-path "$LANES_RELEASE_DIR" --product lanes >&2
+    LANES_STATIC_EXECUTABLES=1 swift build -c release --static-swift-stdlib \
+        --scratch-path "$LANES_RELEASE_DIR" --product lane-init >&2
 }
