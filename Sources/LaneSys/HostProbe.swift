@@ -78,7 +78,7 @@ public enum HostProbe {
                 v1.append(ctrls.joined(separator: ","))
             }
         }
-        let v2Controllers = v2.compactMap { readText($0 + "/cgroup.controllers") }.joined(separator: " ").split(separator: " ")
+        let v2Controllers = v2.compactMap { readText($0 + "/cgroup.controllers") }.joined(separator: " ").split(whereSeparator: { $0 == " " || $0 == "\n" })
         let detail = "v1 controllers: [\(v1.joined(separator: " "))]; cgroup2 at \(v2.joined(separator: ", ")) with controllers [\(v2Controllers.joined(separator: " "))]"
         return Finding(name: "cgroups", ok: !v1.isEmpty || !v2Controllers.isEmpty, detail: detail,
                        advice: v1.isEmpty && v2Controllers.isEmpty ? "no cgroup controllers: memory/pids/cpu limits cannot be enforced" : nil)

@@ -10,8 +10,8 @@ struct DoctorCommand: ParsableCommand {
         commandName: "doctor",
         abstract: "Probe the host and say, for each profile, whether it can run here.",
         discussion: """
-            Checks user namespaces, seccomp and its actions, the Landlock ABI, cgroups, pidfd and
-            clone3, then runs `/bin/true` as a real step in every profile found. Exit 0 when every
+            Checks user namespaces, seccomp and its actions, the Landlock ABI, cgroups (the backend,
+            the root in use and which controllers are writable), pidfd and clone3, then runs `/bin/true` as a real step in every profile found. Exit 0 when every
             profile can run here, 1 otherwise.
             """)
 
@@ -23,6 +23,8 @@ struct DoctorCommand: ParsableCommand {
             printOut("  \(f.ok ? "ok  " : "FAIL") \(f.name.padding(16)) \(f.detail)\n")
             if let advice = f.advice, !f.ok { printOut("       → \(advice)\n") }
         }
+        let cgroups = Cgroups.report()
+        printOut("cgroups for step limits\n" + cgroups.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n")
         guard let store = Paths.locateConfig(configOptions.config) else {
             printOut("profiles: none found (use --config DIR or LANES_CONFIG)\n")
             throw ExitCode(1)
