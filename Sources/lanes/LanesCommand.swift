@@ -11,6 +11,18 @@ struct LanesCommand: ParsableCommand {
             """,
         subcommands: [RunCommand.self, CheckCommand.self, DoctorCommand.self, PolicyCommand.self, RunsCommand.self, ShowCommand.self,
                       LogCommand.self, OutputCommand.self, VerifyCommand.self, SecretCommand.self])
+
+    /// `lanes run …` is the hot path (once per tool call): it is parsed by `RunCommand` alone, so
+    /// argument-parser does not reflect over every other subcommand first (measured: that walk
+    /// was about a sixth of a step's CPU). Help and everything else go through the full tree.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let options = arguments.prefix { $0 != "--" }
+        if arguments.first == "run", !options.contains(where: { ["-h", "--help", "-help", "help"].contains($0) }) {
+            RunCommand.main(Array(arguments.dropFirst()))
+        }
+        main(nil)
+    }
 }
 
 /// Options every command that reads profiles and lanes shares.

@@ -9,6 +9,8 @@ import LaneSys
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
+        // Named in full in usage lines also when parsed directly on the hot path (see LanesCommand.main).
+        _superCommandName: "lanes",
         abstract: "Run one command as a step in a fresh sandbox of LANE.",
         discussion: """
             The step's stdout and stderr are relayed as they are written (up to the profile's
