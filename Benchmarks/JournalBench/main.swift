@@ -66,7 +66,9 @@ do {
     let failures = NSLock()
     nonisolated(unsafe) var failed = 0
     let t0 = now()
-    DispatchQueue.concurrentPerform(iterations: writers) { w in
+    // Dedicated threads: concurrentPerform would run only as many writers as there are cores.
+    let done = DispatchSemaphore(value: 0)
+    for w in 0..<writers { Thread {
         for i in 0..<perWriter {
             do {
                 guard case let .started(step, seq, _) = try journal.begin(BeginRequest(run: "tp", step: nil, intent: intent(w * perWriter + i), retryAllowed: false, isAlive: { $0.isAlive })) else { throw CancellationError() }
@@ -75,10 +77,14 @@ do {
                 failures.lock(); failed += 1; failures.unlock()
             }
         }
-    }
+        done.signal()
+    }.start() }
+    for _ in 0..<writers { done.wait() }
     let elapsed = now() - t0
     let steps = writers * perWriter
     let problem = try journal.verify(run: "tp")
-    print(String(format: "%d writers × %d steps: %.0f steps/s (intent + close, durable), %.2f s, %d failures, chain %@",
-                 writers, perWriter, Double(steps) / elapsed, elapsed, failed, problem == nil ? "verifies" : "BROKEN"))
+    let stats = journal.commitStatistics
+    print(String(format: "%d writers × %d steps: %.0f steps/s (intent + close, durable), %.2f s, %d failures, chain %@; %d transactions for %d appends (%.1f per commit)",
+                 writers, perWriter, Double(steps) / elapsed, elapsed, failed, problem == nil ? "verifies" : "BROKEN",
+                 stats.transactions, stats.work, Double(stats.work) / Double(max(1, stats.transactions))))
 }

@@ -130,6 +130,10 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         }
     }
 
+    /// Transactions committed and pieces of work they carried, by this instance (group commit
+    /// shows as more work than transactions).
+    public var commitStatistics: (transactions: Int, work: Int) { group.statistics }
+
     /// Forces a checkpoint of the WAL into the main file (for tests and `lanes verify`).
     public func checkpoint() throws(JournalError) {
         do { _ = try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) } } catch {
@@ -269,7 +273,15 @@ final class GroupCommit: @unchecked Sendable {
     /// The cross-process write lock (see `SQLiteJournal`); held only by this process's leader.
     private let lockFD: Int32
 
+    private var transactions = 0, pieces = 0, lastBatch = 0
+
     init(lockFD: Int32) { self.lockFD = lockFD }
+
+    var statistics: (transactions: Int, work: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (transactions, pieces)
+    }
     deinit { close(lockFD) }
 
     func submit<T>(pool: DatabasePool, _ body: @escaping (Database) throws -> T) throws -> T {
@@ -282,13 +294,23 @@ final class GroupCommit: @unchecked Sendable {
                 continue
             }
             leading = true
+            // When writers have been sharing commits, give the ones that were just woken a
+            // moment to queue their next piece of work, so it rides this commit, not the next.
+            if lastBatch > 1 && queue.count < lastBatch {
+                condition.unlock()
+                usleep(150)
+                condition.lock()
+            }
             let batch = queue
             queue.removeAll()
+            lastBatch = batch.count
             condition.unlock()
             while flock(lockFD, LOCK_EX) != 0 && errno == EINTR {}
             let outcome = Result { try Self.commit(batch, pool: pool) }
             flock(lockFD, LOCK_UN)
             condition.lock()
+            transactions += 1
+            pieces += batch.count
             switch outcome {
             case let .success(results): for (w, r) in zip(batch, results) { w.result = r }
             case let .failure(error): for w in batch { w.result = .failure(error) }

@@ -10,7 +10,7 @@ struct ConcurrencyTests {
         defer { f.cleanup() }
         let run = "par"
         let failures = Counter()
-        DispatchQueue.concurrentPerform(iterations: 8) { w in
+        onThreads(8) { w in
             for i in 0..<100 {
                 do {
                     let out = try f.run("plain", ["--run", run], ["true", "w\(w)-\(i)"])

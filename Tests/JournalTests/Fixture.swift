@@ -78,3 +78,21 @@ struct Fixture {
         (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
     }
 }
+
+/// Runs `body(0..<count)` on `count` dedicated threads at once and waits for all of them.
+/// (`DispatchQueue.concurrentPerform` would run only as many at a time as there are cores.)
+func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let done = DispatchSemaphore(value: 0)
+    let start = DispatchSemaphore(value: 0)
+    for i in 0..<count {
+        let t = Thread {
+            start.wait()
+            body(i)
+            done.signal()
+        }
+        t.stackSize = 1 << 20
+        t.start()
+    }
+    for _ in 0..<count { start.signal() }
+    for _ in 0..<count { done.wait() }
+}

@@ -123,7 +123,7 @@ enum JournalConformance {
     /// 8 threads × 50 steps on one run: ordinals 1…400 once each, 800 step records, a sound chain.
     static func concurrentOrdinals(_ store: any JournalStore) throws {
         let errors = Counter()
-        DispatchQueue.concurrentPerform(iterations: 8) { w in
+        onThreads(8) { w in
             for i in 0..<50 {
                 do {
                     let s = try started(store.begin(request("par", nil, intent(["w\(w)", "\(i)"]))))
@@ -142,7 +142,7 @@ enum JournalConformance {
     /// 8 threads begin the same step at once: exactly one runs it.
     static func oneWinnerPerStep(_ store: any JournalStore) throws {
         let outcomes = Counter()
-        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+        onThreads(8) { _ in
             do {
                 let d = try store.begin(BeginRequest(run: "w", step: "same", intent: intent(supervisor: .current),
                                                      retryAllowed: false, isAlive: { $0.isAlive }))

@@ -82,12 +82,34 @@ struct StoreTests {
         #expect(try dropped.records(run: "r").count == 8)
     }
 
+    @Test("8 in-process writers share commits (group commit) and every append is in the chain")
+    func groupCommit() throws {
+        let dir = try LanesCLI.temporaryDirectory("journal-group")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = try SQLiteJournal(path: dir + "/j.sqlite")
+        let errors = Counter()
+        onThreads(8) { w in
+            for i in 0..<40 {
+                do {
+                    let s = try JournalConformance.started(journal.begin(JournalConformance.request("g", nil, JournalConformance.intent(["w\(w)", "\(i)"]))))
+                    try journal.close(run: "g", step: s.step, intentSeq: s.seq, result: JournalConformance.closeValue())
+                } catch { errors.add("\(error)") }
+            }
+        }
+        #expect(errors.values.isEmpty)
+        let stats = journal.commitStatistics
+        #expect(stats.work == 8 * 40 * 2)
+        #expect(stats.transactions < stats.work, "no commit carried more than one append")
+        #expect(try journal.records(run: "g").count == 1 + 8 * 40 * 2)
+        #expect(try journal.verify(run: "g") == nil)
+    }
+
     @Test("concurrent first opens migrate once")
     func concurrentOpen() throws {
         let dir = try LanesCLI.temporaryDirectory("journal-open")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let errors = Counter()
-        DispatchQueue.concurrentPerform(iterations: 6) { _ in
+        onThreads(6) { _ in
             do { _ = try SQLiteJournal(path: dir + "/j.sqlite") } catch { errors.add("\(error)") }
         }
         #expect(errors.values.isEmpty)
