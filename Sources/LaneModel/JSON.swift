@@ -4,33 +4,54 @@ public enum JSONValue: Sendable, Equatable {
     case string(String), int(Int), double(Double), bool(Bool), null, array([JSONValue]), object(JSONObject)
 
     public var rendered: String {
+        var out: [UInt8] = []
+        render(into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the JSON text to `out`. Works on UTF-8 bytes, so a large captured output is
+    /// escaped in one pass into one buffer instead of through many intermediate strings.
+    public func render(into out: inout [UInt8]) {
         switch self {
-        case let .string(s): return JSONValue.quote(s)
-        case let .int(i): return String(i)
-        case let .double(d): return d.isFinite ? String((d * 1000).rounded() / 1000) : "null"
-        case let .bool(b): return b ? "true" : "false"
-        case .null: return "null"
-        case let .array(a): return "[" + a.map(\.rendered).joined(separator: ",") + "]"
-        case let .object(o): return o.rendered
+        case let .string(s): JSONValue.quote(s, into: &out)
+        case let .int(i): out.append(contentsOf: String(i).utf8)
+        case let .double(d): out.append(contentsOf: (d.isFinite ? String((d * 1000).rounded() / 1000) : "null").utf8)
+        case let .bool(b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .null: out.append(contentsOf: "null".utf8)
+        case let .array(a):
+            out.append(UInt8(ascii: "["))
+            for (i, v) in a.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                v.render(into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case let .object(o): o.render(into: &out)
         }
     }
 
     static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20:
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(u)
+        var out: [UInt8] = []
+        quote(s, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func quote(_ s: String, into out: inout [UInt8]) {
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        out.reserveCapacity(out.count + s.utf8.count + 2)
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+            case 0x0A: out.append(contentsOf: [92, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
+            case 0..<0x20:
+                out.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: out.append(b)
             }
         }
-        return out + "\""
+        out.append(UInt8(ascii: "\""))
     }
 }
 
@@ -40,7 +61,20 @@ public struct JSONObject: Sendable, Equatable {
     public init() {}
     public mutating func add(_ key: String, _ value: JSONValue) { fields.append((key, value)) }
     public var rendered: String {
-        "{" + fields.map { JSONValue.quote($0.0) + ":" + $0.1.rendered }.joined(separator: ",") + "}"
+        var out: [UInt8] = []
+        render(into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public func render(into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        for (i, field) in fields.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONValue.quote(field.0, into: &out)
+            out.append(UInt8(ascii: ":"))
+            field.1.render(into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
     }
     public static func == (a: JSONObject, b: JSONObject) -> Bool { a.rendered == b.rendered }
 }
