@@ -1,3 +1,4 @@
+import CSQLiteConfig
 import Foundation
 import GRDB
 
@@ -28,6 +29,7 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         config.label = "lanes.journal"
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            _ = lane_sqlite_no_checkpoint_on_close(db.sqliteConnection)
         }
         let lockFD = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0 else { throw JournalError(.unavailable, "cannot open \(path).lock: \(String(cString: strerror(errno)))") }
