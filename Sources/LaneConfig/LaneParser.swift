@@ -45,19 +45,24 @@ public struct LaneParser {
             }
             root.finish(t)
         }
-        for (section, issue) in [("review", "review gates"), ("budget", "budgets")] {
-            if let t = root.table(section) {
-                for key in t.table.keys {
-                    t.markKnown(key)
-                    t.error(key, "the [\(section)] section is reserved for \(issue), which this version of Lanes does not support yet; leave it empty")
-                }
-                root.finish(t)
-            }
-        }
+        var governance = Lane(name: name, description: "", owner: "", profile: "")
+        GovernanceParser.parse(root, into: &governance)
         root.reportUnknown()
         let all = root.diagnostics + (syntaxError.map { [$0] } ?? [])
         if !all.isEmpty { throw ConfigErrors(all.sorted { ($0.line ?? 0) < ($1.line ?? 0) }) }
         return Lane(name: name, description: description ?? "", owner: owner ?? "", profile: profile ?? "",
                     workspace: workspace, writable: writable, retry: retry, credentials: credentials)
+            .governed(like: governance)
+    }
+}
+
+extension Lane {
+    /// This lane with the review gates, budget and halt_on of `other`.
+    func governed(like other: Lane) -> Lane {
+        var l = self
+        l.review = other.review
+        l.budget = other.budget
+        l.haltOn = other.haltOn
+        return l
     }
 }

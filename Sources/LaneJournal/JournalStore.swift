@@ -219,7 +219,7 @@ public struct StepSummary: Sendable, Equatable {
                 s.close = nil
             case .close:
                 s.close = r.close
-            case .run:
+            case .run, .decision:
                 break
             }
             byStep[step] = s

@@ -152,6 +152,9 @@ public struct JournalRecord: Sendable, Equatable {
         case intent
         /// A step's close (body: `StepClose` plus the seq of the intent it closes).
         case close
+        /// A governance decision: an approval requested, approved, denied or expired; the run
+        /// halted, resumed or stopped (body: `Decision`, Governance.swift). Who, when and why.
+        case decision
     }
 
     public var run: String

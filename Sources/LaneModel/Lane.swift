@@ -1,7 +1,6 @@
 /// A named execution lane: a profile bound to an owner and a workspace, the credentials its
-/// steps get and whether a step left in doubt may be run again. Review gates and budgets are
-/// reserved sections that later issues fill in; a lane that sets anything there today is
-/// rejected rather than silently ignored.
+/// steps get, whether a step left in doubt may be run again, its review gates, budgets and the
+/// outcomes that stop a run (LaneGovernance.swift).
 public struct Lane: Sendable, Equatable {
     public var name: String
     public var description: String
@@ -18,6 +17,12 @@ public struct Lane: Sendable, Equatable {
     public var retry: Retry
     /// The credentials every step of this lane gets, sorted by name. Nothing else passes.
     public var credentials: [Credential]
+    /// `[review]`: which steps wait for a person's approval.
+    public var review: Review = Review()
+    /// `[budget]`: what one run may spend before it halts.
+    public var budget: Budget = Budget()
+    /// Step outcomes that make the run unsafe: the run is stopped (`halt_on = ["seccomp_violation"]`).
+    public var haltOn: [String] = []
 
     public init(name: String, description: String, owner: String, profile: String,
                 workspace: String? = nil, writable: [String] = [], retry: Retry = .never,

@@ -125,6 +125,7 @@ struct LogCommand: ParsableCommand {
         case .run: return (try? r.decode(RunOpened.self)).map { "lane \($0.lane), pid \($0.supervisor.pid)" } ?? "?"
         case .intent: return r.intent.map { "\($0.argv.joined(separator: " ")) (pid \($0.supervisor.pid))" } ?? "?"
         case .close: return r.close.map { "\($0.outcome), exit \($0.exitStatus), \(String(format: "%.1f", $0.wallMs)) ms" } ?? "?"
+        case .decision: return r.decision?.summary ?? "?"
         }
     }
 }
@@ -163,8 +164,10 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup var stateOptions: StateOptions
     @Argument(help: ArgumentHelp("The run id (default: every run).", valueName: "RUN")) var runID: String?
     @Flag(help: "One JSON object with the findings.") var json = false
+    @Option(help: ArgumentHelp("Check a document written by `lanes export` instead of the journal.", valueName: "FILE")) var file: String?
 
     func run() throws {
+        if let file { return try ExportVerification.run(file, json: json) }
         let journal = try stateOptions.journal()
         var problems: [ChainProblem] = []
         var runs = 0, records = 0

@@ -10,6 +10,8 @@ struct JournaledStep {
     let run: String
     let step: String?
     let retryAllowed: Bool
+    /// Review gates, budgets, loops and stops (GovernanceCommands.swift); decided in the begin transaction.
+    var governance: GovernanceHook? = nil
 
     /// What `lanes run` reports.
     enum Report {
@@ -31,8 +33,15 @@ struct JournaledStep {
         }
         let decision: BeginDecision
         do {
-            decision = try journal.begin(BeginRequest(run: run, step: step, intent: intent, retryAllowed: retryAllowed,
-                                                      isAlive: { $0.isAlive }))
+            let request = BeginRequest(run: run, step: step, intent: intent, retryAllowed: retryAllowed, isAlive: { $0.isAlive })
+            if let governance {
+                switch try governance.begin(journal, request) {
+                case let .refused(id, status, message): return .refused(status: status, step: id, message: message)
+                case let .journal(d): decision = d
+                }
+            } else {
+                decision = try journal.begin(request)
+            }
         } catch {
             return .refused(status: JournalExitStatus.journalError, step: step, message: error.description)
         }
@@ -56,6 +65,7 @@ struct JournaledStep {
                 return .refused(status: JournalExitStatus.journalError, step: id,
                                 message: "step \(id) of run \(run) ran but its result could not be recorded: \(error.description)")
             }
+            governance?.afterStep(journal, run: run)
             return .result(result, step: id, replayed: false, retried: retried)
         }
     }

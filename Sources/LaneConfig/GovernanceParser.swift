@@ -1,0 +1,53 @@
+import LaneModel
+
+/// The governance parts of a lane file: `[review]`, `[budget]` and `halt_on`, strictly.
+enum GovernanceParser {
+    /// Outcomes `halt_on` may name (the outcomes of a step that can make a run unsafe).
+    static let haltable = ["seccomp_violation", "oom_killed", "pids_limited", "cpu_time_exceeded", "timed_out", "signaled", "failed_to_start"]
+
+    static func parse(_ root: TableReader, into lane: inout Lane) {
+        if let t = root.table("review") {
+            var r = Lane.Review()
+            r.commands = t.strings("commands") ?? []
+            r.effects = t.strings("effects") ?? []
+            r.credentials = t.strings("credentials") ?? []
+            for p in r.commands where p.split(separator: " ").isEmpty {
+                t.error("commands", "an empty pattern would match nothing; write the command's words, e.g. \"git push *\"")
+            }
+            for e in r.effects where e.isEmpty || !e.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || $0 == "_" || $0 == "-" }) {
+                t.error("effects", "an effect is a lower-case word such as \"irreversible\", found \"\(e)\"")
+            }
+            t.markKnown("in_doubt")
+            if let v = t.table["in_doubt"] {
+                if let b = v.bool { r.inDoubt = b } else { t.error("in_doubt", "expected true or false, found \(describe(v))") }
+            }
+            if let s = t.quantity("timeout", units: Units.seconds, what: "a duration") {
+                if s > 0 { r.timeoutSeconds = s } else { t.error("timeout", "expected a duration > 0") }
+            }
+            lane.review = r
+            root.finish(t)
+        }
+        if let t = root.table("budget") {
+            var limits: [String: Double] = [:]
+            let units: [String: ([String: Double], String)] = [
+                "max_steps": (Units.count, "a number of steps"), "max_wall": (Units.seconds, "a duration"),
+                "max_cpu": (Units.seconds, "a duration"), "max_output": (Units.bytes, "a size"),
+                "max_failed_steps": (Units.count, "a number of steps"), "max_run_age": (Units.seconds, "a duration"),
+                "loop_failures": (Units.count, "a number of failures"), "loop_repeats": (Units.count, "a number of repeats"),
+            ]
+            for key in Lane.Budget.keys {
+                guard let (u, what) = units[key], let v = t.quantity(key, units: u, what: what) else { continue }
+                if key.hasPrefix("loop_") && v < 1 { t.error(key, "expected at least 1"); continue }
+                limits[key] = v
+            }
+            lane.budget = Lane.Budget(limits: limits)
+            root.finish(t)
+        }
+        if let halt = root.strings("halt_on") {
+            for o in halt where !haltable.contains(o) {
+                root.error("halt_on", "\"\(o)\" is not an outcome that can halt a run; expected some of: \(haltable.joined(separator: ", "))")
+            }
+            lane.haltOn = halt.filter { haltable.contains($0) }
+        }
+    }
+}
