@@ -23,12 +23,12 @@ do {
 }
 close(3)
 
-do {
+do throws(SetupFailure) {
     try SandboxFilesystem(plan: plan).build()
     try configureHost(plan)
     try applyLimits(plan.rlimits)
-} catch let failure as SetupFailure {
-    status.fail(stage: failure.stage, errno: failure.errno)
+} catch {
+    status.fail(stage: error.stage, errno: error.errno)
 }
 
 let report = InitLoop(plan: plan).run()
