@@ -241,9 +241,11 @@ public enum Governance {
             return .stop(Decision(action: .stopped, by: "lanes", reason: "step \(bad.step ?? "?") ended with \(bad.close?.outcome ?? "?") (halt_on)", rule: "halt_on"))
         }
         if state.halted != nil { return nil }
-        let usage = RunUsage(records, now: now)
-        for key in ["max_steps", "max_wall", "max_cpu", "max_output", "max_failed_steps", "max_run_age"] {
-            guard let limit = state.limit(key, lane: lane.budget), let used = usage.used(key) else { continue }
+        // Usage decodes every close: only when the lane (or a resume) sets a budget.
+        let budgetKeys = ["max_steps", "max_wall", "max_cpu", "max_output", "max_failed_steps", "max_run_age"]
+        let usage = budgetKeys.contains { state.limit($0, lane: lane.budget) != nil } ? RunUsage(records, now: now) : nil
+        for key in budgetKeys {
+            guard let limit = state.limit(key, lane: lane.budget), let used = usage?.used(key) else { continue }
             if key == "max_steps" && next != nil && !newStep { continue }  // a retry is not a new step
             if used >= limit {
                 return .halt(Decision(action: .halted, by: "lanes", reason: "budget \(key) exhausted: used \(Decision.number(used)) of \(Decision.number(limit))",
@@ -252,13 +254,13 @@ public enum Governance {
         }
         // Loops: only what happened since the last resume.
         let recent = records.filter { $0.seq > state.lastResumeSeq }
-        var intents: [Int: StepIntent] = [:]
-        for r in records where r.kind == .intent { intents[r.seq] = r.intent }
+        // Records are seq 1, 2, 3 …: the intent a close refers to is at index seq - 1 (decoded on demand).
+        let intentAt = { (seq: Int) -> StepIntent? in seq >= 1 && seq <= records.count && records[seq - 1].seq == seq ? records[seq - 1].intent : nil }
         let failures = state.limit("loop_failures", lane: lane.budget) ?? lane.budget.loopFailures
         var streak = 0
         var repeated: StepIntent?
         for r in recent.reversed() where r.kind == .close {
-            guard let c = r.close, let i = r.closesSeq.flatMap({ intents[$0] }) else { break }
+            guard let c = r.close, let i = r.closesSeq.flatMap(intentAt) else { break }
             if c.exitStatus == 0 { break }
             if let first = repeated, !first.differences(from: i).isEmpty { break }
             repeated = i

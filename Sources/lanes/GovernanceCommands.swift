@@ -168,6 +168,14 @@ enum RunStopper {
     }
 }
 
+/// A run's status as governance sees it (`lanes runs`): stopped, halted, awaiting_approval, or nil.
+func governanceStatus(_ records: [JournalRecord]) -> String? {
+    let g = RunGovernance(records)
+    if g.stopped != nil { return "stopped" }
+    if g.halted != nil { return "halted" }
+    return g.pending.isEmpty ? nil : "awaiting_approval"
+}
+
 private func failure(_ message: String, _ status: Int32 = 1) -> ExitCode {
     printError("lanes: \(message)")
     return ExitCode(status)

@@ -41,8 +41,9 @@ struct RunsCommand: ParsableCommand {
         let runs: [RunSummary]
         do { runs = try journal.runs() } catch { throw fail(error.description, status: JournalExitStatus.journalError) }
         for r in runs {
-            let steps = StepSummary.fold((try? journal.records(run: r.id)) ?? [])
-            let status = runStatus(steps)
+            let records = (try? journal.records(run: r.id)) ?? []
+            let steps = StepSummary.fold(records)
+            let status = governanceStatus(records) ?? runStatus(steps)
             if json {
                 var o = JSONObject()
                 o.add("run", .string(r.id))

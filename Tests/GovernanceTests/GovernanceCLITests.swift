@@ -77,6 +77,26 @@ struct GovernanceCLITests {
         #expect(try f.decisions("e2") == ["approval_requested", "expired"])
     }
 
+    @Test("in engineering a step left in doubt by a killed lanes waits for approval, then runs once")
+    func inDoubt() throws {
+        let f = try GovFixture("doubt")
+        defer { f.cleanup() }
+        let m = f.workspace + "/m"
+        // Sleeps the first time, finishes at once the second time.
+        let cmd = ["sh", "-c", "echo x >> \(m); [ $(wc -l < \(m)) -ge 2 ] || sleep 30"]
+        let p = try f.spawn("engineering", ["--run", "d", "--step", "s"], cmd)
+        #expect(GovFixture.wait(20) { ((try? String(contentsOfFile: m, encoding: .utf8)) ?? "").count >= 2 })
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let waiting = try f.run("engineering", ["--run", "d", "--step", "s"], cmd)
+        #expect(waiting.status == 78)
+        #expect(waiting.stderr.contains("rule in_doubt"))
+        #expect(try f.lanes(["approve", "d", "s", "--by", "alice", "--note", "idempotent enough"]).status == 0)
+        #expect(try f.run("engineering", ["--run", "d", "--step", "s"], cmd).status == 0)
+        #expect(try f.run("engineering", ["--run", "d", "--step", "s"], cmd).stderr.contains("replayed"))
+        #expect(((try? String(contentsOfFile: m, encoding: .utf8)) ?? "").split(separator: "\n").count == 2)
+    }
+
     @Test("a 3-step budget: the 4th step is refused (80) until resume --raise")
     func budget() throws {
         let f = try GovFixture("budget", lanes: ["b3": "[budget]\nmax_steps = 3"])
