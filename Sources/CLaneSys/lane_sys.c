@@ -57,6 +57,9 @@ static void child_reset_signals(void) {
 //    successful exec closes the error pipe and the parent reads EOF;
 // 5. unblock signals last, right before exec.
 static void child_main(const struct lane_spawn_args *a) {
+    // Our copy of the parent's write end would keep the sync pipe open forever: close it, so a
+    // parent that dies before the byte is sent (even before PDEATHSIG is armed) reads as EOF.
+    (void)syscall(SYS_close, a->sync_write_fd);
     child_reset_signals();
     if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
         child_fail(a->err_fd, LANE_STAGE_PDEATHSIG, errno);

@@ -39,7 +39,7 @@ struct Spawner {
             initPath.withCString { path in
                 var args = lane_spawn_args(
                     path: path, argv: argv.pointers, envp: envp.pointers, fds: fds.baseAddress,
-                    fd_count: Int32(fds.count), sync_fd: sync.read, err_fd: err.write,
+                    fd_count: Int32(fds.count), sync_fd: sync.read, sync_write_fd: sync.write, err_fd: err.write,
                     clone_flags: Self.namespaces, cgroup_fd: cgroup?.cloneIntoFd ?? -1, drop_groups: root ? 1 : 0)
                 return lane_spawn(&args, &pid, &pidfd)
             }

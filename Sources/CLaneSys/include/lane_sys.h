@@ -50,6 +50,8 @@ struct lane_spawn_args {
     const int *fds;              // fds[i] becomes fd i in the child
     int fd_count;                // how many; every other fd is closed at exec
     int sync_fd;                 // child reads one byte from it before going on
+    int sync_write_fd;           // the parent's end of that pipe: the child closes its copy
+                                 // first, so the parent's death is EOF, never a hang
     int err_fd;                  // CLOEXEC pipe; child writes {int stage, int errno} on failure
     uint64_t clone_flags;        // CLONE_NEW* flags (CLONE_PIDFD is added)
     int cgroup_fd;               // >= 0: CLONE_INTO_CGROUP this directory fd (cgroup v2)
