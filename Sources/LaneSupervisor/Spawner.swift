@@ -56,6 +56,7 @@ struct Spawner {
         }
         do {
             try writeIdMaps(pid: pid, root: root)
+            // v1: the child waits on the sync pipe, so it runs nothing before it is moved.
             if let cgroup, cgroup.cloneIntoFd < 0 { try cgroup.attach(pid: pid) }
         } catch {
             _ = lane_pidfd_send_signal(pidfd, SIGKILL)

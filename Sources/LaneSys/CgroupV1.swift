@@ -21,6 +21,8 @@ struct CgroupV1Driver: CgroupDriver {
     let problems: [String: String]
     let owner: CgroupOwner
     let isAlive: @Sendable (CgroupOwner) -> Bool
+    /// Controller → this process's own cgroup directory (where a spawning thread returns to).
+    let homes: [String: String]
 
     init(host: CgroupHost, root: String, fs: any CgroupFileSystem, owner: CgroupOwner = .current,
          isAlive: @escaping @Sendable (CgroupOwner) -> Bool = CgroupOwner.isAlive) {
@@ -28,8 +30,11 @@ struct CgroupV1Driver: CgroupDriver {
         self.rootSetting = root
         self.owner = owner
         self.isAlive = isAlive
-        var roots: [String: String] = [:], problems: [String: String] = [:]
+        var roots: [String: String] = [:], problems: [String: String] = [:], homes: [String: String] = [:]
         for c in Self.controllers {
+            if let h = host.hierarchy(c), let own = host.ownV1[c] {
+                homes[c] = CgroupHost.directory(mountPoint: h.mountPoint, mountRoot: h.mountRoot, path: own)
+            }
             guard let h = host.hierarchy(c) else {
                 problems[c] = "no cgroup v1 hierarchy with the \(c) controller is mounted (mount -t cgroup -o \(c) cgroup /sys/fs/cgroup/\(c))"
                 continue
@@ -40,7 +45,7 @@ struct CgroupV1Driver: CgroupDriver {
                 problems[c] = "cannot create \(dir): \(CgroupText.errorText(err))" + (err == EACCES || err == EPERM || err == EROFS
                     ? "; delegate a subtree to this user (mkdir it and chown it with its cgroup.procs and tasks files) and set LANES_CGROUP_ROOT to it"
                     : "")
-            } else if access(dir, W_OK) != 0 || access(dir + "/cgroup.procs", W_OK) != 0 {
+            } else if access(dir, W_OK) != 0 {
                 problems[c] = "\(dir) is not writable by uid \(geteuid()); chown it (and its cgroup.procs) to this user or set LANES_CGROUP_ROOT to a delegated subtree"
             } else {
                 roots[c] = dir
@@ -48,6 +53,7 @@ struct CgroupV1Driver: CgroupDriver {
         }
         self.roots = roots
         self.problems = problems
+        self.homes = homes
     }
 
     var backend: CgroupBackend { .v1 }
@@ -97,6 +103,7 @@ struct CgroupV1Driver: CgroupDriver {
             dirs[c] = dir
         }
         let group = StepCgroupV1(fs: fs, dirs: dirs, freezerRoot: roots["freezer"])
+        group.home = homes.filter { dirs[$0.key] != nil }
         do throws(LanesError) {
             if let bytes = limits.memoryBytes, let dir = dirs["memory"] {
                 try group.set(dir + "/memory.limit_in_bytes", String(bytes))
@@ -109,7 +116,7 @@ struct CgroupV1Driver: CgroupDriver {
             }
             if let pids = limits.pids, let dir = dirs["pids"] { try group.set(dir + "/pids.max", String(pids)) }
             if let quota = limits.cpuQuotaMicros, let dir = dirs["cpu"] {
-                try group.set(dir + "/cpu.cfs_period_us", String(CgroupLimits.cpuPeriodMicros))
+                // A new group's cfs_period_us is always 100 ms (CgroupLimits.cpuPeriodMicros).
                 try group.set(dir + "/cpu.cfs_quota_us", String(quota))
             }
         } catch {
@@ -171,6 +178,23 @@ final class StepCgroupV1: StepCgroup {
         for dir in directories where dir != dirs["freezer"] { try set(dir + "/cgroup.procs", String(pid)) }
     }
 
+    /// Controller → the directory the supervisor's thread was in (set by the driver).
+    var home: [String: String] = [:]
+
+    func enterForSpawn() throws(LanesError) {
+        for (c, dir) in dirs where c != "freezer" && home[c] != nil {
+            let err = fs.write(dir + "/tasks", "0")
+            if err != 0 {
+                leaveAfterSpawn()
+                throw LanesError(.setupFailed, stage: "cgroup", errno: err, "cannot move the spawning thread into \(dir): \(CgroupText.errorText(err))")
+            }
+        }
+    }
+
+    func leaveAfterSpawn() {
+        for (c, dir) in home where dirs[c] != nil { _ = fs.write(dir + "/tasks", "0") }
+    }
+
     /// The controller whose membership defines the group: pids (every task is counted there).
     private var anchor: (controller: String, dir: String)? {
         for c in ["pids", "memory", "cpuacct", "cpu"] { if let d = dirs[c] { return (c, d) } }
@@ -186,7 +210,7 @@ final class StepCgroupV1: StepCgroup {
     /// /proc/PID/cgroup must show the group, so a pid that exited and was reused by a process
     /// outside is never signalled.
     private func signalMember(_ pid: pid_t, _ signal: Int32) {
-        guard let anchor else { return }
+        guard let anchor, pid != getpid() else { return }
         let fd = Int32(truncatingIfNeeded: lane_syscall6(434, Int(pid), 0, 0, 0, 0, 0))  // pidfd_open
         guard fd >= 0 else { return }
         defer { close(fd) }
@@ -235,8 +259,8 @@ final class StepCgroupV1: StepCgroup {
             signalAll(SIGKILL)
             return
         }
-        for pid in members() {
-            // Same verification as signalMember: only a member is moved.
+        for pid in members() where pid != getpid() {
+            // Same verification as signalMember: only a member is moved (never this process).
             let fd = Int32(truncatingIfNeeded: lane_syscall6(434, Int(pid), 0, 0, 0, 0, 0))
             guard fd >= 0 else { continue }
             let text = HostCgroupFileSystem().read("/proc/\(pid)/cgroup") ?? ""

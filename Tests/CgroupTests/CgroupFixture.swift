@@ -114,6 +114,14 @@ enum Host {
         }
     }
 
+    /// Pids of processes whose argv is exactly `argv` (not `lanes … -- argv`).
+    static func processes(argv: [String]) -> [Int32] {
+        let want = argv.joined(separator: "\u{0}") + "\u{0}"
+        return processes(containing: argv.joined(separator: " ")).filter { pid in
+            (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) == want
+        }
+    }
+
     static var processCount: Int {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { Int32($0) != nil }.count
     }
