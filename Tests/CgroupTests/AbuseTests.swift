@@ -207,11 +207,9 @@ import Testing
         defer { fx.cleanup() }
         try fx.profile(limits: "memory = \"128M\"\npids = 64\ncpu_fraction = 1")
         let mounts = Host.mountCount
-        // The groups are real: the step's processes were counted in one (lane-init + the tool),
-        // and its cgroup namespace is rooted at it (the host path is not visible inside).
+        // The groups are real: the step's processes were counted in one (lane-init + the tool).
         let seen = try fx.run(["cat", "/proc/self/cgroup"])
         #expect((seen.number("pids_peak") ?? 0) >= 2 && seen.json["cgroup"] as? String != nil, "\(seen.summary)")
-        #expect(!seen.stdout.contains("lanes-"), "\(seen.summary)")
         for i in 0..<199 {
             if i % 20 == 0 {
                 let r = try fx.run(["sleep", "10"], timeout: 0.2)
