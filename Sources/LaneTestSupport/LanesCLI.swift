@@ -54,27 +54,31 @@ public enum LanesCLI {
     @discardableResult
     public static func run(_ arguments: [String], as identity: Identity = .current, config: String? = nil,
                            cwd: String? = nil, stdin: Data? = nil, environment: [String: String] = [:]) throws -> Output {
-        let process = Process()
-        var args = arguments
-        if identity == .unprivileged {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            args = ["--reuid=65534", "--regid=65534", "--clear-groups", "--", lanesPath] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: lanesPath)
-        }
-        process.arguments = args
         var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANES_CONFIG": config ?? packageRoot.path, "HOME": "/tmp"]
         for (k, v) in environment { env[k] = v }
-        process.environment = env
+        if identity == .unprivileged {
+            return try execute("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", lanesPath] + arguments,
+                               environment: env, cwd: cwd, stdin: stdin)
+        }
+        return try execute(lanesPath, arguments, environment: env, cwd: cwd, stdin: stdin)
+    }
+
+    /// Runs any program and waits, reading stdout and stderr concurrently (so a large output
+    /// cannot deadlock the test). A death by signal N is reported as status 128 + N.
+    public static func execute(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                               cwd: String? = nil, stdin: Data? = nil) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
         if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = input
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try process.run()
         if let stdin { try? input.fileHandleForWriting.write(contentsOf: stdin) }
         try? input.fileHandleForWriting.close()
-        // Read both pipes concurrently so a large output cannot deadlock the test.
         nonisolated(unsafe) var errData = Data()
         let group = DispatchGroup()
         group.enter()
@@ -85,7 +89,8 @@ public enum LanesCLI {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return Output(status: status, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self), stdoutBytes: outData)
     }
 

@@ -122,29 +122,8 @@ enum Escape {
     /// Runs a program on the host, as the tests' user: the control half of a test.
     static func host(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                      cwd: String? = nil) throws -> Ran {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-        return Ran(status: status, stdout: String(decoding: outData, as: UTF8.self),
-                   stderr: String(decoding: errData, as: UTF8.self))
+        let out = try LanesCLI.execute(executable, arguments, environment: environment, cwd: cwd)
+        return Ran(status: out.status, stdout: out.stdout, stderr: out.stderr)
     }
 
     // MARK: reading results
