@@ -63,6 +63,20 @@ public enum LanesCLI {
         return try execute(lanesPath, arguments, environment: env, cwd: cwd, stdin: stdin)
     }
 
+    /// Starts `lanes ARGS…` in the background with its output discarded (for stop and kill tests).
+    public static func start(_ arguments: [String], config: String, state: String, cwd: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: lanesPath)
+        process.arguments = arguments
+        process.environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANES_CONFIG": config, "LANES_STATE": state, "HOME": "/tmp"]
+        process.currentDirectoryURL = URL(fileURLWithPath: cwd)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     /// Runs any program and waits, reading stdout and stderr concurrently (so a large output
     /// cannot deadlock the test). A death by signal N is reported as status 128 + N.
     public static func execute(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,

@@ -51,16 +51,7 @@ struct GovFixture {
 
     /// A started `lanes run` (for stop and kill tests).
     func spawn(_ lane: String, _ options: [String], _ command: [String]) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: LanesCLI.lanesPath)
-        p.arguments = ["run", lane, "--workspace", workspace] + options + ["--"] + command
-        p.environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANES_CONFIG": config, "LANES_STATE": state, "HOME": "/tmp"]
-        p.currentDirectoryURL = URL(fileURLWithPath: workspace)
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        return p
+        try LanesCLI.start(["run", lane, "--workspace", workspace] + options + ["--"] + command, config: config, state: state, cwd: workspace)
     }
 
     /// `lanes log RUN --json`, parsed; decision bodies are under "body".

@@ -49,16 +49,7 @@ struct Fixture {
 
     /// A started `lanes` process (for kill tests), with its output discarded.
     func spawn(_ args: [String]) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: LanesCLI.lanesPath)
-        p.arguments = args
-        p.environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANES_CONFIG": config, "LANES_STATE": state, "HOME": "/tmp"]
-        p.currentDirectoryURL = URL(fileURLWithPath: workspace)
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        return p
+        try LanesCLI.start(args, config: config, state: state, cwd: workspace)
     }
 
     /// `lanes log RUN --json` parsed.
