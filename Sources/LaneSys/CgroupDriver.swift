@@ -121,14 +121,8 @@ public protocol StepCgroup: AnyObject {
     var cloneIntoFd: Int32 { get }
     /// Moves `pid` into the group. Call it before the child runs anything, i.e. before the
     /// spawn's sync byte is written. Costly on v1 (a migration by pid takes the global
-    /// threadgroup rwsem: an RCU grace period, ~10 ms per hierarchy here); see `enterForSpawn`.
+    /// threadgroup rwsem: an RCU grace period, ~10 ms per hierarchy here; docs/cgroups.md).
     func attach(pid: pid_t) throws(LanesError)
-    /// v1: moves the calling thread into the group (writing 0 to `tasks` migrates only the
-    /// caller and skips the global lock), so a child cloned now is born inside, like
-    /// CLONE_INTO_CGROUP. Pair with `leaveAfterSpawn` on the same thread. v2: nothing to do.
-    func enterForSpawn() throws(LanesError)
-    /// Moves the calling thread back to where it was before `enterForSpawn`.
-    func leaveAfterSpawn()
     /// Sends `signal` to every process in the group, race-free against pid reuse (the group is
     /// frozen while the pids are read and signalled).
     func signalAll(_ signal: Int32)

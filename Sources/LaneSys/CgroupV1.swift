@@ -21,8 +21,6 @@ struct CgroupV1Driver: CgroupDriver {
     let problems: [String: String]
     let owner: CgroupOwner
     let isAlive: @Sendable (CgroupOwner) -> Bool
-    /// Controller → this process's own cgroup directory (where a spawning thread returns to).
-    let homes: [String: String]
 
     init(host: CgroupHost, root: String, fs: any CgroupFileSystem, owner: CgroupOwner = .current,
          isAlive: @escaping @Sendable (CgroupOwner) -> Bool = CgroupOwner.isAlive) {
@@ -30,11 +28,8 @@ struct CgroupV1Driver: CgroupDriver {
         self.rootSetting = root
         self.owner = owner
         self.isAlive = isAlive
-        var roots: [String: String] = [:], problems: [String: String] = [:], homes: [String: String] = [:]
+        var roots: [String: String] = [:], problems: [String: String] = [:]
         for c in Self.controllers {
-            if let h = host.hierarchy(c), let own = host.ownV1[c] {
-                homes[c] = CgroupHost.directory(mountPoint: h.mountPoint, mountRoot: h.mountRoot, path: own)
-            }
             guard let h = host.hierarchy(c) else {
                 problems[c] = "no cgroup v1 hierarchy with the \(c) controller is mounted (mount -t cgroup -o \(c) cgroup /sys/fs/cgroup/\(c))"
                 continue
@@ -53,7 +48,6 @@ struct CgroupV1Driver: CgroupDriver {
         }
         self.roots = roots
         self.problems = problems
-        self.homes = homes
     }
 
     var backend: CgroupBackend { .v1 }
@@ -103,7 +97,6 @@ struct CgroupV1Driver: CgroupDriver {
             dirs[c] = dir
         }
         let group = StepCgroupV1(fs: fs, dirs: dirs, freezerRoot: roots["freezer"])
-        group.home = homes.filter { dirs[$0.key] != nil }
         do throws(LanesError) {
             if let bytes = limits.memoryBytes, let dir = dirs["memory"] {
                 try group.set(dir + "/memory.limit_in_bytes", String(bytes))
@@ -176,23 +169,6 @@ final class StepCgroupV1: StepCgroup {
 
     func attach(pid: pid_t) throws(LanesError) {
         for dir in directories where dir != dirs["freezer"] { try set(dir + "/cgroup.procs", String(pid)) }
-    }
-
-    /// Controller → the directory the supervisor's thread was in (set by the driver).
-    var home: [String: String] = [:]
-
-    func enterForSpawn() throws(LanesError) {
-        for (c, dir) in dirs where c != "freezer" && home[c] != nil {
-            let err = fs.write(dir + "/tasks", "0")
-            if err != 0 {
-                leaveAfterSpawn()
-                throw LanesError(.setupFailed, stage: "cgroup", errno: err, "cannot move the spawning thread into \(dir): \(CgroupText.errorText(err))")
-            }
-        }
-    }
-
-    func leaveAfterSpawn() {
-        for (c, dir) in home where dirs[c] != nil { _ = fs.write(dir + "/tasks", "0") }
     }
 
     /// The controller whose membership defines the group: pids (every task is counted there).

@@ -158,10 +158,6 @@ final class StepCgroupV2: StepCgroup {
         try set("cgroup.procs", String(pid))
     }
 
-    /// CLONE_INTO_CGROUP places the child; the caller never moves.
-    func enterForSpawn() throws(LanesError) {}
-    func leaveAfterSpawn() {}
-
     private func members() -> [pid_t] { CgroupText.pids(fs.read(path + "/cgroup.procs")) }
 
     private func populated() -> Bool {
