@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import LaneModel
 
 /// `lanes export RUN`: one JSON document with the run's lane and profile as compiled, every
 /// record exactly as hashed, and the chain head, sealed by `document_sha256` (SHA-256 of the
@@ -37,7 +38,7 @@ public enum RunExport {
     static func seal(_ object: Any) throws -> String {
         var h = SHA256()
         h.update(data: try serialize(object))
-        return hex(Array(h.finalize()))
+        return hexString(h.finalize())
     }
 
     /// Checks an exported document; returns the problems (empty: it verifies) and the record count.

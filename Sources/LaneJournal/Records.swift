@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import LaneModel
 
 /// What a step is about to do, committed before the spawn. The fields that say *what* runs are
 /// compared on replay (`differences(from:)`); who ran it and when are not.
@@ -196,7 +197,7 @@ public struct JournalRecord: Sendable, Equatable {
         var h = SHA256()
         h.update(data: Array(prevHash.utf8))
         h.update(data: Array(canonicalBytes))
-        return hex(Array(h.finalize()))
+        return hexString(h.finalize())
     }
 
     public var canonicalBytes: String.UTF8View {
@@ -244,14 +245,3 @@ enum Canonical {
     }
 }
 
-/// Lower-case hex of bytes.
-func hex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 15)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}

@@ -41,10 +41,6 @@ public struct CompiledProfile: Sendable {
             "net \(profile.network.mode.rawValue)",
         ].joined(separator: "\n")
         hasher.update(data: Array(description.utf8))
-        fingerprint = hasher.finalize().map { String($0, radix: 16).leftPad(2) }.joined()
+        fingerprint = hexString(hasher.finalize())
     }
-}
-
-extension String {
-    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }

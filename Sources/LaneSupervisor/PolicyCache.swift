@@ -31,7 +31,7 @@ public struct PolicyCache: Sendable {
         _ = stat("/proc/self/exe", &st)
         let identity = "\(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
         let text = "\(identity)\n\(policy.defaultAction.rawValue)\nallow \(policy.allow)\ndeny \(policy.deny)"
-        return SHA256.hash(data: Array(text.utf8)).map { String($0, radix: 16).leftPad(2) }.joined()
+        return hexString(SHA256.hash(data: Array(text.utf8)))
     }
 
     /// Best effort: a cache that cannot be written only costs the next step a compile.
