@@ -1,17 +1,20 @@
-// journal-bench: in-process benchmark of journal appends (issue 4, "Performance").
+// journal-bench: in-process benchmark of the journal (issue 4, "Performance").
 //
 // Built only when LANES_BENCH is set (see the end of Package.swift), so normal builds stay fast:
 //   LANES_BENCH=1 swift build -c release --product journal-bench
 //   .build/release/journal-bench [WRITERS] [STEPS_PER_WRITER] [DIR]
 //
-// Measures, on a fresh journal in DIR (default: a directory under /var/tmp, which is on disk;
+// Measures, on fresh journals in DIR (default: a directory under /var/tmp, which is on disk;
 // /tmp may be tmpfs where fsync is free):
-// 1. one writer, one step at a time: intent + close latency (two durable commits) — the
-//    journal's share of a `lanes run`, plus the per-invocation open and chain check;
+// 1. the journal's share of one `lanes run`, as `lanes run` does it: open the journal (a new
+//    process every time), the governed begin (budgets, loops, halt_on of a lane configured like
+//    the shipped ones; the intent, durable), the close with the after-step check (durable) —
+//    on a run that is new, and at 1,000 and 2,000 steps (the cost must not grow with the run);
 // 2. WRITERS threads appending steps to one run at once: steps/s (intent + close), durable
 //    (synchronous=FULL; group commit — a caller returns only after its commit is on disk).
 import Foundation
 import LaneJournal
+import LaneModel
 
 let args = CommandLine.arguments
 let writers = args.count > 1 ? Int(args[1]) ?? 8 : 8
@@ -31,33 +34,62 @@ let close = StepClose(outcome: "exited", exitStatus: 0, exitCode: 0, signal: nil
                       stderrTruncated: false, protections: [], error: nil, profile: "workspace-write",
                       profileFingerprint: String(repeating: "a", count: 64))
 
+/// A lane governed like the shipped ones: every budget, loop detection, halt_on, a review rule.
+let lane: Lane = {
+    var l = Lane(name: "bench", description: "bench", owner: "bench", profile: "workspace-write")
+    l.budget = Lane.Budget(limits: ["max_steps": 1_000_000, "max_wall": 1e9, "max_cpu": 1e9, "max_output": 1e12,
+                                    "max_failed_steps": 1e6, "max_run_age": 1e9, "loop_failures": 3, "loop_repeats": 20])
+    l.haltOn = ["seccomp_violation"]
+    return l
+}()
+
 func now() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
-
 func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 func percentile(_ xs: [Double], _ p: Double) -> Double { xs.sorted()[min(xs.count - 1, Int(Double(xs.count) * p))] }
 
-// 1. Latency of one step, as one `lanes run` process does it: open, check the run's chain,
-//    begin (intent, durable), close (durable).
-do {
-    var beginClose: [Double] = [], whole: [Double] = []
-    let path = base + "/latency.sqlite"
-    for i in 0..<300 {
-        let t0 = now()
-        let journal = try SQLiteJournal(path: path)
-        _ = try journal.verify(run: "lat")
-        let t1 = now()
-        guard case let .started(step, seq, _) = try journal.begin(BeginRequest(run: "lat", step: nil, intent: intent(i), retryAllowed: false, isAlive: { $0.isAlive })) else { fatalError("not started") }
-        try journal.close(run: "lat", step: step, intentSeq: seq, result: close)
-        let t2 = now()
-        beginClose.append((t2 - t1) * 1000)
-        whole.append((t2 - t0) * 1000)
+/// One step as `lanes run` records it; returns (open, begin+close+after) in ms.
+func lanesRunStep(path: String, run: String, i: Int) throws -> (open: Double, step: Double) {
+    let t0 = now()
+    let journal = try SQLiteJournal(path: path)
+    let t1 = now()
+    let request = BeginRequest(run: run, step: nil, intent: intent(i), retryAllowed: false, isAlive: { $0.isAlive })
+    let decision = try journal.transact(run: run) { tx in try Governance.begin(tx, request: request, lane: lane, effect: nil) }
+    guard case let .journal(.started(step, seq, _)) = decision else { fatalError("not started: \(decision)") }
+    _ = try journal.transact(run: run) { tx in
+        try tx.close(step: step, intentSeq: seq, result: close)
+        return try Governance.afterStep(tx, lane: lane)
     }
-    print(String(format: "single writer: intent+close median %.3f ms (p90 %.3f ms); with open + chain check median %.3f ms (p90 %.3f ms)",
-                 median(beginClose), percentile(beginClose, 0.9), median(whole), percentile(whole, 0.9)))
+    return ((t1 - t0) * 1000, (now() - t1) * 1000)
+}
+
+// 1. The journal's share of one `lanes run`.
+if ProcessInfo.processInfo.environment["JOURNAL_BENCH_ONLY"] != "throughput" {
+    let path = base + "/latency.sqlite"
+    // A new run per step (what `lanes run` without --run does).
+    var opens: [Double] = [], steps: [Double] = []
+    for i in 0..<300 {
+        let (o, s) = try lanesRunStep(path: path, run: "fresh-\(i)", i: i)
+        opens.append(o)
+        steps.append(s)
+    }
+    print(String(format: "lanes run's journal work, new run: open %.3f ms + governed intent/close/after-step %.3f ms (p90 %.3f) = %.3f ms median",
+                 median(opens), median(steps), percentile(steps, 0.9), median(zip(opens, steps).map { $0 + $1 })))
+    // One long run: the cost at 1,000 and 2,000 steps.
+    var at: [Int: [Double]] = [1000: [0], 2000: [0]]
+    let long = Int(ProcessInfo.processInfo.environment["JOURNAL_BENCH_LONG"] ?? "") ?? 2000
+    for i in 1...max(1, long) {
+        let (o, s) = try lanesRunStep(path: path, run: "long", i: i)
+        if i > 900 && i <= 1000 { at[1000, default: []].append(o + s) }
+        if i > 1900 && i <= 2000 { at[2000, default: []].append(o + s) }
+    }
+    print(String(format: "lanes run's journal work in a long run: %.3f ms median at ~1,000 steps, %.3f ms at ~2,000 steps",
+                 median(at[1000]!), median(at[2000]!)))
+    let journal = try SQLiteJournal(path: path)
+    print("long run's chain: \(try journal.verify(run: "long").map { "BROKEN: \($0)" } ?? "verifies"); kept state matches a fold of the records: \(try journal.keptState(run: "long") == RunState(try journal.records(run: "long")))")
 }
 
 // 2. Throughput with concurrent writers on one run.

@@ -94,15 +94,27 @@ extension JournalRecord {
     public var decision: Decision? { kind == .decision ? try? decode(Decision.self) : nil }
 }
 
-/// A run's records inside one write transaction: read them, decide, append.
+/// One run inside one write transaction: what governance reads, decides and appends. Every
+/// read is cheap whatever the run's length (the run's folded `state` plus indexed lookups);
+/// `allRecords()` is for commands that need the whole run.
 public protocol RunTransaction: AnyObject {
     var run: String { get }
-    /// The run's records (including those appended in this transaction), in seq order.
-    var records: [JournalRecord] { get }
+    /// Whether the run exists (has its `run` record).
+    var exists: Bool { get }
+    /// The run's records folded, including what this transaction appended.
+    var state: RunState { get }
+    /// Every record of the run, in seq order (reads the whole run).
+    func allRecords() throws -> [JournalRecord]
     /// Creates the run (its `run` record) when it does not exist.
     func open(lane: String, supervisor: Supervisor) throws
     /// Takes the run's next unused ordinal (as `begin` does without a step id).
     func reserveOrdinal() throws -> String
+    /// The step's latest intent or close.
+    func lastStepRecord(_ step: String) throws -> JournalRecord?
+    /// Whether the step has an intent after `seq`.
+    func hasIntent(step: String, after seq: Int) throws -> Bool
+    /// How many distinct steps after `seq` had an intent that does not differ from `intent`.
+    func repeats(of intent: StepIntent, after seq: Int) throws -> Int
     /// Appends a decision record about `step` (nil: the run).
     @discardableResult func append(_ decision: Decision, step: String?) throws -> JournalRecord
     /// Appends a close record for the intent at `intentSeq` (e.g. `lanes stop` for a killed supervisor).
@@ -126,103 +138,6 @@ public enum GovernedDecision: Sendable, Equatable {
     case refused(step: String, status: Int32, message: String)
 }
 
-/// A run's governance state, folded from its records.
-public struct RunGovernance: Sendable {
-    public struct Request: Sendable {
-        public var seq: Int
-        public var at: Double
-        public var step: String
-        public var decision: Decision
-        /// The decision that answered it (approved, denied, expired) and its seq.
-        public var answer: (seq: Int, decision: Decision)?
-    }
-
-    public var lane: String = ""
-    public var openedAt: Double = 0
-    public var stopped: (seq: Int, decision: Decision)?
-    /// The current halt (not followed by a resume).
-    public var halted: (seq: Int, decision: Decision)?
-    /// The latest raise of each budget key.
-    public var raises: [String: Double] = [:]
-    /// Loop detection counts only what happened after this seq (the last resume).
-    public var lastResumeSeq = 0
-    /// Every approval request, in order.
-    public var requests: [Request] = []
-
-    public init(_ records: [JournalRecord]) {
-        for r in records {
-            if r.kind == .run {
-                openedAt = r.at
-                lane = (try? r.decode(RunOpened.self))?.lane ?? ""
-            }
-            guard let d = r.decision else { continue }
-            switch d.action {
-            case .stopped: if stopped == nil { stopped = (r.seq, d) }
-            case .halted: halted = (r.seq, d)
-            case .resumed:
-                halted = nil
-                lastResumeSeq = r.seq
-                for (k, v) in d.raises ?? [:] { raises[k] = v }
-            case .approvalRequested:
-                requests.append(Request(seq: r.seq, at: r.at, step: d.step ?? "", decision: d))
-            case .approved, .denied, .expired:
-                if let i = requests.lastIndex(where: { $0.seq == d.requestSeq }), requests[i].answer == nil {
-                    requests[i].answer = (r.seq, d)
-                }
-            }
-        }
-    }
-
-    /// The latest request of a step.
-    public func request(step: String) -> Request? { requests.last { $0.step == step } }
-
-    /// Requests without an answer (`lanes pending`).
-    public var pending: [Request] { requests.filter { $0.answer == nil } }
-
-    /// The effective limit of a budget key.
-    public func limit(_ key: String, lane: Lane.Budget) -> Double? { raises[key] ?? lane.limits[key] }
-}
-
-/// What a run has used, counted from its records.
-public struct RunUsage: Sendable, Equatable {
-    public var steps = 0
-    public var wallSeconds = 0.0
-    public var cpuSeconds = 0.0
-    public var outputBytes = 0.0
-    public var failedSteps = 0
-    public var ageSeconds = 0.0
-
-    public init(_ records: [JournalRecord], now: Double) {
-        var seen = Set<String>()
-        for r in records {
-            switch r.kind {
-            case .run: ageSeconds = now - r.at
-            case .intent: if let s = r.step, seen.insert(s).inserted { steps += 1 }
-            case .close:
-                guard let c = r.close else { continue }
-                wallSeconds += c.wallMs / 1000
-                cpuSeconds += c.cpuMs / 1000
-                outputBytes += Double(c.stdout.count + c.stderr.count)
-                if c.exitStatus != 0 { failedSteps += 1 }
-            case .decision: break
-            }
-        }
-    }
-
-    /// The value counted against a budget key.
-    public func used(_ key: String) -> Double? {
-        switch key {
-        case "max_steps": return Double(steps)
-        case "max_wall": return wallSeconds
-        case "max_cpu": return cpuSeconds
-        case "max_output": return outputBytes
-        case "max_failed_steps": return Double(failedSteps)
-        case "max_run_age": return ageSeconds
-        default: return nil
-        }
-    }
-}
-
 /// The governance rules, applied to a run's records.
 public enum Governance {
     /// Why a run must not go on.
@@ -231,53 +146,35 @@ public enum Governance {
         case stop(Decision)
     }
 
-    /// Checks budgets, loops and `halt_on` for the run's records. `next` is the intent about to
-    /// be appended (nil: checking after a step closed); `newStep` says whether it is a new step.
-    public static func evaluate(_ records: [JournalRecord], lane: Lane, state: RunGovernance, now: Double,
-                                next: StepIntent?, newStep: Bool) -> Verdict? {
-        if state.stopped != nil { return nil }
-        // halt_on: an outcome that makes the run unsafe stops it.
-        if !lane.haltOn.isEmpty, let bad = records.first(where: { $0.close.map { lane.haltOn.contains($0.outcome) } ?? false }) {
-            return .stop(Decision(action: .stopped, by: "lanes", reason: "step \(bad.step ?? "?") ended with \(bad.close?.outcome ?? "?") (halt_on)", rule: "halt_on"))
+    /// Checks budgets, loops and `halt_on` against the run's state. `next` is the intent about
+    /// to be appended (nil: checking after a step closed); `newStep` says whether it is a new step.
+    public static func evaluate(_ tx: RunTransaction, lane: Lane, now: Double, next: StepIntent?, newStep: Bool) throws -> Verdict? {
+        let state = tx.state, g = state.governance
+        if g.stopped != nil { return nil }
+        // halt_on: an outcome that makes the run unsafe stops it (the first such step is named).
+        if let bad = lane.haltOn.compactMap({ o in state.outcomes[o].map { (o, $0) } }).min(by: { $0.1.seq < $1.1.seq }) {
+            return .stop(Decision(action: .stopped, by: "lanes", reason: "step \(bad.1.step) ended with \(bad.0) (halt_on)", rule: "halt_on"))
         }
-        if state.halted != nil { return nil }
-        // Usage decodes every close: only when the lane (or a resume) sets a budget.
-        let budgetKeys = ["max_steps", "max_wall", "max_cpu", "max_output", "max_failed_steps", "max_run_age"]
-        let usage = budgetKeys.contains { state.limit($0, lane: lane.budget) != nil } ? RunUsage(records, now: now) : nil
-        for key in budgetKeys {
-            guard let limit = state.limit(key, lane: lane.budget), let used = usage?.used(key) else { continue }
+        if g.halted != nil { return nil }
+        for key in ["max_steps", "max_wall", "max_cpu", "max_output", "max_failed_steps", "max_run_age"] {
+            guard let limit = g.limit(key, lane: lane.budget), let used = state.usage.used(key, openedAt: g.openedAt, now: now) else { continue }
             if key == "max_steps" && next != nil && !newStep { continue }  // a retry is not a new step
             if used >= limit {
                 return .halt(Decision(action: .halted, by: "lanes", reason: "budget \(key) exhausted: used \(Decision.number(used)) of \(Decision.number(limit))",
                                       rule: "budget", budget: key, limit: limit, used: used))
             }
         }
-        // Loops: only what happened since the last resume.
-        let recent = records.filter { $0.seq > state.lastResumeSeq }
-        // Records are seq 1, 2, 3 …: the intent a close refers to is at index seq - 1 (decoded on demand).
-        let intentAt = { (seq: Int) -> StepIntent? in seq >= 1 && seq <= records.count && records[seq - 1].seq == seq ? records[seq - 1].intent : nil }
-        let failures = state.limit("loop_failures", lane: lane.budget) ?? lane.budget.loopFailures
-        var streak = 0
-        var repeated: StepIntent?
-        for r in recent.reversed() where r.kind == .close {
-            guard let c = r.close, let i = r.closesSeq.flatMap(intentAt) else { break }
-            if c.exitStatus == 0 { break }
-            if let first = repeated, !first.differences(from: i).isEmpty { break }
-            repeated = i
-            streak += 1
+        // Loops: only what happened since the last resume (the state's streak restarts there).
+        let failures = g.limit("loop_failures", lane: lane.budget) ?? lane.budget.loopFailures
+        if let repeated = state.loop.intent, Double(state.loop.failures) >= failures {
+            return .halt(Decision(action: .halted, by: "lanes", reason: "loop suspected: `\(repeated.argv.joined(separator: " "))` failed \(state.loop.failures) times in a row",
+                                  rule: "loop suspected", budget: "loop_failures", limit: failures, used: Double(state.loop.failures)))
         }
-        if let repeated, Double(streak) >= failures {
-            return .halt(Decision(action: .halted, by: "lanes", reason: "loop suspected: `\(repeated.argv.joined(separator: " "))` failed \(streak) times in a row",
-                                  rule: "loop suspected", budget: "loop_failures", limit: failures, used: Double(streak)))
-        }
-        if let next, newStep, let repeats = state.limit("loop_repeats", lane: lane.budget) {
-            var steps = Set<String>()
-            for r in recent where r.kind == .intent {
-                if let i = r.intent, i.differences(from: next).isEmpty, let s = r.step { steps.insert(s) }
-            }
-            if Double(steps.count) >= repeats {
-                return .halt(Decision(action: .halted, by: "lanes", reason: "loop suspected: `\(next.argv.joined(separator: " "))` repeated \(steps.count) times in this run",
-                                      rule: "loop suspected", budget: "loop_repeats", limit: repeats, used: Double(steps.count)))
+        if let next, newStep, let repeats = g.limit("loop_repeats", lane: lane.budget) {
+            let count = try tx.repeats(of: next, after: g.lastResumeSeq)
+            if Double(count) >= repeats {
+                return .halt(Decision(action: .halted, by: "lanes", reason: "loop suspected: `\(next.argv.joined(separator: " "))` repeated \(count) times in this run",
+                                      rule: "loop suspected", budget: "loop_repeats", limit: repeats, used: Double(count)))
             }
         }
         return nil
@@ -289,18 +186,17 @@ public enum Governance {
                              now: Double = Date().timeIntervalSince1970) throws -> GovernedDecision {
         var request = original
         let run = tx.run
-        if tx.records.isEmpty { try tx.open(lane: request.intent.lane, supervisor: request.intent.supervisor) }
+        if !tx.exists { try tx.open(lane: request.intent.lane, supervisor: request.intent.supervisor) }
         let step = try request.step ?? tx.reserveOrdinal()
         request.step = step
-        let records = tx.records
-        let last = records.last { $0.step == step && ($0.kind == .intent || $0.kind == .close) }
+        let last = try tx.lastStepRecord(step)
         if let last {
             // Replay, nondeterminism and in-flight are the journal's answers.
             if last.kind == .close { return .journal(try tx.begin(request)) }
             if let i = last.intent, request.isAlive(i.supervisor) { return .journal(try tx.begin(request)) }
             if let i = last.intent, !i.differences(from: request.intent).isEmpty { return .journal(try tx.begin(request)) }
         }
-        let state = RunGovernance(records)
+        let state = tx.state.governance
         if let s = state.stopped {
             return .refused(step: step, status: GovernanceExitStatus.stopped,
                             message: "run \(run) was stopped by \(s.decision.by): \(s.decision.reason ?? "no reason given"); no further steps run (start a new run)")
@@ -308,7 +204,7 @@ public enum Governance {
         if let h = state.halted {
             return .refused(step: step, status: GovernanceExitStatus.halted, message: haltMessage(run, h.decision))
         }
-        switch evaluate(records, lane: lane, state: state, now: now, next: request.intent, newStep: last == nil) {
+        switch try evaluate(tx, lane: lane, now: now, next: request.intent, newStep: last == nil) {
         case let .stop(d)?:
             try tx.append(d, step: nil)
             return .refused(step: step, status: GovernanceExitStatus.stopped,
@@ -320,13 +216,13 @@ public enum Governance {
         }
         // Review gates.
         let inDoubt = last != nil
-        if let r = state.request(step: step), !records.contains(where: { $0.step == step && $0.kind == .intent && $0.seq > r.seq }) {
+        if let r = state.request(step: step), try !tx.hasIntent(step: step, after: r.seq) {
             let asked = r.decision.intent
             if let asked, !asked.differences(from: request.intent).isEmpty {
                 return .refused(step: step, status: JournalExitStatus.nondeterministic,
                                 message: "step \(step) of run \(run) waits on an approval for a different intent (differs in: \(asked.differences(from: request.intent).joined(separator: ", "))); an approval binds to the exact command: nothing was run (use a new step id)")
             }
-            if let (_, answer) = r.answer {
+            if let answer = r.answer?.decision {
                 switch answer.action {
                 case .approved:
                     request.retryAllowed = true
@@ -367,9 +263,7 @@ public enum Governance {
 
     /// After a step closed: records a halt or a stop the step caused (loops, budgets, halt_on).
     public static func afterStep(_ tx: RunTransaction, lane: Lane, now: Double = Date().timeIntervalSince1970) throws -> Verdict? {
-        let records = tx.records
-        let state = RunGovernance(records)
-        guard let verdict = evaluate(records, lane: lane, state: state, now: now, next: nil, newStep: false) else { return nil }
+        guard let verdict = try evaluate(tx, lane: lane, now: now, next: nil, newStep: false) else { return nil }
         switch verdict {
         case let .halt(d): try tx.append(d, step: nil)
         case let .stop(d): try tx.append(d, step: nil)
@@ -380,8 +274,7 @@ public enum Governance {
     /// Answers a pending request: approve, deny (or record that it expired). Throws a message.
     public static func answer(_ tx: RunTransaction, step: String, action: Decision.Action, by: String, reason: String?,
                               now: Double = Date().timeIntervalSince1970) throws -> Decision {
-        let state = RunGovernance(tx.records)
-        guard let r = state.request(step: step) else { throw GovernanceError("step \(step) of run \(tx.run) has no approval request") }
+        guard let r = tx.state.governance.request(step: step) else { throw GovernanceError("step \(step) of run \(tx.run) has no approval request") }
         if let a = r.answer { throw GovernanceError("step \(step) of run \(tx.run) was already answered: \(a.decision.action.rawValue) by \(a.decision.by)") }
         if let expires = r.decision.expiresAt, now >= expires {
             try tx.append(Decision(action: .expired, by: "lanes", reason: "no decision within \(Decision.number(expires - r.at)) s", requestSeq: r.seq), step: step)

@@ -51,7 +51,10 @@ public struct BeginRequest: Sendable {
     public var run: String
     /// The step id; nil → the run's next ordinal.
     public var step: String?
-    public var intent: StepIntent
+    public var intent: StepIntent { didSet { encoded = nil } }
+    /// The intent's record body and comparison key, computed by the caller's thread before the
+    /// request reaches a (group-commit) transaction; recomputed when missing.
+    var encoded: (body: String, key: String)?
     /// Whether a step left in doubt may run again (`retry = "safe"` or `--idempotent`).
     public var retryAllowed: Bool
     /// Whether the supervisor that wrote an intent still runs.
@@ -64,6 +67,13 @@ public struct BeginRequest: Sendable {
         self.intent = intent
         self.retryAllowed = retryAllowed
         self.isAlive = isAlive
+    }
+
+    /// The request with its intent encoded now (outside the writers' critical section).
+    func encodingIntent() throws -> BeginRequest {
+        var r = self
+        r.encoded = (try Canonical.encode(intent), intent.comparisonKey)
+        return r
     }
 }
 

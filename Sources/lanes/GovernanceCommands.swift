@@ -19,12 +19,13 @@ struct GovernanceHook {
         return try journal.transact(run: request.run) { tx in try Governance.begin(tx, request: request, lane: lane, effect: effect) }
     }
 
-    func afterStep(_ journal: SQLiteJournal, run: String) {
+    /// Records the step's close and, in the same transaction, a halt or stop the step caused
+    /// (loops, budgets, halt_on); then reports it and, for a stop, stops the run's other steps.
+    func close(_ journal: SQLiteJournal, run: String, step: String, intentSeq: Int, result: StepClose) throws(JournalError) {
         let lane = self.lane
-        let verdict: Governance.Verdict?
-        do { verdict = try journal.transact(run: run) { tx in try Governance.afterStep(tx, lane: lane) } } catch {
-            printError("lanes: could not record the run's governance state: \(error.description)")
-            return
+        let verdict = try journal.transact(run: run) { tx -> Governance.Verdict? in
+            try tx.close(step: step, intentSeq: intentSeq, result: result)
+            return try Governance.afterStep(tx, lane: lane)
         }
         switch verdict {
         case let .halt(d)?:
@@ -69,13 +70,14 @@ enum RunStopper {
         let targets: [Target]
         do {
             targets = try journal.transact(run: run) { tx -> [Target] in
-                guard !tx.records.isEmpty else { throw GovernanceError("no run \(run)") }
-                if record && RunGovernance(tx.records).stopped == nil {
+                guard tx.exists else { throw GovernanceError("no run \(run)") }
+                if record && tx.state.governance.stopped == nil {
                     try tx.append(Decision(action: .stopped, by: by, reason: reason), step: nil)
                 }
-                return StepSummary.fold(tx.records).compactMap { s -> Target? in
+                let records = try tx.allRecords()
+                return StepSummary.fold(records).compactMap { s -> Target? in
                     guard s.close == nil, let i = s.intent, i.supervisor.pid != me, i.supervisor.isAlive else { return nil }
-                    let seq = tx.records.last { $0.step == s.step && $0.kind == .intent }?.seq ?? 0
+                    let seq = records.last { $0.step == s.step && $0.kind == .intent }?.seq ?? 0
                     return Target(step: s.step, intentSeq: seq, supervisor: i.supervisor, processes: descendants(of: i.supervisor.pid))
                 }
             }
@@ -105,7 +107,7 @@ enum RunStopper {
             report.recordedByStop = try journal.transact(run: run) { tx -> [String] in
                 var done: [String] = []
                 for t in targets where !running(t.supervisor) {
-                    let last = tx.records.last { $0.step == t.step && ($0.kind == .intent || $0.kind == .close) }
+                    let last = try tx.lastStepRecord(t.step)
                     guard last?.seq == t.intentSeq, last?.kind == .intent else { continue }
                     let i = last?.intent
                     try tx.close(step: t.step, intentSeq: t.intentSeq, result: StepClose(
@@ -229,7 +231,7 @@ private func answer(_ stateOptions: StateOptions, run: String, step: String, act
     let journal = try stateOptions.journal()
     do {
         let d = try journal.decide(run: run) { tx in
-            guard !tx.records.isEmpty else { throw GovernanceError("no run \(run)") }
+            guard tx.exists else { throw GovernanceError("no run \(run)") }
             return try Governance.answer(tx, step: step, action: action, by: by, reason: reason)
         }
         printOut("\(d.action.rawValue): step \(step) of run \(run) by \(by)\(action == .approved ? "; invoke the same command again with --run \(run) --step \(step) to run it once" : "")\n")
@@ -300,8 +302,8 @@ struct ResumeCommand: ParsableCommand {
         let (run, by, reason) = (runID, self.by, self.reason)
         do {
             let halt = try journal.decide(run: run) { tx -> Decision in
-                guard !tx.records.isEmpty else { throw GovernanceError("no run \(run)") }
-                let state = RunGovernance(tx.records)
+                guard tx.exists else { throw GovernanceError("no run \(run)") }
+                let state = tx.state.governance
                 if let s = state.stopped { throw GovernanceError("run \(run) was stopped by \(s.decision.by) (\(s.decision.reason ?? "")); a stopped run is not resumed: start a new run") }
                 guard let h = state.halted else { throw GovernanceError("run \(run) is not halted") }
                 try tx.append(Decision(action: .resumed, by: by, reason: reason, raises: raises.isEmpty ? nil : raises), step: nil)

@@ -160,7 +160,7 @@ struct OutputCommand: ParsableCommand {
 
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "verify", abstract: "Check the hash chains of one run or all; name the first bad record.",
+        commandName: "verify", abstract: "Check the hash chains of one run or all (and the run state kept beside them); name the first bad record.",
         discussion: "Exit 0 when every chain verifies; 1 when one is broken (the message names the run and the first bad record); 74 when the journal cannot be read at all.")
     @OptionGroup var stateOptions: StateOptions
     @Argument(help: ArgumentHelp("The run id (default: every run).", valueName: "RUN")) var runID: String?
@@ -177,14 +177,17 @@ struct VerifyCommand: ParsableCommand {
             if !damage.isEmpty {
                 throw fail("the journal file \(journal.path) is damaged: \(damage.prefix(3).joined(separator: "; "))")
             }
-            if let runID {
-                let (rs, head) = try journal.chain(run: runID)
-                if rs.isEmpty, head == nil { throw fail("no run \(runID)") }
-                runs = 1
-                records = rs.count
-                if let p = SQLiteJournal.check(run: runID, records: rs, head: head) { problems.append(p) }
-            } else {
-                (runs, records, problems) = try journal.verifyAll()
+            let ids = try runID.map { [$0] } ?? journal.runs().map(\.id)
+            for id in ids {
+                let (rs, head) = try journal.chain(run: id)
+                if rs.isEmpty, head == nil { throw fail("no run \(id)") }
+                runs += 1
+                records += rs.count
+                if let p = SQLiteJournal.check(run: id, records: rs, head: head) {
+                    problems.append(p)
+                } else if let p = try journal.checkKeptState(run: id, records: rs) {
+                    problems.append(p)
+                }
             }
         } catch let error as JournalError {
             throw fail("cannot read the journal: \(error.description)", status: 1)

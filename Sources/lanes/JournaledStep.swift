@@ -22,15 +22,8 @@ struct JournaledStep {
     }
 
     func perform(intent: StepIntent, execute: () -> StepResult) -> Report {
-        do {
-            let (records, head) = try journal.chain(run: run)
-            if !records.isEmpty || head != nil, let problem = SQLiteJournal.check(run: run, records: records, head: head) {
-                return .refused(status: JournalExitStatus.journalError, step: step,
-                                message: "the journal of run \(run) is broken: \(problem); refusing to append (see `lanes verify \(run)`)")
-            }
-        } catch {
-            return .refused(status: JournalExitStatus.journalError, step: step, message: error.description)
-        }
+        // The store checks the run's chain before it appends (the tail always, the whole chain when
+        // the journal was changed outside lanes) and refuses a broken one with `.broken` (74).
         let decision: BeginDecision
         do {
             let request = BeginRequest(run: run, step: step, intent: intent, retryAllowed: retryAllowed, isAlive: { $0.isAlive })
@@ -60,12 +53,15 @@ struct JournaledStep {
         case let .started(id, intentSeq, retried):
             let result = execute()
             do {
-                try journal.close(run: run, step: id, intentSeq: intentSeq, result: Self.close(result))
+                if let governance {
+                    try governance.close(journal, run: run, step: id, intentSeq: intentSeq, result: Self.close(result))
+                } else {
+                    try journal.close(run: run, step: id, intentSeq: intentSeq, result: Self.close(result))
+                }
             } catch {
                 return .refused(status: JournalExitStatus.journalError, step: id,
                                 message: "step \(id) of run \(run) ran but its result could not be recorded: \(error.description)")
             }
-            governance?.afterStep(journal, run: run)
             return .result(result, step: id, replayed: false, retried: retried)
         }
     }

@@ -106,7 +106,9 @@ struct RulesTests {
             outcome: "exited", exitStatus: 1, exitCode: 1, signal: nil, limit: nil, wallMs: 1500, cpuMs: 250, maxRssKb: 0,
             stdout: Data("abc".utf8), stderr: Data("de".utf8), stdoutTruncated: false, stderrTruncated: false, protections: [],
             error: nil, profile: "p", profileFingerprint: "f"))
-        let usage = RunUsage(try journal.records(run: "r"), now: Date().timeIntervalSince1970)
+        let usage = RunUsage(try journal.records(run: "r"))
+        // The state the store keeps beside the head is the same fold as from the records.
+        #expect(try journal.keptState(run: "r") == RunState(try journal.records(run: "r")))
         #expect(usage.steps == 1 && usage.failedSteps == 1 && usage.outputBytes == 5 && usage.wallSeconds == 1.5 && usage.cpuSeconds == 0.25)
         let (records, head) = try journal.chain(run: "r")
         let data = try RunExport.document(run: "r", records: records, head: head, lane: ["owner": "ops"], profile: [:], exportedAt: 1)

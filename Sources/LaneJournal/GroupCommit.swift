@@ -1,0 +1,128 @@
+import Foundation
+import GRDB
+
+/// Leader-based group commit for the writers of one process (see `SQLiteJournal`).
+///
+/// A thread that finds a commit under way queues its work; the next leader takes the journal's
+/// cross-process write lock (`flock` of the lock file), runs all queued work in one `BEGIN
+/// IMMEDIATE` transaction — each piece in its own savepoint, so one failure does not undo the
+/// others — commits, seals the files (`JournalSeal`) and only then hands every caller its
+/// result: nothing is reported before it is on disk.
+final class GroupCommit: @unchecked Sendable {
+    /// The connection and the seal epoch a piece of work runs in, and what the pieces of one
+    /// transaction share.
+    struct Context {
+        let db: Database
+        let epoch: String
+        let batch: Batch
+    }
+
+    /// Open per-run state shared by the pieces of one transaction (so seven steps of one run in
+    /// one commit check and write the run's row once); `finish` runs after the last piece,
+    /// inside the transaction.
+    final class Batch {
+        var runs: [String: SQLiteRunTransaction] = [:]
+        func finish() throws { for tx in runs.values { try tx.finish() } }
+    }
+
+    private final class Work {
+        let run: (Context) throws -> Any
+        var result: Result<Any, Error>?
+        init(_ run: @escaping (Context) throws -> Any) { self.run = run }
+    }
+
+    private let condition = NSCondition()
+    private var queue: [Work] = []
+    private var leading = false
+    /// The cross-process write lock; held only by this process's leader.
+    private let lockFD: Int32
+    private let seal: JournalSeal
+
+    private var transactions = 0, pieces = 0, lastBatch = 0
+
+    init(lockFD: Int32, databasePath: String) {
+        self.lockFD = lockFD
+        seal = JournalSeal(lockFD: lockFD, databasePath: databasePath)
+    }
+    deinit { close(lockFD) }
+
+    var statistics: (transactions: Int, work: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (transactions, pieces)
+    }
+
+    /// Runs `body` holding the cross-process write lock and, when it succeeds, seals the files
+    /// with the epoch it ran in (the body gets it). Also for work outside transactions
+    /// (migrations, checkpoints).
+    func exclusive<T>(_ body: (_ epoch: String) throws -> T) rethrows -> T {
+        while flock(lockFD, LOCK_EX) != 0 && errno == EINTR {}
+        defer { flock(lockFD, LOCK_UN) }
+        let epoch = seal.currentEpoch()
+        let value = try body(epoch)
+        seal.seal(epoch: epoch)
+        return value
+    }
+
+    func submit<T>(database: DatabaseQueue, _ body: @escaping (Context) throws -> T) throws -> T {
+        let work = Work { try body($0) as Any }
+        condition.lock()
+        queue.append(work)
+        while work.result == nil {
+            if leading {
+                condition.wait()
+                continue
+            }
+            leading = true
+            // When writers have been sharing commits, give the ones that were just woken a
+            // moment to queue their next piece of work, so it rides this commit, not the next.
+            if lastBatch > 1 && queue.count < lastBatch {
+                condition.unlock()
+                usleep(150)
+                condition.lock()
+            }
+            let batch = queue
+            queue.removeAll()
+            lastBatch = batch.count
+            condition.unlock()
+            let outcome = Result { try exclusive { try Self.commit(batch, database: database, epoch: $0) } }
+            condition.lock()
+            transactions += 1
+            pieces += batch.count
+            switch outcome {
+            case let .success(results): for (w, r) in zip(batch, results) { w.result = r }
+            case let .failure(error): for w in batch { w.result = .failure(error) }
+            }
+            leading = false
+            condition.broadcast()
+        }
+        condition.unlock()
+        guard let result = work.result else { throw JournalError(.unavailable, "lost a group-commit result") }
+        guard let value = try result.get() as? T else { throw JournalError(.unavailable, "group commit type mismatch") }
+        return value
+    }
+
+    /// One IMMEDIATE transaction, a savepoint per piece. Results are published only after
+    /// COMMIT returned.
+    private static func commit(_ batch: [Work], database: DatabaseQueue, epoch: String) throws -> [Result<Any, Error>] {
+        var results: [Result<Any, Error>] = []
+        try database.writeWithoutTransaction { db in
+            results = []
+            try db.inTransaction(.immediate) {
+                let context = Context(db: db, epoch: epoch, batch: Batch())
+                for w in batch {
+                    var r: Result<Any, Error> = .failure(JournalError(.unavailable, "not run"))
+                    try db.inSavepoint {
+                        r = Result { try w.run(context) }
+                        if case .success = r { return .commit }
+                        return .rollback
+                    }
+                    results.append(r)
+                }
+                try context.batch.finish()
+                return .commit
+            }
+        }
+        return results
+    }
+}
