@@ -3,6 +3,7 @@
 // Built only when LANES_BENCH is set (see the end of Package.swift), so normal builds stay fast:
 //   LANES_BENCH=1 swift build -c release --product journal-bench
 //   .build/release/journal-bench [WRITERS] [STEPS_PER_WRITER] [DIR]
+//   .build/release/journal-bench step|open|nostep JOURNAL RUN   (one process per step)
 //
 // Measures, on fresh journals in DIR (default: a directory under /var/tmp, which is on disk;
 // /tmp may be tmpfs where fsync is free):
@@ -17,12 +18,6 @@ import LaneJournal
 import LaneModel
 
 let args = CommandLine.arguments
-let writers = args.count > 1 ? Int(args[1]) ?? 8 : 8
-let perWriter = args.count > 2 ? Int(args[2]) ?? 500 : 500
-let base = args.count > 3 ? args[3] : "/var/tmp/journal-bench-\(getpid())"
-try? FileManager.default.removeItem(atPath: base)
-try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
-defer { try? FileManager.default.removeItem(atPath: base) }
 
 func intent(_ i: Int) -> StepIntent {
     StepIntent(lane: "bench", argv: ["true", String(i)], cwd: "/w", environment: ["HOME", "PATH"], credentials: [],
@@ -66,6 +61,26 @@ func lanesRunStep(path: String, run: String, i: Int) throws -> (open: Double, st
     return ((t1 - t0) * 1000, (now() - t1) * 1000)
 }
 
+// `journal-bench step PATH RUN` / `journal-bench nostep PATH RUN`: one step per process, as
+// `lanes run` does it (scripts/bench.d/journal.sh runs both under hyperfine; the difference is
+// the journal's share of a step, including what a fresh process pays on first use).
+if args.count == 4, ["step", "nostep", "open"].contains(args[1]) {
+    let i = Int(getpid())
+    switch args[1] {
+    case "step": _ = try lanesRunStep(path: args[2], run: args[3], i: i)
+    case "open": _ = (try SQLiteJournal(path: args[2]), intent(i))
+    default: _ = intent(i)
+    }
+    exit(0)
+}
+
+let writers = args.count > 1 ? Int(args[1]) ?? 8 : 8
+let perWriter = args.count > 2 ? Int(args[2]) ?? 500 : 500
+let base = args.count > 3 ? args[3] : "/var/tmp/journal-bench-\(getpid())"
+try? FileManager.default.removeItem(atPath: base)
+try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(atPath: base) }
+
 // 1. The journal's share of one `lanes run`.
 if ProcessInfo.processInfo.environment["JOURNAL_BENCH_ONLY"] != "throughput" {
     let path = base + "/latency.sqlite"
@@ -79,7 +94,7 @@ if ProcessInfo.processInfo.environment["JOURNAL_BENCH_ONLY"] != "throughput" {
     print(String(format: "lanes run's journal work, new run: open %.3f ms + governed intent/close/after-step %.3f ms (p90 %.3f) = %.3f ms median",
                  median(opens), median(steps), percentile(steps, 0.9), median(zip(opens, steps).map { $0 + $1 })))
     // One long run: the cost at 1,000 and 2,000 steps.
-    var at: [Int: [Double]] = [1000: [0], 2000: [0]]
+    var at: [Int: [Double]] = [:]
     let long = Int(ProcessInfo.processInfo.environment["JOURNAL_BENCH_LONG"] ?? "") ?? 2000
     for i in 1...max(1, long) {
         let (o, s) = try lanesRunStep(path: path, run: "long", i: i)
@@ -87,7 +102,7 @@ if ProcessInfo.processInfo.environment["JOURNAL_BENCH_ONLY"] != "throughput" {
         if i > 1900 && i <= 2000 { at[2000, default: []].append(o + s) }
     }
     print(String(format: "lanes run's journal work in a long run: %.3f ms median at ~1,000 steps, %.3f ms at ~2,000 steps",
-                 median(at[1000]!), median(at[2000]!)))
+                 at[1000].map(median) ?? 0, at[2000].map(median) ?? 0))
     let journal = try SQLiteJournal(path: path)
     print("long run's chain: \(try journal.verify(run: "long").map { "BROKEN: \($0)" } ?? "verifies"); kept state matches a fold of the records: \(try journal.keptState(run: "long") == RunState(try journal.records(run: "long")))")
 }

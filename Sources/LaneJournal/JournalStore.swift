@@ -8,7 +8,10 @@
 ///    1, 2, 3 … without gaps; record 1 is the `run` record.
 /// 3. **Hash chain.** `record.prevHash` is the hash of the run's previous record (`genesis` for
 ///    seq 1) and `record.hash == record.computedHash`. A store refuses (`.broken`) to append to
-///    a run whose last record or head does not check out.
+///    a run whose last record or head does not check out, and to a run with any bad record when
+///    its data may have been changed by something other than the store since the store last
+///    verified that run (the SQLite store: `JournalSeal`). Checking every record on every
+///    append is allowed but not required: the cost of a step must not grow with its run.
 /// 4. **Atomic decisions.** `begin` decides and appends in one serializable step: between
 ///    concurrent callers (threads or processes) there is exactly one winner per (run, step),
 ///    every ordinal is handed out once, and no caller ever sees a lock error — contention is
@@ -72,7 +75,7 @@ public struct BeginRequest: Sendable {
     /// The request with its intent encoded now (outside the writers' critical section).
     func encodingIntent() throws -> BeginRequest {
         var r = self
-        r.encoded = (try Canonical.encode(intent), intent.comparisonKey)
+        r.encoded = (try CanonicalBody.intent(intent), intent.comparisonKey)
         return r
     }
 }

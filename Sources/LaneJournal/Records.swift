@@ -192,17 +192,26 @@ public struct JournalRecord: Sendable, Equatable {
     public static let genesis = String(repeating: "0", count: 64)
 
     /// SHA256(prev_hash ‖ canonical bytes), hex. The canonical bytes are the header fields
-    /// (run, seq, kind, step, time) and the body, each followed by a newline.
+    /// (run, seq, kind, step, time with six decimals) and the body, each header field preceded
+    /// by a newline. Built without Foundation formatting: it runs for every append.
     public var computedHash: String {
+        var bytes = Array(prevHash.utf8)
+        bytes += canonicalBytes
         var h = SHA256()
-        h.update(data: Array(prevHash.utf8))
-        h.update(data: Array(canonicalBytes))
+        bytes.withUnsafeBytes { h.update(bufferPointer: $0) }
         return hexString(h.finalize())
     }
 
     public var canonicalBytes: String.UTF8View {
-        let header = "\n\(run)\n\(seq)\n\(kind.rawValue)\n\(step ?? "")\n\(String(format: "%.6f", at))\n"
+        let header = "\n" + run + "\n" + seq.description + "\n" + kind.rawValue + "\n" + (step ?? "") + "\n" + Self.sixDecimals(at) + "\n"
         return (header + body).utf8
+    }
+
+    /// `at` as C's `%.6f` prints it (what the hashes of existing journals were computed with).
+    static func sixDecimals(_ d: Double) -> String {
+        var buffer = [CChar](repeating: 0, count: 400)
+        _ = buffer.withUnsafeMutableBufferPointer { b in withVaList([d]) { vsnprintf(b.baseAddress, b.count, "%.6f", $0) } }
+        return String(cString: buffer)
     }
 
     /// The body decoded as `T`.
@@ -227,21 +236,6 @@ enum Canonical {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try e.encode(value), as: UTF8.self)
-    }
-
-    /// A close body: the close fields plus `intent_seq`.
-    static func closeBody(_ close: StepClose, intentSeq: Int) throws -> String {
-        struct Body: Encodable {
-            let close: StepClose
-            let intentSeq: Int
-            func encode(to encoder: Encoder) throws {
-                try close.encode(to: encoder)
-                var c = encoder.container(keyedBy: K.self)
-                try c.encode(intentSeq, forKey: .intent_seq)
-            }
-            enum K: String, CodingKey { case intent_seq }
-        }
-        return try encode(Body(close: close, intentSeq: intentSeq))
     }
 }
 

@@ -135,7 +135,7 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
     @discardableResult
     public func close(run: String, step: String, intentSeq: Int, result: StepClose) throws(JournalError) -> JournalRecord {
         let body: String
-        do { body = try Canonical.closeBody(result, intentSeq: intentSeq) } catch { throw JournalError(.unavailable, "cannot encode the result: \(error)") }
+        do { body = try CanonicalBody.close(result, intentSeq: intentSeq) } catch { throw JournalError(.unavailable, "cannot encode the result: \(error)") }
         return try write(run: run) { tx in try tx.close(step: step, intentSeq: intentSeq, result: result, body: body) }
     }
 
@@ -173,7 +173,7 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
     public func keptState(run: String) throws(JournalError) -> RunState? {
         try read { db in
             guard let body = try String.fetchOne(db, sql: "SELECT state FROM runs WHERE id = ? AND state_seq = head_seq", arguments: [run]) else { return nil }
-            return try? JSONDecoder().decode(RunState.self, from: Data(body.utf8))
+            return RunState(storageText: body)
         }
     }
 

@@ -45,8 +45,7 @@ final class SQLiteRunTransaction: RunTransaction {
     /// when it was not verified in this epoch or its kept state is missing or stale.
     private func prepare() throws {
         guard var r = row else { return }
-        if r.verifiedEpoch == epoch, r.stateSeq == r.headSeq, let body = r.stateBody,
-           let kept = try? JSONDecoder().decode(RunState.self, from: Data(body.utf8)) {
+        if r.verifiedEpoch == epoch, r.stateSeq == r.headSeq, let body = r.stateBody, let kept = RunState(storageText: body) {
             guard let last = try record(seq: r.headSeq) else {
                 throw broken("the head says \(r.headSeq) records but record \(r.headSeq) is not stored")
             }
@@ -78,7 +77,7 @@ final class SQLiteRunTransaction: RunTransaction {
     /// Writes the run's row (head, ordinal, epoch, state) when something changed.
     func finish() throws {
         guard dirty, let r = row else { return }
-        let body = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
+        let body = state.storageText
         try db.cachedStatement(sql: "UPDATE runs SET head_seq = ?, head_hash = ?, next_ordinal = ?, verified_epoch = ?, state_seq = ?, state = ? WHERE id = ?")
             .execute(arguments: [r.headSeq, r.headHash, r.nextOrdinal, r.verifiedEpoch, state.seq, body, run])
         dirty = false
@@ -116,7 +115,7 @@ final class SQLiteRunTransaction: RunTransaction {
                        arguments: [run, lane, Date().timeIntervalSince1970, JournalRecord.genesis, epoch])
         row = RunRow(headSeq: 0, headHash: JournalRecord.genesis, nextOrdinal: 1, verifiedEpoch: epoch, stateSeq: 0, stateBody: nil)
         loaded = []
-        try append(.run, step: nil, body: Canonical.encode(RunOpened(lane: lane, supervisor: supervisor)), facts: RunState.Facts())
+        try append(.run, step: nil, body: CanonicalBody.runOpened(RunOpened(lane: lane, supervisor: supervisor)), facts: RunState.Facts())
     }
 
     func reserveOrdinal() throws -> String {
@@ -138,7 +137,7 @@ final class SQLiteRunTransaction: RunTransaction {
 
     @discardableResult
     func close(step: String, intentSeq: Int, result: StepClose) throws -> JournalRecord {
-        try close(step: step, intentSeq: intentSeq, result: result, body: Canonical.closeBody(result, intentSeq: intentSeq))
+        try close(step: step, intentSeq: intentSeq, result: result, body: CanonicalBody.close(result, intentSeq: intentSeq))
     }
 
     /// `close` with the body already encoded.
@@ -198,7 +197,7 @@ final class SQLiteRunTransaction: RunTransaction {
     // MARK: appending
 
     private func appendIntent(_ request: BeginRequest, step: String) throws -> JournalRecord {
-        let (body, key) = try request.encoded ?? (Canonical.encode(request.intent), request.intent.comparisonKey)
+        let (body, key) = try request.encoded ?? (CanonicalBody.intent(request.intent), request.intent.comparisonKey)
         let first = try !stepHasIntent(step)
         let r = try append(.intent, step: step, body: body, facts: RunState.Facts(firstIntentOfStep: first))
         try insertKey(seq: r.seq, step: step, key: key)

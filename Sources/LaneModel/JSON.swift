@@ -35,7 +35,9 @@ public enum JSONValue: Sendable, Equatable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func quote(_ s: String, into out: inout [UInt8]) {
+    /// Appends `s` as a JSON string literal (quote, backslash and control characters escaped;
+    /// `/` and non-ASCII as they are).
+    public static func quote(_ s: String, into out: inout [UInt8]) {
         let hex: [UInt8] = Array("0123456789abcdef".utf8)
         out.reserveCapacity(out.count + s.utf8.count + 2)
         out.append(UInt8(ascii: "\""))

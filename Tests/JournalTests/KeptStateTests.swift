@@ -93,7 +93,7 @@ struct KeptStateTests {
         var forged = try #require(try journal.keptState(run: "t"))
         forged.usage.steps = 0
         forged.usage.failedSteps = 0
-        let body = String(decoding: try JSONEncoder().encode(forged), as: UTF8.self)
+        let body = forged.storageText
         try journal.database.write { try $0.execute(sql: "UPDATE runs SET state = ? WHERE id = 't'", arguments: [body]) }
         let problem = try journal.checkKeptState(run: "t", records: journal.records(run: "t"))
         #expect(problem?.message.contains("kept beside the head") == true)
