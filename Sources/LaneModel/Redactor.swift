@@ -1,5 +1,7 @@
 /// Replaces credential values in a byte stream with `[redacted:NAME]`: the value itself, its
-/// base64 forms (standard and URL-safe, with and without padding) and its URL-encoded forms
+/// base64 forms (standard and URL-safe, with and without padding, and — for values of six
+/// bytes or more — inside a larger base64 text at any alignment, where up to three characters
+/// on each side of the match, which mix in neighbouring bytes, stay) and its URL-encoded forms
 /// (upper- and lower-case hex). It works on a stream: a value split across two reads is still
 /// found, because bytes that could be the start of a match are held back until the next chunk
 /// (or `finish()`) decides.
@@ -26,6 +28,14 @@ public struct Redactor: Sendable {
             let url = b64.map { $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0 }
             forms.append(url)
             forms.append(Array(url.prefix { $0 != UInt8(ascii: "=") }))
+            // The value inside a larger base64 text (`printf 'x%s' "$TOKEN" | base64`): at each of
+            // the three alignments the characters that depend on the value alone. Only long
+            // enough cores, so short values do not redact unrelated base64.
+            for start in 0..<3 where value.count - start >= 6 {
+                let core = Redactor.base64(Array(value[start..<(start + (value.count - start) / 3 * 3)]))
+                forms.append(core)
+                forms.append(core.map { $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0 })
+            }
             forms.append(Redactor.percentEncoded(value, upper: true))
             forms.append(Redactor.percentEncoded(value, upper: false))
             var seen: Set<[UInt8]> = []

@@ -33,6 +33,7 @@ struct CredentialTests {
         // Lane A gets them and prints them: the output shows [redacted:NAME] only.
         let script = """
             echo "env=$TOKEN"; printf %s "$TOKEN" | base64; echo
+            printf 'x%s' "$TOKEN" | base64 -w0; echo; printf 'xy%s' "$TOKEN" | base64 -w0; echo
             echo "file=$(cat /run/lanes/credentials/TOKFILE)"
             stat -c '%a %u' /run/lanes/credentials/TOKFILE
             echo "fromenv=$FROMENV"
@@ -44,6 +45,8 @@ struct CredentialTests {
         #expect(a.stdout.contains("fromenv=[redacted:FROMENV]"))
         #expect(a.stdout.contains("400 1000"))
         #expect(a.stdout.split(separator: "\n").contains("[redacted:TOKEN]"))  // the base64 form
+        // Inside a larger base64 text, at the two other alignments.
+        #expect(a.stdout.split(separator: "\n").filter { $0.contains("[redacted:TOKEN]") && !$0.hasPrefix("env=") }.count == 3, "\(a.stdout)")
         let aj = try f.run("a", ["--run", "ra", "--json"], ["sh", "-c", "echo $TOKEN; echo $TOKEN >&2"], environment: env)
         let o = Fixture.json(aj.stdout)
         #expect(o["stdout"] as? String == "[redacted:TOKEN]\n")

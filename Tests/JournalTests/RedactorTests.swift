@@ -20,6 +20,25 @@ struct RedactorTests {
         #expect(String(decoding: redactor.redact(Array("nothing here".utf8)), as: UTF8.self) == "nothing here")
     }
 
+    @Test("the value inside a larger base64 text is found at every alignment, standard and URL-safe")
+    func embeddedBase64() {
+        for prefix in 0..<6 {
+            for suffix in 0..<4 {
+                let plain = Array("abcdef".utf8.prefix(prefix)) + Array(secret.utf8) + Array("uvw".utf8.prefix(suffix))
+                let b64 = Redactor.base64(plain)
+                let url = b64.map { $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0 }
+                for text in [b64, url] {
+                    let out = String(decoding: redactor.redact(text), as: UTF8.self)
+                    #expect(out.contains("[redacted:TOKEN]"), "prefix \(prefix) suffix \(suffix): \(out)")
+                    #expect(out.count < text.count, "prefix \(prefix) suffix \(suffix)")
+                }
+            }
+        }
+        // Unrelated base64 stays as it is.
+        let other = Redactor.base64(Array("an unrelated log line of some length".utf8))
+        #expect(redactor.redact(other) == other)
+    }
+
     @Test("a value split across chunks at every position is still found")
     func splitChunks() {
         let text = Array("x\(secret)y\(secret)".utf8)
