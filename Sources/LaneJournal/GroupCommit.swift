@@ -13,6 +13,7 @@ final class GroupCommit: @unchecked Sendable {
     /// transaction share.
     struct Context {
         let db: Database
+        let statements: SQLiteStatements
         let epoch: String
         let batch: Batch
     }
@@ -64,7 +65,7 @@ final class GroupCommit: @unchecked Sendable {
         return value
     }
 
-    func submit<T>(database: DatabaseQueue, _ body: @escaping (Context) throws -> T) throws -> T {
+    func submit<T>(database: DatabaseQueue, statements: SQLiteStatements, _ body: @escaping (Context) throws -> T) throws -> T {
         let work = Work { try body($0) as Any }
         condition.lock()
         queue.append(work)
@@ -85,7 +86,7 @@ final class GroupCommit: @unchecked Sendable {
             queue.removeAll()
             lastBatch = batch.count
             condition.unlock()
-            let outcome = Result { try exclusive { try Self.commit(batch, database: database, epoch: $0) } }
+            let outcome = Result { try exclusive { try Self.commit(batch, database: database, statements: statements, epoch: $0) } }
             condition.lock()
             transactions += 1
             pieces += batch.count
@@ -103,26 +104,33 @@ final class GroupCommit: @unchecked Sendable {
     }
 
     /// One IMMEDIATE transaction, a savepoint per piece. Results are published only after
-    /// COMMIT returned.
-    private static func commit(_ batch: [Work], database: DatabaseQueue, epoch: String) throws -> [Result<Any, Error>] {
-        var results: [Result<Any, Error>] = []
+    /// COMMIT returned. Transaction control goes straight to SQLite (`SQLiteStatements`), like
+    /// the pieces' statements.
+    private static func commit(_ batch: [Work], database: DatabaseQueue, statements: SQLiteStatements,
+                               epoch: String) throws -> [Result<Any, Error>] {
         try database.writeWithoutTransaction { db in
-            results = []
-            try db.inTransaction(.immediate) {
-                let context = Context(db: db, epoch: epoch, batch: Batch())
+            let context = Context(db: db, statements: statements, epoch: epoch, batch: Batch())
+            try statements.execute("BEGIN IMMEDIATE")
+            do {
+                var results: [Result<Any, Error>] = []
                 for w in batch {
-                    var r: Result<Any, Error> = .failure(JournalError(.unavailable, "not run"))
-                    try db.inSavepoint {
-                        r = Result { try w.run(context) }
-                        if case .success = r { return .commit }
-                        return .rollback
+                    try statements.execute("SAVEPOINT lanes_piece")
+                    let r = Result { try w.run(context) }
+                    if case .success = r {
+                        try statements.execute("RELEASE lanes_piece")
+                    } else {
+                        try statements.execute("ROLLBACK TO lanes_piece")
+                        try statements.execute("RELEASE lanes_piece")
                     }
                     results.append(r)
                 }
                 try context.batch.finish()
-                return .commit
+                try statements.execute("COMMIT")
+                return results
+            } catch {
+                try? statements.execute("ROLLBACK")
+                throw error
             }
         }
-        return results
     }
 }

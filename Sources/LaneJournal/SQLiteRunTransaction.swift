@@ -11,7 +11,10 @@ import GRDB
 /// outside `lanes` since it was last verified. Changes are written back by `finish()`, once per
 /// transaction.
 final class SQLiteRunTransaction: RunTransaction {
+    /// For the rare whole-run reads (a full verification, `allRecords`).
     let db: Database
+    /// Everything a step does.
+    private let sql: SQLiteStatements
     let run: String
     private let epoch: String
     private var row: RunRow?
@@ -28,15 +31,16 @@ final class SQLiteRunTransaction: RunTransaction {
         var stateBody: String?
     }
 
-    init(db: Database, run: String, epoch: String) throws {
+    init(db: Database, statements: SQLiteStatements, run: String, epoch: String) throws {
         self.db = db
+        sql = statements
         self.run = run
         self.epoch = epoch
-        let stmt = try db.cachedStatement(sql: "SELECT head_seq, head_hash, next_ordinal, verified_epoch, state_seq, state FROM runs WHERE id = ?")
-        if let r = try Row.fetchOne(stmt, arguments: [run]) {
-            row = RunRow(headSeq: r[0], headHash: r[1], nextOrdinal: r[2], verifiedEpoch: r[3], stateSeq: r[4], stateBody: r[5])
-            try prepare()
+        row = try sql.first(.runRow, [.text(run)]) { r in
+            RunRow(headSeq: r.int(0), headHash: r.text(1) ?? "", nextOrdinal: r.int(2), verifiedEpoch: r.text(3) ?? "",
+                   stateSeq: r.isNull(4) ? nil : r.int(4), stateBody: r.text(5))
         }
+        if row != nil { try prepare() }
     }
 
     var exists: Bool { row != nil }
@@ -78,8 +82,7 @@ final class SQLiteRunTransaction: RunTransaction {
     func finish() throws {
         guard dirty, let r = row else { return }
         let body = state.storageText
-        try db.cachedStatement(sql: "UPDATE runs SET head_seq = ?, head_hash = ?, next_ordinal = ?, verified_epoch = ?, state_seq = ?, state = ? WHERE id = ?")
-            .execute(arguments: [r.headSeq, r.headHash, r.nextOrdinal, r.verifiedEpoch, state.seq, body, run])
+        try sql.run(.updateRun, [.int(r.headSeq), .text(r.headHash), .int(r.nextOrdinal), .text(r.verifiedEpoch), .int(state.seq), .text(body), .text(run)])
         dirty = false
     }
 
@@ -111,8 +114,7 @@ final class SQLiteRunTransaction: RunTransaction {
 
     func open(lane: String, supervisor: Supervisor) throws {
         guard row == nil else { return }
-        try db.execute(sql: "INSERT INTO runs (id, lane, created_at, head_seq, head_hash, next_ordinal, verified_epoch) VALUES (?, ?, ?, 0, ?, 1, ?)",
-                       arguments: [run, lane, Date().timeIntervalSince1970, JournalRecord.genesis, epoch])
+        try sql.run(.insertRun, [.text(run), .text(lane), .double(Date().timeIntervalSince1970), .text(JournalRecord.genesis), .text(epoch)])
         row = RunRow(headSeq: 0, headHash: JournalRecord.genesis, nextOrdinal: 1, verifiedEpoch: epoch, stateSeq: 0, stateBody: nil)
         loaded = []
         try append(.run, step: nil, body: CanonicalBody.runOpened(RunOpened(lane: lane, supervisor: supervisor)), facts: RunState.Facts())
@@ -176,17 +178,15 @@ final class SQLiteRunTransaction: RunTransaction {
     }
 
     func lastStepRecord(_ step: String) throws -> JournalRecord? {
-        try Row.fetchOne(db.cachedStatement(sql: "\(Self.select) INDEXED BY records_by_step WHERE run = ? AND step = ? ORDER BY seq DESC LIMIT 1"), arguments: [run, step]).map(Self.record)
+        try sql.first(.lastStepRecord, [.text(run), .text(step)]) { try $0.record() }
     }
 
     func hasIntent(step: String, after seq: Int) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM records INDEXED BY records_by_step WHERE run = ? AND step = ? AND seq > ? AND kind = 'intent')"),
-                          arguments: [run, step, seq]) ?? false
+        try sql.first(.intentAfter, [.text(run), .text(step), .int(seq)]) { $0.int(0) != 0 } ?? false
     }
 
     func repeats(of intent: StepIntent, after seq: Int) throws -> Int {
-        try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(DISTINCT step) FROM intent_keys INDEXED BY intent_keys_by_key WHERE run = ? AND key = ? AND seq > ?"),
-                         arguments: [run, intent.comparisonKey, seq]) ?? 0
+        try sql.first(.repeats, [.text(run), .text(intent.comparisonKey), .int(seq)]) { $0.int(0) } ?? 0
     }
 
     func intent(seq: Int) throws -> StepIntent? {
@@ -209,8 +209,8 @@ final class SQLiteRunTransaction: RunTransaction {
     private func append(_ kind: JournalRecord.Kind, step: String?, body: String, facts: RunState.Facts) throws -> JournalRecord {
         guard var r = row else { throw JournalError(.notFound, "no run \(run)") }
         let rec = JournalRecord.make(run: run, seq: r.headSeq + 1, kind: kind, step: step, at: Date().timeIntervalSince1970, body: body, prevHash: r.headHash)
-        try db.cachedStatement(sql: "INSERT INTO records (run, seq, kind, step, at, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [rec.run, rec.seq, rec.kind.rawValue, rec.step, rec.at, rec.body, rec.prevHash, rec.hash])
+        try sql.run(.insertRecord, [.text(rec.run), .int(rec.seq), .text(rec.kind.rawValue), rec.step.map { .text($0) } ?? .null,
+                                    .double(rec.at), .text(rec.body), .text(rec.prevHash), .text(rec.hash)])
         state.apply(rec, facts)
         r.headSeq = rec.seq
         r.headHash = rec.hash
@@ -221,26 +221,22 @@ final class SQLiteRunTransaction: RunTransaction {
     }
 
     private func insertKey(seq: Int, step: String, key: String) throws {
-        try db.cachedStatement(sql: "INSERT INTO intent_keys (run, seq, key, step) VALUES (?, ?, ?, ?)").execute(arguments: [run, seq, key, step])
+        try sql.run(.insertKey, [.text(run), .int(seq), .text(key), .text(step)])
     }
 
     private func stepExists(_ step: String) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM records INDEXED BY records_by_step WHERE run = ? AND step = ?)"), arguments: [run, step]) ?? false
+        try sql.first(.stepExists, [.text(run), .text(step)]) { $0.int(0) != 0 } ?? false
     }
 
     private func stepHasIntent(_ step: String) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM records INDEXED BY records_by_step WHERE run = ? AND step = ? AND kind = 'intent')"), arguments: [run, step]) ?? false
+        try sql.first(.stepHasIntent, [.text(run), .text(step)]) { $0.int(0) != 0 } ?? false
     }
 
     private func record(seq: Int) throws -> JournalRecord? {
-        try Row.fetchOne(db.cachedStatement(sql: "\(Self.select) WHERE run = ? AND seq = ?"), arguments: [run, seq]).map(Self.record)
+        try sql.first(.recordBySeq, [.text(run), .int(seq)]) { try $0.record() }
     }
 
-    // MARK: rows
-    //
-    // Queries by step name their index (`INDEXED BY`): without statistics SQLite may otherwise
-    // walk the run's primary key and read every record of the run (seen: 440 page reads per
-    // step at 1,000 steps), which made each step's cost grow with the run.
+    // MARK: rows (GRDB, for the whole-run reads)
 
     static let select = "SELECT run, seq, kind, step, at, body, prev_hash, hash FROM records"
 
