@@ -98,12 +98,15 @@ struct RunCommand: ParsableCommand {
         let run = runID ?? newRunID()
         var stepID = step
         var replayed = false
+        // A run id made up here names nothing until the journal has the step.
+        var shownRun: String? = runID
         let result: StepResult
         switch prepare() {
         case let .failed(failed):
             result = failed
         case let .ready(prepared):
             if runID == nil { printError("lanes: run \(run)") }
+            shownRun = run
             let journaled = JournaledStep(journal: prepared.journal, run: run, step: step,
                                           retryAllowed: idempotent || prepared.request.lane.retry == .safe,
                                           governance: GovernanceHook(lane: prepared.request.lane, effect: effect))
@@ -112,7 +115,7 @@ struct RunCommand: ParsableCommand {
             }) {
             case let .refused(status, id, message):
                 printError("lanes: \(message)")
-                if json { printOut(Self.decorate(nil, run: run, step: id, replayed: false, status: status, message: message) + "\n") }
+                if json { printOut(Self.decorate(nil, run: shownRun, step: id, replayed: false, status: status, message: message) + "\n") }
                 Glibc.exit(status)
             case let .result(r, id, wasReplayed, retried):
                 result = r
@@ -129,7 +132,7 @@ struct RunCommand: ParsableCommand {
             }
         }
         if json {
-            printOut(Self.decorate(result, run: run, step: stepID, replayed: replayed, status: nil, message: nil) + "\n")
+            printOut(Self.decorate(result, run: shownRun, step: stepID, replayed: replayed, status: nil, message: nil) + "\n")
         } else {
             report(result)
         }
@@ -137,10 +140,11 @@ struct RunCommand: ParsableCommand {
     }
 
     /// The result JSON with the run, the step and whether it was replayed in front; or, for a
-    /// refusal, an object with the status and the message.
-    static func decorate(_ result: StepResult?, run: String, step: String?, replayed: Bool, status: Int32?, message: String?) -> String {
+    /// refusal, an object with the status and the message. `run` is null when the step failed
+    /// before the journal and no `--run` was given (no run was recorded).
+    static func decorate(_ result: StepResult?, run: String?, step: String?, replayed: Bool, status: Int32?, message: String?) -> String {
         var o = JSONObject()
-        o.add("run", .string(run))
+        o.add("run", run.map { .string($0) } ?? .null)
         o.add("step", step.map { .string($0) } ?? .null)
         o.add("replayed", .bool(replayed))
         if let status { o.add("exit_status", .int(Int(status))) }

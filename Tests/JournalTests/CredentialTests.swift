@@ -77,6 +77,11 @@ struct CredentialTests {
         #expect(c.status == 125)
         #expect(c.stderr.contains("MISSING") && c.stderr.contains("lane c") && c.stderr.contains("nope"))
         #expect(!FileManager.default.fileExists(atPath: f.workspace + "/c-ran"))
+        // Nothing was journaled, so the JSON names no run.
+        let cj = try f.run("c", ["--json"], ["true"])
+        #expect(cj.status == 125)
+        #expect(Fixture.json(cj.stdout)["run"] is NSNull, "\(cj.stdout)")
+        #expect(!cj.stderr.contains("lanes: run "))
 
         // Grep the whole fixture: the values live only in the secret store.
         for value in [token, fileToken] {
