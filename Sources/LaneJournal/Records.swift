@@ -210,8 +210,8 @@ public struct JournalRecord: Sendable, Equatable {
     /// `at` as C's `%.6f` prints it (what the hashes of existing journals were computed with).
     static func sixDecimals(_ d: Double) -> String {
         var buffer = [CChar](repeating: 0, count: 400)
-        _ = buffer.withUnsafeMutableBufferPointer { b in withVaList([d]) { vsnprintf(b.baseAddress, b.count, "%.6f", $0) } }
-        return String(cString: buffer)
+        let n = buffer.withUnsafeMutableBufferPointer { b in withVaList([d]) { Int(vsnprintf(b.baseAddress, b.count, "%.6f", $0)) } }
+        return String(decoding: buffer.prefix(max(0, min(n, buffer.count - 1))).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The body decoded as `T`.
