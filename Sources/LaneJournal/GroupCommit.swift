@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// Leader-based group commit for the writers of one process (see `SQLiteJournal`).
 ///
@@ -12,7 +11,6 @@ final class GroupCommit: @unchecked Sendable {
     /// The connection and the seal epoch a piece of work runs in, and what the pieces of one
     /// transaction share.
     struct Context {
-        let db: Database
         let statements: SQLiteStatements
         let epoch: String
         let batch: Batch
@@ -38,6 +36,9 @@ final class GroupCommit: @unchecked Sendable {
     /// The cross-process write lock; held only by this process's leader.
     private let lockFD: Int32
     private let seal: JournalSeal
+    /// Threads of this process taking the write lock: `flock` does not exclude them from each
+    /// other (they share the lock file's open file description).
+    private let exclusion = NSLock()
 
     private var transactions = 0, pieces = 0, lastBatch = 0
 
@@ -57,6 +58,8 @@ final class GroupCommit: @unchecked Sendable {
     /// with the epoch it ran in (the body gets it). Also for work outside transactions
     /// (migrations, checkpoints).
     func exclusive<T>(_ body: (_ epoch: String) throws -> T) rethrows -> T {
+        exclusion.lock()
+        defer { exclusion.unlock() }
         while flock(lockFD, LOCK_EX) != 0 && errno == EINTR {}
         defer { flock(lockFD, LOCK_UN) }
         let epoch = seal.currentEpoch()
@@ -65,7 +68,7 @@ final class GroupCommit: @unchecked Sendable {
         return value
     }
 
-    func submit<T>(database: DatabaseQueue, statements: SQLiteStatements, _ body: @escaping (Context) throws -> T) throws -> T {
+    func submit<T>(statements: SQLiteStatements, _ body: @escaping (Context) throws -> T) throws -> T {
         let work = Work { try body($0) as Any }
         condition.lock()
         queue.append(work)
@@ -86,7 +89,7 @@ final class GroupCommit: @unchecked Sendable {
             queue.removeAll()
             lastBatch = batch.count
             condition.unlock()
-            let outcome = Result { try exclusive { try Self.commit(batch, database: database, statements: statements, epoch: $0) } }
+            let outcome = Result { try exclusive { try Self.commit(batch, statements: statements, epoch: $0) } }
             condition.lock()
             transactions += 1
             pieces += batch.count
@@ -106,31 +109,28 @@ final class GroupCommit: @unchecked Sendable {
     /// One IMMEDIATE transaction, a savepoint per piece. Results are published only after
     /// COMMIT returned. Transaction control goes straight to SQLite (`SQLiteStatements`), like
     /// the pieces' statements.
-    private static func commit(_ batch: [Work], database: DatabaseQueue, statements: SQLiteStatements,
-                               epoch: String) throws -> [Result<Any, Error>] {
-        try database.writeWithoutTransaction { db in
-            let context = Context(db: db, statements: statements, epoch: epoch, batch: Batch())
-            try statements.execute("BEGIN IMMEDIATE")
-            do {
-                var results: [Result<Any, Error>] = []
-                for w in batch {
-                    try statements.execute("SAVEPOINT lanes_piece")
-                    let r = Result { try w.run(context) }
-                    if case .success = r {
-                        try statements.execute("RELEASE lanes_piece")
-                    } else {
-                        try statements.execute("ROLLBACK TO lanes_piece")
-                        try statements.execute("RELEASE lanes_piece")
-                    }
-                    results.append(r)
+    private static func commit(_ batch: [Work], statements: SQLiteStatements, epoch: String) throws -> [Result<Any, Error>] {
+        let context = Context(statements: statements, epoch: epoch, batch: Batch())
+        try statements.execute("BEGIN IMMEDIATE")
+        do {
+            var results: [Result<Any, Error>] = []
+            for w in batch {
+                try statements.execute("SAVEPOINT lanes_piece")
+                let r = Result { try w.run(context) }
+                if case .success = r {
+                    try statements.execute("RELEASE lanes_piece")
+                } else {
+                    try statements.execute("ROLLBACK TO lanes_piece")
+                    try statements.execute("RELEASE lanes_piece")
                 }
-                try context.batch.finish()
-                try statements.execute("COMMIT")
-                return results
-            } catch {
-                try? statements.execute("ROLLBACK")
-                throw error
+                results.append(r)
             }
+            try context.batch.finish()
+            try statements.execute("COMMIT")
+            return results
+        } catch {
+            try? statements.execute("ROLLBACK")
+            throw error
         }
     }
 }

@@ -2,12 +2,13 @@ import CSQLiteConfig
 import Foundation
 import GRDB
 
-/// The journal in one SQLite file (`journal.sqlite` in the state directory), through GRDB.
+/// The journal in one SQLite file (`journal.sqlite` in the state directory).
 ///
 /// - WAL with `synchronous = FULL`: a commit is on disk when it returns.
-/// - One connection per process (`DatabaseQueue`): opening is cheap, which matters because
-///   every `lanes run` is a new process. The schema version is read from `user_version`; the
-///   migrator runs only when it is behind.
+/// - Writes go through one connection driven through SQLite's C API (`SQLiteStatements`), so a
+///   `lanes run` — a new process each time — pays little to open it; the schema version comes
+///   from `user_version`. GRDB creates and migrates the schema (`DatabaseMigrator`) and serves
+///   every read, on a second connection opened only when something needs it.
 /// - Every write goes through `GroupCommit`: writers of different processes queue on an
 ///   exclusive `flock` of `PATH.lock` (the kernel wakes the next one as soon as the lock is
 ///   free, where SQLite's busy handler would sleep in growing steps), writers of this process
@@ -19,12 +20,15 @@ import GRDB
 ///   detection). `runs.state` and `intent_keys` are derived and rebuilt from the records.
 public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Sendable {
     public let path: String
-    let database: DatabaseQueue
     private let group: GroupCommit
-    /// The write path's prepared statements, on `database`'s connection.
+    /// The write path.
     private let statements: SQLiteStatements
+    private let grdbLock = NSLock()
+    private var grdb: DatabaseQueue?
 
-    /// WAL pages after which a commit checkpoints (SQLite's default is 1,000; see `init`).
+    /// WAL pages after which a commit checkpoints (SQLite's default is 1,000). A new process's
+    /// first connection rebuilds the WAL index by reading every valid frame of the WAL; after a
+    /// checkpoint the next writer restarts the WAL from the top, so this keeps that short.
     /// Measured with the journal bench: open 1.37 ms at 1,000 pages, 0.69 at 256, 0.44 at 64;
     /// 16 was no faster to open and slower to write.
     static let walCheckpointPages = 64
@@ -35,26 +39,16 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
     /// Opens (creating and migrating when needed) the journal at `path`.
     public init(path: String) throws(JournalError) {
         self.path = path
-        var config = Configuration()
-        config.busyMode = .timeout(120)
-        config.label = "lanes.journal"
-        config.prepareDatabase { db in
-            // Each `lanes run` is a new process whose first connection rebuilds the WAL index by
-            // reading every valid frame of the WAL (SQLite's recovery). Checkpointing often keeps
-            // that short: after a checkpoint the next writer restarts the WAL from the top.
-            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = \(Self.walCheckpointPages)")
-            _ = lane_sqlite_no_checkpoint_on_close(db.sqliteConnection)
-        }
         let lockFD = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0 else { throw JournalError(.unavailable, "cannot open \(path).lock: \(String(cString: strerror(errno)))") }
         group = GroupCommit(lockFD: lockFD, databasePath: path)
         do {
-            database = try DatabaseQueue(path: path, configuration: config)
-            guard let connection = database.inDatabase({ $0.sqliteConnection }) else {
-                throw JournalError(.unavailable, "cannot open \(path): no SQLite connection")
+            statements = try SQLiteStatements(path: path, walCheckpointPages: Self.walCheckpointPages)
+            let version = try statements.userVersion()
+            if version > Self.schemaVersion {
+                throw JournalError(.unavailable, "\(path) has schema version \(version); this lanes knows up to \(Self.schemaVersion) (use a newer lanes)")
             }
-            statements = SQLiteStatements(connection: connection)
-            try Self.migrate(database, group: group, path: path)
+            if version < Self.schemaVersion { try migrate() }
         } catch let error as JournalError {
             throw error
         } catch {
@@ -62,9 +56,21 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
         }
     }
 
-    deinit {
-        // Before GRDB closes the connection (a statement left prepared would keep it open).
-        statements.finalizeAll()
+    /// The GRDB connection for reads, migrations and tests (opened on first use).
+    func databaseQueue() throws -> DatabaseQueue {
+        grdbLock.lock()
+        defer { grdbLock.unlock() }
+        if let grdb { return grdb }
+        var config = Configuration()
+        config.busyMode = .timeout(120)
+        config.label = "lanes.journal"
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = \(Self.walCheckpointPages)")
+            _ = lane_sqlite_no_checkpoint_on_close(db.sqliteConnection)
+        }
+        let queue = try DatabaseQueue(path: path, configuration: config)
+        grdb = queue
+        return queue
     }
 
     static var migrator: DatabaseMigrator {
@@ -116,19 +122,15 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
     }
 
     /// Brings the schema up to date under the write lock, so processes opening a fresh journal
-    /// at the same moment do not race on it. A journal written by a newer `lanes` is refused.
-    private static func migrate(_ database: DatabaseQueue, group: GroupCommit, path: String) throws {
-        func version() throws -> Int { try database.inDatabase { try Int.fetchOne($0, sql: "PRAGMA user_version") ?? 0 } }
-        let current = try version()
-        if current == schemaVersion { return }
-        if current > schemaVersion {
-            throw JournalError(.unavailable, "\(path) has schema version \(current); this lanes knows up to \(schemaVersion) (use a newer lanes)")
-        }
+    /// at the same moment do not race on it.
+    private func migrate() throws {
+        let database = try databaseQueue()
         try group.exclusive { _ in
-            guard try version() < schemaVersion else { return }
+            let version = try database.inDatabase { try Int.fetchOne($0, sql: "PRAGMA user_version") ?? 0 }
+            guard version < Self.schemaVersion else { return }
             try database.inDatabase { _ = try String.fetchOne($0, sql: "PRAGMA journal_mode = WAL") }
-            try migrator.migrate(database)
-            try database.inDatabase { try $0.execute(sql: "PRAGMA user_version = \(schemaVersion)") }
+            try Self.migrator.migrate(database)
+            try database.inDatabase { try $0.execute(sql: "PRAGMA user_version = \(Self.schemaVersion)") }
         }
     }
 
@@ -160,7 +162,7 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
 
     public func records(run: String) throws(JournalError) -> [JournalRecord] {
         try read { db in
-            try Row.fetchAll(db, sql: "\(SQLiteRunTransaction.select) WHERE run = ? ORDER BY seq", arguments: [run]).map(SQLiteRunTransaction.record)
+            try Row.fetchAll(db, sql: "\(Self.selectRecords) WHERE run = ? ORDER BY seq", arguments: [run]).map(Self.record)
         }
     }
 
@@ -173,7 +175,7 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
 
     public func chain(run: String) throws(JournalError) -> (records: [JournalRecord], head: (seq: Int, hash: String)?) {
         try read { db in
-            let records = try Row.fetchAll(db, sql: "\(SQLiteRunTransaction.select) WHERE run = ? ORDER BY seq", arguments: [run]).map(SQLiteRunTransaction.record)
+            let records = try Row.fetchAll(db, sql: "\(Self.selectRecords) WHERE run = ? ORDER BY seq", arguments: [run]).map(Self.record)
             let head = try Row.fetchOne(db, sql: "SELECT head_seq, head_hash FROM runs WHERE id = ?", arguments: [run])
             return (records, head.map { ($0[0], $0[1]) })
         }
@@ -204,12 +206,12 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
 
     private func write<T>(run: String, _ body: @escaping (SQLiteRunTransaction) throws -> T) throws(JournalError) -> T {
         do {
-            return try group.submit(database: database, statements: statements) { context in
+            return try group.submit(statements: statements) { context in
                 // One open run per transaction: pieces of the same commit share it, and its row
                 // is written once after the last piece (`GroupCommit.Batch.finish`). A piece that
                 // fails is rolled back by its savepoint, so its changes to the run are undone too.
                 let created = context.batch.runs[run] == nil
-                let tx = try context.batch.runs[run] ?? SQLiteRunTransaction(db: context.db, statements: context.statements, run: run, epoch: context.epoch)
+                let tx = try context.batch.runs[run] ?? SQLiteRunTransaction(statements: context.statements, run: run, epoch: context.epoch)
                 context.batch.runs[run] = tx
                 let saved = tx.snapshot()
                 do {
@@ -251,7 +253,7 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
     /// Forces a checkpoint of the WAL into the main file (for tests and `lanes verify`).
     public func checkpoint() throws(JournalError) {
         do {
-            try group.exclusive { _ in _ = try database.writeWithoutTransaction { try $0.checkpoint(.truncate) } }
+            try group.exclusive { _ in try statements.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
         } catch {
             throw JournalError(.unavailable, Self.describe(error))
         }
@@ -260,7 +262,7 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
     /// SQLite's own check of the file (`PRAGMA quick_check`); empty when the file is sound.
     public func integrityProblems() throws(JournalError) -> [String] {
         do {
-            let rows = try database.read { try String.fetchAll($0, sql: "PRAGMA quick_check") }
+            let rows = try databaseQueue().read { try String.fetchAll($0, sql: "PRAGMA quick_check") }
             return rows == ["ok"] ? [] : rows
         } catch {
             return ["\(Self.describe(error))"]
@@ -269,12 +271,23 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
 
     private func read<T>(_ work: (Database) throws -> T) throws(JournalError) -> T {
         do {
-            return try database.read(work)
+            return try databaseQueue().read(work)
         } catch let error as JournalError {
             throw error
         } catch {
             throw JournalError(.unavailable, "cannot read \(path): \(Self.describe(error))")
         }
+    }
+
+    static let selectRecords = "SELECT run, seq, kind, step, at, body, prev_hash, hash FROM records"
+
+    /// A record from a row of `selectRecords` (columns by position).
+    static func record(_ row: Row) throws -> JournalRecord {
+        let kindText: String = row[2]
+        guard let kind = JournalRecord.Kind(rawValue: kindText) else {
+            throw JournalError(.broken, "record of unknown kind \"\(kindText)\"")
+        }
+        return JournalRecord(run: row[0], seq: row[1], kind: kind, step: row[3], at: row[4], body: row[5], prevHash: row[6], hash: row[7])
     }
 
     static func describe(_ error: Error) -> String {

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// One run inside one write transaction of `SQLiteJournal`: the step decisions of the journal
 /// (`begin`, `close`) and what governance reads and appends.
@@ -11,9 +10,6 @@ import GRDB
 /// outside `lanes` since it was last verified. Changes are written back by `finish()`, once per
 /// transaction.
 final class SQLiteRunTransaction: RunTransaction {
-    /// For the rare whole-run reads (a full verification, `allRecords`).
-    let db: Database
-    /// Everything a step does.
     private let sql: SQLiteStatements
     let run: String
     private let epoch: String
@@ -31,8 +27,7 @@ final class SQLiteRunTransaction: RunTransaction {
         var stateBody: String?
     }
 
-    init(db: Database, statements: SQLiteStatements, run: String, epoch: String) throws {
-        self.db = db
+    init(statements: SQLiteStatements, run: String, epoch: String) throws {
         sql = statements
         self.run = run
         self.epoch = epoch
@@ -59,12 +54,12 @@ final class SQLiteRunTransaction: RunTransaction {
             state = kept
             return
         }
-        let records = try Row.fetchAll(db.cachedStatement(sql: "\(Self.select) WHERE run = ? ORDER BY seq"), arguments: [run]).map(Self.record)
+        let records = try fetchAll()
         if let p = SQLiteJournal.check(run: run, records: records, head: (r.headSeq, r.headHash)) {
             throw broken("record \(p.seq): \(p.message)")
         }
         state = RunState(records)
-        try db.execute(sql: "DELETE FROM intent_keys WHERE run = ?", arguments: [run])
+        try sql.run(.deleteKeys, [.text(run)])
         for rec in records where rec.kind == .intent {
             if let i = rec.intent { try insertKey(seq: rec.seq, step: rec.step ?? "", key: i.comparisonKey) }
         }
@@ -107,7 +102,7 @@ final class SQLiteRunTransaction: RunTransaction {
 
     func allRecords() throws -> [JournalRecord] {
         if let loaded { return loaded }
-        let records = try Row.fetchAll(db.cachedStatement(sql: "\(Self.select) WHERE run = ? ORDER BY seq"), arguments: [run]).map(Self.record)
+        let records = try fetchAll()
         loaded = records
         return records
     }
@@ -236,16 +231,9 @@ final class SQLiteRunTransaction: RunTransaction {
         try sql.first(.recordBySeq, [.text(run), .int(seq)]) { try $0.record() }
     }
 
-    // MARK: rows (GRDB, for the whole-run reads)
-
-    static let select = "SELECT run, seq, kind, step, at, body, prev_hash, hash FROM records"
-
-    /// A record from a row of `select` (columns by position).
-    static func record(_ row: Row) throws -> JournalRecord {
-        let kindText: String = row[2]
-        guard let kind = JournalRecord.Kind(rawValue: kindText) else {
-            throw JournalError(.broken, "record of unknown kind \"\(kindText)\"")
-        }
-        return JournalRecord(run: row[0], seq: row[1], kind: kind, step: row[3], at: row[4], body: row[5], prevHash: row[6], hash: row[7])
+    private func fetchAll() throws -> [JournalRecord] {
+        var records: [JournalRecord] = []
+        try sql.query(.recordsOfRun, [.text(run)]) { records.append(try $0.record()) }
+        return records
     }
 }

@@ -1,26 +1,63 @@
 import CSQLiteConfig
 
-/// The journal's write path in SQLite's C API, on the connection GRDB opened.
+/// The journal's write path: its own SQLite connection, driven through SQLite's C API.
 ///
-/// Why not GRDB's statement API here: every `lanes run` is a fresh process, and GRDB's generic
-/// fetching and argument binding (`Row`, `StatementArguments`, `DatabaseValueConvertible`) pay
-/// Swift runtime work (type metadata and protocol-conformance lookups across the static binary)
-/// on first use, which cost more than the SQL itself (docs/journal.md, "Cost per step"). GRDB
-/// still opens the database, runs migrations and serves every read of the inspection commands.
+/// Why not GRDB here: every `lanes run` is a fresh process. GRDB's connection set-up (authorizer,
+/// default functions and collations) and its generic fetching and binding (`Row`,
+/// `StatementArguments`, `DatabaseValueConvertible`) cost Swift runtime work on first use —
+/// type-metadata and protocol-conformance lookups across the static binary — that was more than
+/// the SQL itself (docs/journal.md, "Cost per step"). GRDB still creates and migrates the schema
+/// and serves every read (`SQLiteJournal.databaseQueue()`), on a connection opened only when
+/// needed.
 ///
 /// Statements are prepared once per connection (`SQLITE_PREPARE_PERSISTENT`) and reset after
-/// each use. Not thread-safe: used only inside the journal's serialized write transactions.
+/// each use. Not thread-safe: used only by the group-commit leader, inside the journal's
+/// exclusive section (`GroupCommit.exclusive`).
 final class SQLiteStatements {
     private let db: OpaquePointer
     private var prepared: [Statement: OpaquePointer] = [:]
 
+    /// Opens the connection: WAL (set by the migration, persistent in the file), `synchronous =
+    /// FULL`, checkpoints every `walCheckpointPages` pages, none when the connection closes, and
+    /// a 120 s busy timeout behind the journal's own write lock.
+    init(path: String, walCheckpointPages: Int) throws {
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        guard sqlite3_open_v2(path, &handle, flags, nil) == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close_v2(handle)
+            throw JournalError(.unavailable, "cannot open \(path): \(message)")
+        }
+        db = handle
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, 120_000)
+        _ = lane_sqlite_no_checkpoint_on_close(db)
+        do {
+            try execute("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = \(walCheckpointPages)")
+        } catch {
+            sqlite3_close_v2(db)
+            throw error
+        }
+    }
+
+    deinit {
+        finalizeAll()
+        sqlite3_close_v2(db)
+    }
+
+    /// `PRAGMA user_version`: the schema version the journal file says it has.
+    func userVersion() throws -> Int { try first(.userVersion, []) { $0.int(0) } ?? 0 }
+
     /// The write path's SQL, one case per statement.
     enum Statement: String {
+        case userVersion = "PRAGMA user_version"
         case runRow = "SELECT head_seq, head_hash, next_ordinal, verified_epoch, state_seq, state FROM runs WHERE id = ?"
         case insertRun = "INSERT INTO runs (id, lane, created_at, head_seq, head_hash, next_ordinal, verified_epoch) VALUES (?, ?, ?, 0, ?, 1, ?)"
         case updateRun = "UPDATE runs SET head_seq = ?, head_hash = ?, next_ordinal = ?, verified_epoch = ?, state_seq = ?, state = ? WHERE id = ?"
         case insertRecord = "INSERT INTO records (run, seq, kind, step, at, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         case recordBySeq = "SELECT run, seq, kind, step, at, body, prev_hash, hash FROM records WHERE run = ? AND seq = ?"
+        case recordsOfRun = "SELECT run, seq, kind, step, at, body, prev_hash, hash FROM records WHERE run = ? ORDER BY seq"
+        case deleteKeys = "DELETE FROM intent_keys WHERE run = ?"
         // Queries by step name their index: without statistics SQLite may walk the run's primary
         // key instead and read every record of the run (seen: 440 page reads per step at 1,000
         // steps), which made each step's cost grow with its run.
@@ -36,10 +73,6 @@ final class SQLiteStatements {
     enum Value {
         case text(String), int(Int), double(Double), null
     }
-
-    init(connection: OpaquePointer) { db = connection }
-
-    deinit { finalizeAll() }
 
     /// Finalizes every prepared statement (they are prepared again when used).
     func finalizeAll() {

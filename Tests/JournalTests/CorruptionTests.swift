@@ -15,7 +15,7 @@ struct CorruptionTests {
 
     func tamper(_ f: Fixture, _ sql: String) throws {
         let j = try SQLiteJournal(path: f.state + "/journal.sqlite")
-        try j.database.write { db in
+        try j.databaseQueue().write { db in
             try db.execute(sql: "DROP TRIGGER records_append_only_update; DROP TRIGGER records_append_only_delete")
             try db.execute(sql: sql)
         }

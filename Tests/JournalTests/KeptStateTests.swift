@@ -11,7 +11,7 @@ struct KeptStateTests {
     typealias C = JournalConformance
 
     func epoch(_ j: SQLiteJournal, _ run: String) throws -> String? {
-        try j.database.read { try String.fetchOne($0, sql: "SELECT verified_epoch FROM runs WHERE id = ?", arguments: [run]) }
+        try j.databaseQueue().read { try String.fetchOne($0, sql: "SELECT verified_epoch FROM runs WHERE id = ?", arguments: [run]) }
     }
 
     func sealedEpoch(_ j: SQLiteJournal) throws -> String {
@@ -39,13 +39,13 @@ struct KeptStateTests {
         #expect(try epoch(second, "r") == e1)
         // A write that does not go through the journal's writers: a new epoch, the run is
         // verified in full before the next append (and it is sound, so the append happens).
-        try first.database.write { try $0.execute(sql: "CREATE TABLE notes (x)") }
+        try first.databaseQueue().write { try $0.execute(sql: "CREATE TABLE notes (x)") }
         try step(second, "r")
         let e2 = try #require(try epoch(second, "r"))
         #expect(e2 != e1)
         #expect(try sealedEpoch(second) == e2)
         // A changed record in the middle is found by the next append, which is refused.
-        try first.database.write { db in
+        try first.databaseQueue().write { db in
             try db.execute(sql: "DROP TRIGGER records_append_only_update")
             try db.execute(sql: "UPDATE records SET body = replace(body, 'true', 'false') WHERE run = 'r' AND seq = 2")
         }
@@ -94,7 +94,7 @@ struct KeptStateTests {
         forged.usage.steps = 0
         forged.usage.failedSteps = 0
         let body = forged.storageText
-        try journal.database.write { try $0.execute(sql: "UPDATE runs SET state = ? WHERE id = 't'", arguments: [body]) }
+        try journal.databaseQueue().write { try $0.execute(sql: "UPDATE runs SET state = ? WHERE id = 't'", arguments: [body]) }
         let problem = try journal.checkKeptState(run: "t", records: journal.records(run: "t"))
         #expect(problem?.message.contains("kept beside the head") == true)
         try step(journal, "t", ["x", "3"])
@@ -111,7 +111,7 @@ struct KeptStateTests {
             let j = try SQLiteJournal(path: path)
             for i in 0..<3 { try step(j, "old", ["y", "\(i)"], status: 1) }
             // Back to what the first schema left on disk.
-            try j.database.writeWithoutTransaction { db in
+            try j.databaseQueue().writeWithoutTransaction { db in
                 try db.execute(sql: """
                     DROP TABLE intent_keys;
                     ALTER TABLE runs DROP COLUMN state;
@@ -123,14 +123,14 @@ struct KeptStateTests {
             }
         }
         let j = try SQLiteJournal(path: path)
-        #expect(try j.database.read { try Int.fetchOne($0, sql: "PRAGMA user_version") } == SQLiteJournal.schemaVersion)
+        #expect(try j.databaseQueue().read { try Int.fetchOne($0, sql: "PRAGMA user_version") } == SQLiteJournal.schemaVersion)
         #expect(try j.keptState(run: "old") == nil)
         try step(j, "old", ["y", "3"], status: 1)
         let kept = try #require(try j.keptState(run: "old"))
         #expect(kept == RunState(try j.records(run: "old")))
         #expect(kept.usage.steps == 4 && kept.usage.failedSteps == 4)
         #expect(try j.verify(run: "old") == nil)
-        try j.database.writeWithoutTransaction { try $0.execute(sql: "PRAGMA user_version = 99") }
+        try j.databaseQueue().writeWithoutTransaction { try $0.execute(sql: "PRAGMA user_version = 99") }
         #expect {
             _ = try SQLiteJournal(path: path)
         } throws: { error in

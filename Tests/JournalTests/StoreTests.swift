@@ -35,13 +35,13 @@ struct StoreTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let journal = try SQLiteJournal(path: dir + "/j.sqlite")
         _ = try journal.begin(JournalConformance.request("r", nil, JournalConformance.intent()))
-        let (mode, sync) = try journal.database.read { db in
+        let (mode, sync) = try journal.databaseQueue().read { db in
             (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"))
         }
         #expect(mode == "wal")
         #expect(sync == 2)  // FULL
-        #expect(throws: (any Error).self) { try journal.database.write { try $0.execute(sql: "UPDATE records SET body = 'x'") } }
-        #expect(throws: (any Error).self) { try journal.database.write { try $0.execute(sql: "DELETE FROM records") } }
+        #expect(throws: (any Error).self) { try journal.databaseQueue().write { try $0.execute(sql: "UPDATE records SET body = 'x'") } }
+        #expect(throws: (any Error).self) { try journal.databaseQueue().write { try $0.execute(sql: "DELETE FROM records") } }
     }
 
     @Test("verify names a changed record, a deleted record and a dropped tail; appends are refused")
@@ -58,7 +58,7 @@ struct StoreTests {
             return j
         }
         func tamper(_ j: SQLiteJournal, _ sql: String) throws {
-            try j.database.write { db in
+            try j.databaseQueue().write { db in
                 try db.execute(sql: "DROP TRIGGER records_append_only_update; DROP TRIGGER records_append_only_delete")
                 try db.execute(sql: sql)
             }
