@@ -64,6 +64,7 @@ enum CanonicalBody {
         w.open()
         w.key("boot_id"); w.string(s.bootID)
         w.key("host"); w.string(s.host)
+        if let lock = s.lock { w.key("lock"); w.string(lock) }
         w.key("pid"); w.int(Int(s.pid))
         w.key("start_time"); w.raw(s.startTime.description)
         w.close()

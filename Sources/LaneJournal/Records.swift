@@ -66,16 +66,20 @@ public struct Supervisor: Codable, Sendable, Equatable {
     public var startTime: UInt64
     public var bootID: String
     public var host: String
+    /// The file in the state directory's `supervisors/` that this supervisor holds an exclusive
+    /// `flock` on while it runs (`SupervisorLock`); nil in records written before it existed.
+    public var lock: String?
 
-    public init(pid: Int32, startTime: UInt64, bootID: String, host: String) {
+    public init(pid: Int32, startTime: UInt64, bootID: String, host: String, lock: String? = nil) {
         self.pid = pid
         self.startTime = startTime
         self.bootID = bootID
         self.host = host
+        self.lock = lock
     }
 
     enum CodingKeys: String, CodingKey {
-        case pid, host
+        case pid, host, lock
         case startTime = "start_time"
         case bootID = "boot_id"
     }

@@ -134,6 +134,16 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
         }
     }
 
+    /// The directory the journal file is in: the state directory, where supervisors' liveness
+    /// locks live (`SupervisorLock`).
+    public var directory: String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Whether the supervisor of an intent in this journal still runs (`Supervisor.isAlive(stateDirectory:)`).
+    public func isAlive(_ supervisor: Supervisor) -> Bool { supervisor.isAlive(stateDirectory: directory) }
+
     // MARK: JournalStore
 
     // Bodies are encoded before `transact`, in the caller's thread: under group commit only the

@@ -54,8 +54,18 @@ extension Supervisor {
         return Supervisor(pid: pid, startTime: startTime(of: pid) ?? 0, bootID: bootID, host: ProcessInfo.processInfo.hostName)
     }
 
-    /// Whether that supervisor still runs: same boot, and a process with that pid started at
-    /// that time.
+    /// Whether that supervisor still runs, asked of the state directory it journals to: when it
+    /// recorded a lock (`SupervisorLock`), whether that lock is still held — true across pid
+    /// namespaces and immune to pid reuse; otherwise `isAlive`.
+    public func isAlive(stateDirectory: String) -> Bool {
+        guard bootID == Supervisor.bootID else { return false }
+        guard let lock else { return isAlive }
+        return SupervisorLock.isHeld(stateDirectory: stateDirectory, name: lock)
+    }
+
+    /// Whether that supervisor still runs, by pid: same boot, and a process with that pid
+    /// started at that time. Wrong for a supervisor in another pid namespace (its pid means
+    /// something else here); `isAlive(stateDirectory:)` is not.
     public var isAlive: Bool {
         guard bootID == Supervisor.bootID else { return false }
         guard let t = Supervisor.startTime(of: pid) else { return false }

@@ -138,14 +138,23 @@ public protocol StepCgroup: AnyObject {
 public struct CgroupOwner: Sendable, Equatable {
     public let pid: Int32
     public let startTime: UInt64
+    /// The inode of the owner's pid namespace (`/proc/self/ns/pid`); 0 in names written before
+    /// it was recorded. A pid means something only in its own namespace.
+    public let pidNamespace: UInt64
 
-    public init(pid: Int32, startTime: UInt64) {
+    public init(pid: Int32, startTime: UInt64, pidNamespace: UInt64 = 0) {
         self.pid = pid
         self.startTime = startTime
+        self.pidNamespace = pidNamespace
     }
 
     /// This process.
-    public static let current = CgroupOwner(pid: getpid(), startTime: processStartTime(getpid()) ?? 0)
+    public static let current = CgroupOwner(pid: getpid(), startTime: processStartTime(getpid()) ?? 0, pidNamespace: ownPidNamespace)
+
+    static let ownPidNamespace: UInt64 = {
+        var st = stat()
+        return stat("/proc/self/ns/pid", &st) == 0 ? UInt64(st.st_ino) : 0
+    }()
 
     static let prefix = "lanes-"
 
@@ -153,19 +162,26 @@ public struct CgroupOwner: Sendable, Equatable {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         let nonce = UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-        return "\(Self.prefix)\(pid)-\(startTime)-\(String(nonce, radix: 36))"
+        return "\(Self.prefix)\(pid)-\(startTime)-\(pidNamespace)-\(String(nonce, radix: 36))"
     }
 
-    /// The owner encoded in a group name, or nil if the name is not a step group's.
+    /// The owner encoded in a group name (`lanes-PID-START-PIDNS-NONCE`, or the older
+    /// `lanes-PID-START-NONCE`), or nil if the name is not a step group's.
     public static func parse(_ name: String) -> CgroupOwner? {
         guard name.hasPrefix(prefix) else { return nil }
         let parts = name.dropFirst(prefix.count).split(separator: "-")
-        guard parts.count == 3, let pid = Int32(parts[0]), pid > 0, let start = UInt64(parts[1]) else { return nil }
-        return CgroupOwner(pid: pid, startTime: start)
+        guard parts.count == 3 || parts.count == 4, let pid = Int32(parts[0]), pid > 0, let start = UInt64(parts[1]) else { return nil }
+        if parts.count == 3 { return CgroupOwner(pid: pid, startTime: start) }
+        guard let ns = UInt64(parts[2]) else { return nil }
+        return CgroupOwner(pid: pid, startTime: start, pidNamespace: ns)
     }
 
-    /// Whether the process that owns a group is still alive (same pid and same start time).
+    /// Whether the process that owns a group is still alive (same pid and same start time). An
+    /// owner in another pid namespace cannot be judged by pid from here: it counts as alive, so
+    /// its group is never removed under it (a stale one is left for a supervisor in its own
+    /// namespace to remove).
     public static func isAlive(_ owner: CgroupOwner) -> Bool {
+        if owner.pidNamespace != 0 && ownPidNamespace != 0 && owner.pidNamespace != ownPidNamespace { return true }
         guard let start = processStartTime(owner.pid) else { return false }
         return start == owner.startTime
     }

@@ -4,15 +4,15 @@ import LaneJournal
 import LaneModel
 
 /// The state of a step as people read it.
-private func state(_ s: StepSummary) -> String {
+private func state(_ s: StepSummary, _ journal: SQLiteJournal) -> String {
     guard let close = s.close else {
-        return (s.intent?.supervisor.isAlive ?? false) ? "in_flight" : "in_doubt"
+        return (s.intent.map { journal.isAlive($0.supervisor) } ?? false) ? "in_flight" : "in_doubt"
     }
     return close.outcome
 }
 
-private func runStatus(_ steps: [StepSummary]) -> String {
-    if steps.contains(where: { $0.close == nil && ($0.intent?.supervisor.isAlive ?? false) }) { return "running" }
+private func runStatus(_ steps: [StepSummary], _ journal: SQLiteJournal) -> String {
+    if steps.contains(where: { $0.close == nil && ($0.intent.map { journal.isAlive($0.supervisor) } ?? false) }) { return "running" }
     if steps.contains(where: { $0.close == nil }) { return "in_doubt" }
     if steps.contains(where: { ($0.close?.exitStatus ?? 0) != 0 }) { return "failed" }
     return "ok"
@@ -43,7 +43,7 @@ struct RunsCommand: ParsableCommand {
         for r in runs {
             let records = (try? journal.records(run: r.id)) ?? []
             let steps = StepSummary.fold(records)
-            let status = governanceStatus(records) ?? runStatus(steps)
+            let status = governanceStatus(records) ?? runStatus(steps, journal)
             if json {
                 var o = JSONObject()
                 o.add("run", .string(r.id))
@@ -68,7 +68,8 @@ struct ShowCommand: ParsableCommand {
     @Flag(help: "JSON lines, one per step.") var json = false
 
     func run() throws {
-        let steps = StepSummary.fold(try load(try stateOptions.journal(), run: runID))
+        let journal = try stateOptions.journal()
+        let steps = StepSummary.fold(try load(journal, run: runID))
         var rows: [[String]] = []
         for s in steps {
             let c = s.close
@@ -76,7 +77,7 @@ struct ShowCommand: ParsableCommand {
                 var o = JSONObject()
                 o.add("run", .string(runID))
                 o.add("step", .string(s.step))
-                o.add("state", .string(state(s)))
+                o.add("state", .string(state(s, journal)))
                 o.add("outcome", c.map { .string($0.outcome) } ?? .null)
                 o.add("exit_status", c.map { .int(Int($0.exitStatus)) } ?? .null)
                 o.add("wall_ms", c.map { .double($0.wallMs) } ?? .null)
@@ -84,7 +85,7 @@ struct ShowCommand: ParsableCommand {
                 o.add("argv", .array((s.intent?.argv ?? []).map { .string($0) }))
                 printOut(o.rendered + "\n")
             } else {
-                rows.append([s.step, state(s), c.map { String($0.exitStatus) } ?? "-",
+                rows.append([s.step, state(s, journal), c.map { String($0.exitStatus) } ?? "-",
                              c.map { String(format: "%.1f ms", $0.wallMs) } ?? "-", String(s.attempts),
                              (s.intent?.argv ?? []).joined(separator: " ")])
             }
@@ -139,9 +140,10 @@ struct OutputCommand: ParsableCommand {
     @Flag(help: "One JSON object with stdout and stderr.") var json = false
 
     func run() throws {
-        let steps = StepSummary.fold(try load(try stateOptions.journal(), run: runID))
+        let journal = try stateOptions.journal()
+        let steps = StepSummary.fold(try load(journal, run: runID))
         guard let s = steps.first(where: { $0.step == step }) else { throw fail("run \(runID) has no step \(step)") }
-        guard let c = s.close else { throw fail("step \(step) of run \(runID) has no result (\(state(s)))") }
+        guard let c = s.close else { throw fail("step \(step) of run \(runID) has no result (\(state(s, journal)))") }
         if json {
             var o = JSONObject()
             o.add("run", .string(runID))

@@ -26,7 +26,8 @@ struct JournaledStep {
         // the journal was changed outside lanes) and refuses a broken one with `.broken` (74).
         let decision: BeginDecision
         do {
-            let request = BeginRequest(run: run, step: step, intent: intent, retryAllowed: retryAllowed, isAlive: { $0.isAlive })
+            let journal = self.journal
+            let request = BeginRequest(run: run, step: step, intent: intent, retryAllowed: retryAllowed, isAlive: { journal.isAlive($0) })
             if let governance {
                 switch try governance.begin(journal, request) {
                 case let .refused(id, status, message): return .refused(status: status, step: id, message: message)

@@ -110,9 +110,12 @@ struct RunCommand: ParsableCommand {
             let journaled = JournaledStep(journal: prepared.journal, run: run, step: step,
                                           retryAllowed: idempotent || prepared.request.lane.retry == .safe,
                                           governance: GovernanceHook(lane: prepared.request.lane, effect: effect))
-            switch journaled.perform(intent: prepared.intent, execute: {
+            let outcome = journaled.perform(intent: prepared.intent, execute: {
                 StepRunner(initPath: Paths.initHelper).run(prepared.request, compiled: prepared.compiled)
-            }) {
+            })
+            // The result (or the refusal) is recorded: nothing of this step is in flight now.
+            if let lock = prepared.lock { SupervisorLock.release(stateDirectory: prepared.journal.directory, name: lock) }
+            switch outcome {
             case let .refused(status, id, message):
                 printError("lanes: \(message)")
                 if json { printOut(Self.decorate(nil, run: shownRun, step: id, replayed: false, status: status, message: message) + "\n") }
@@ -160,6 +163,8 @@ struct RunCommand: ParsableCommand {
         var compiled: CompiledProfile
         var journal: SQLiteJournal
         var intent: StepIntent
+        /// This supervisor's liveness lock in the state directory (`SupervisorLock`).
+        var lock: String?
     }
 
     private func prepare() -> Preparation<Prepared> {
@@ -184,6 +189,11 @@ struct RunCommand: ParsableCommand {
             return .failed(StepResult(lane: lane, profile: request.profile.name, profileFingerprint: compiled.fingerprint,
                                        outcome: .failedToStart, exitCode: JournalExitStatus.journalError, error: "journal: \(error.message)"))
         }
+        // Held from before the intent until this process ends: how other `lanes` processes, in
+        // any pid namespace, tell that this step is in flight rather than in doubt.
+        let lock = SupervisorLock.hold(stateDirectory: state.path)
+        var supervisor = Supervisor.current
+        supervisor.lock = lock
         let l = request.profile.limits
         let envNames = Set(request.profile.environment.keys).union(request.lane.credentials.filter { $0.delivery == .env }.map(\.name))
         let intent = StepIntent(
@@ -192,8 +202,8 @@ struct RunCommand: ParsableCommand {
             profileFingerprint: compiled.fingerprint,
             limits: ["wall_seconds": request.wallSeconds, "cpu_seconds": Double(l.cpuSeconds), "open_files": Double(l.openFiles),
                      "file_size_bytes": Double(l.fileSizeBytes), "processes": Double(l.processes), "output_bytes": Double(l.outputBytes)],
-            supervisor: .current, idempotent: idempotent)
-        return .ready(Prepared(request: request, compiled: compiled, journal: journal, intent: intent))
+            supervisor: supervisor, idempotent: idempotent)
+        return .ready(Prepared(request: request, compiled: compiled, journal: journal, intent: intent, lock: lock))
     }
 
     private func execute() -> Preparation<(StepRequest, CompiledProfile)> {

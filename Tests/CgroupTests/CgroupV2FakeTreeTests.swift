@@ -174,5 +174,12 @@ import Testing
         #expect(CgroupOwner.parse("lanes-12-x-y") == nil)
         #expect(CgroupOwner.isAlive(.current))
         #expect(!CgroupOwner.isAlive(CgroupOwner(pid: getpid(), startTime: CgroupOwner.current.startTime + 1)), "a reused pid is not the owner")
+        // Names carry the owner's pid namespace; an owner in another one is never judged dead by pid.
+        #expect(CgroupOwner.parse(CgroupOwner.current.groupName()) == CgroupOwner.current)
+        #expect(CgroupOwner.current.pidNamespace != 0)
+        #expect(CgroupOwner.parse("lanes-31337-123456-k3x") == CgroupOwner(pid: 31337, startTime: 123_456), "the older names still parse")
+        let foreign = CgroupOwner(pid: 999_999, startTime: 1, pidNamespace: CgroupOwner.current.pidNamespace + 1)
+        #expect(CgroupOwner.isAlive(foreign))
+        #expect(!CgroupOwner.isAlive(CgroupOwner(pid: 999_999, startTime: 1, pidNamespace: CgroupOwner.current.pidNamespace)))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LaneJournal
 import LaneTestSupport
 import Testing
 
@@ -63,6 +64,50 @@ struct RunJournalTests {
         let json = try f.run("plain", ["--run", "r1", "--step", "a", "--json"], ["echo", "two"])
         #expect(json.status == 75)
         #expect(Fixture.json(json.stdout)["exit_status"] as? Int == 75)
+    }
+
+    @Test("a supervisor in another pid namespace is in flight, not in doubt: its lock is held, whatever its pid means here")
+    func otherPidNamespace() throws {
+        if getuid() != 0 { print("SKIP other pid namespace: needs root for unshare --pid --mount-proc"); return }
+        let f = try Fixture("pidns")
+        defer { f.cleanup() }
+        let marker = f.workspace + "/ran"
+        // The supervisor runs as pid 1 of a new pid namespace, with that namespace's /proc.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        p.arguments = ["--pid", "--fork", "--mount-proc", LanesCLI.lanesPath, "run", "plain", "--workspace", f.workspace,
+                       "--run", "r", "--step", "s", "--idempotent", "--", "sh", "-c", "echo x >> \(marker); sleep 4"]
+        p.environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANES_CONFIG": f.config, "LANES_STATE": f.state, "HOME": "/tmp"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
+        let deadline = Date().addingTimeInterval(20)
+        while lines(marker) < 1 && Date() < deadline { usleep(20_000) }
+        #expect(lines(marker) == 1)
+        let intent = try #require(try f.log("r").first { $0["kind"] as? String == "intent" })
+        let supervisor = try #require((intent["body"] as? [String: Any])?["supervisor"] as? [String: Any])
+        #expect(supervisor["pid"] as? Int == 1, "the recorded pid is the namespace's: \(supervisor)")
+        #expect(supervisor["lock"] is String)
+        // The control: by pid alone, this host would call that supervisor dead (its pid 1 is
+        // another process here) and --idempotent would run the step a second time.
+        let body = try #require(intent["body"] as? [String: Any])
+        let data = try JSONSerialization.data(withJSONObject: body["supervisor"] as Any)
+        #expect(try JSONDecoder().decode(Supervisor.self, from: data).isAlive == false)
+        // Through the lock: in flight, refused, not run again.
+        let again = try f.run("plain", ["--run", "r", "--step", "s", "--idempotent"], ["sh", "-c", "echo x >> \(marker); sleep 4"])
+        #expect(again.status == 77, "\(again.stderr)")
+        #expect(again.stderr.contains("in flight"))
+        #expect(lines(marker) == 1)
+        let show = try f.lanes(["show", "r", "--json"])
+        #expect(show.stdout.contains("in_flight"), "\(show.stdout)")
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        // Finished: its lock file is gone, and the step replays.
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: f.state + "/supervisors")) ?? []).isEmpty)
+        let replay = try f.run("plain", ["--run", "r", "--step", "s", "--idempotent"], ["sh", "-c", "echo x >> \(marker); sleep 4"])
+        #expect(replay.status == 0 && replay.stderr.contains("replayed"))
+        #expect(lines(marker) == 1)
     }
 
     @Test("a step whose supervisor was killed is in doubt (exit 76); while it runs it is in flight (exit 77); retry = safe or --idempotent re-runs it")
