@@ -24,10 +24,17 @@ final class GroupCommit: @unchecked Sendable {
         func finish() throws { for tx in runs.values { try tx.finish() } }
     }
 
+    /// A queued piece. Its value goes straight into the caller's typed box (no `Any`, so no
+    /// dynamic cast — each is a runtime conformance lookup in a fresh process); `outcome` says
+    /// whether it committed.
     private final class Work {
-        let run: (Context) throws -> Any
-        var result: Result<Any, Error>?
-        init(_ run: @escaping (Context) throws -> Any) { self.run = run }
+        let run: (Context) throws -> Void
+        var outcome: Result<Void, Error>?
+        init(_ run: @escaping (Context) throws -> Void) { self.run = run }
+    }
+
+    private final class Box<T> {
+        var value: T?
     }
 
     private let condition = NSCondition()
@@ -69,10 +76,11 @@ final class GroupCommit: @unchecked Sendable {
     }
 
     func submit<T>(statements: SQLiteStatements, _ body: @escaping (Context) throws -> T) throws -> T {
-        let work = Work { try body($0) as Any }
+        let box = Box<T>()
+        let work = Work { box.value = try body($0) }
         condition.lock()
         queue.append(work)
-        while work.result == nil {
+        while work.outcome == nil {
             if leading {
                 condition.wait()
                 continue
@@ -94,26 +102,27 @@ final class GroupCommit: @unchecked Sendable {
             transactions += 1
             pieces += batch.count
             switch outcome {
-            case let .success(results): for (w, r) in zip(batch, results) { w.result = r }
-            case let .failure(error): for w in batch { w.result = .failure(error) }
+            case let .success(results): for (w, r) in zip(batch, results) { w.outcome = r }
+            case let .failure(error): for w in batch { w.outcome = .failure(error) }
             }
             leading = false
             condition.broadcast()
         }
         condition.unlock()
-        guard let result = work.result else { throw JournalError(.unavailable, "lost a group-commit result") }
-        guard let value = try result.get() as? T else { throw JournalError(.unavailable, "group commit type mismatch") }
+        guard let outcome = work.outcome else { throw JournalError(.unavailable, "lost a group-commit result") }
+        try outcome.get()
+        guard let value = box.value else { throw JournalError(.unavailable, "a committed piece left no value") }
         return value
     }
 
     /// One IMMEDIATE transaction, a savepoint per piece. Results are published only after
     /// COMMIT returned. Transaction control goes straight to SQLite (`SQLiteStatements`), like
     /// the pieces' statements.
-    private static func commit(_ batch: [Work], statements: SQLiteStatements, epoch: String) throws -> [Result<Any, Error>] {
+    private static func commit(_ batch: [Work], statements: SQLiteStatements, epoch: String) throws -> [Result<Void, Error>] {
         let context = Context(statements: statements, epoch: epoch, batch: Batch())
         try statements.execute("BEGIN IMMEDIATE")
         do {
-            var results: [Result<Any, Error>] = []
+            var results: [Result<Void, Error>] = []
             for w in batch {
                 try statements.execute("SAVEPOINT lanes_piece")
                 let r = Result { try w.run(context) }

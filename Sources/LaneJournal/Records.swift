@@ -1,3 +1,4 @@
+import CSQLiteConfig
 import Crypto
 import Foundation
 import LaneModel
@@ -214,7 +215,7 @@ public struct JournalRecord: Sendable, Equatable {
     /// `at` as C's `%.6f` prints it (what the hashes of existing journals were computed with).
     static func sixDecimals(_ d: Double) -> String {
         var buffer = [CChar](repeating: 0, count: 400)
-        let n = buffer.withUnsafeMutableBufferPointer { b in withVaList([d]) { Int(vsnprintf(b.baseAddress, b.count, "%.6f", $0)) } }
+        let n = buffer.withUnsafeMutableBufferPointer { Int(lane_format_seconds($0.baseAddress, UInt($0.count), d)) }
         return String(decoding: buffer.prefix(max(0, min(n, buffer.count - 1))).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 

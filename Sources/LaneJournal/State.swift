@@ -51,7 +51,25 @@ extension Supervisor {
     /// This process.
     public static var current: Supervisor {
         let pid = getpid()
-        return Supervisor(pid: pid, startTime: startTime(of: pid) ?? 0, bootID: bootID, host: ProcessInfo.processInfo.hostName)
+        return Supervisor(pid: pid, startTime: startTime(of: pid) ?? 0, bootID: bootID, host: hostName)
+    }
+
+    /// gethostname(2): `ProcessInfo.hostName` may ask the resolver.
+    static let hostName: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
+
+    /// A small /proc file's bytes, read with plain read(2) (every `lanes run` does this: no
+    /// Foundation start-up for it).
+    static func procFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        return n > 0 ? Array(buffer.prefix(n)) : nil
     }
 
     /// Whether that supervisor still runs, asked of the state directory it journals to: when it
@@ -74,17 +92,17 @@ extension Supervisor {
 
     /// Field 22 of /proc/PID/stat.
     static func startTime(of pid: Int32) -> UInt64? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let paren = text.lastIndex(of: ")") else { return nil }
+        guard let bytes = procFile("/proc/\(pid)/stat"), let paren = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
         // Fields after the command: state is field 3, so starttime (22) is index 19 here.
-        let fields = text[text.index(after: paren)...].split(separator: " ")
+        let fields = bytes[(paren + 1)...].split(separator: UInt8(ascii: " "))
         guard fields.count > 19 else { return nil }
-        return UInt64(fields[19])
+        return UInt64(String(decoding: fields[19], as: UTF8.self))
     }
 
     static let bootID: String = {
-        (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+        guard let bytes = procFile("/proc/sys/kernel/random/boot_id") else { return "unknown" }
+        let text = String(decoding: bytes.filter { $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: " ") }, as: UTF8.self)
+        return text.isEmpty ? "unknown" : text
     }()
 }
 
