@@ -152,19 +152,6 @@ extension JournalStore {
         return Self.check(run: run, records: records, head: head)
     }
 
-    /// Checks every run; one problem per broken run.
-    public func verifyAll() throws(JournalError) -> (runs: Int, records: Int, problems: [ChainProblem]) {
-        var problems: [ChainProblem] = []
-        var count = 0
-        let all = try runs()
-        for r in all {
-            let (records, head) = try chain(run: r.id)
-            count += records.count
-            if let p = Self.check(run: r.id, records: records, head: head) { problems.append(p) }
-        }
-        return (all.count, count, problems)
-    }
-
     /// The chain check itself, on rows already read.
     public static func check(run: String, records: [JournalRecord], head: (seq: Int, hash: String)?) -> ChainProblem? {
         var prev = JournalRecord.genesis

@@ -1,4 +1,5 @@
 import Foundation
+import LaneModel
 
 /// The state directory: the journal and the secret store. Created 0700; never visible inside a
 /// sandbox (the CLI hides it).
@@ -61,17 +62,6 @@ extension Supervisor {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }()
 
-    /// A small /proc file's bytes, read with plain read(2) (every `lanes run` does this: no
-    /// Foundation start-up for it).
-    static func procFile(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        return n > 0 ? Array(buffer.prefix(n)) : nil
-    }
-
     /// Whether that supervisor still runs, asked of the state directory it journals to: when it
     /// recorded a lock (`SupervisorLock`), whether that lock is still held — true across pid
     /// namespaces and immune to pid reuse; otherwise `isAlive`.
@@ -91,16 +81,10 @@ extension Supervisor {
     }
 
     /// Field 22 of /proc/PID/stat.
-    static func startTime(of pid: Int32) -> UInt64? {
-        guard let bytes = procFile("/proc/\(pid)/stat"), let paren = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        // Fields after the command: state is field 3, so starttime (22) is index 19 here.
-        let fields = bytes[(paren + 1)...].split(separator: UInt8(ascii: " "))
-        guard fields.count > 19 else { return nil }
-        return UInt64(String(decoding: fields[19], as: UTF8.self))
-    }
+    static func startTime(of pid: Int32) -> UInt64? { ProcessStat.read(pid)?.startTime }
 
     static let bootID: String = {
-        guard let bytes = procFile("/proc/sys/kernel/random/boot_id") else { return "unknown" }
+        guard let bytes = readProcFile("/proc/sys/kernel/random/boot_id") else { return "unknown" }
         let text = String(decoding: bytes.filter { $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: " ") }, as: UTF8.self)
         return text.isEmpty ? "unknown" : text
     }()

@@ -187,14 +187,7 @@ public struct CgroupOwner: Sendable, Equatable {
     }
 
     /// Field 22 of /proc/PID/stat (clock ticks since boot), nil if the process does not exist.
-    public static func processStartTime(_ pid: Int32) -> UInt64? {
-        guard let text = HostCgroupFileSystem().read("/proc/\(pid)/stat"),
-              let close = text.lastIndex(of: ")") else { return nil }
-        // After "pid (comm)" come fields 3…; starttime is field 22 → index 19 of the rest.
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 19 else { return nil }
-        return UInt64(fields[19])
-    }
+    public static func processStartTime(_ pid: Int32) -> UInt64? { ProcessStat.read(pid)?.startTime }
 }
 
 /// Shared helpers of the drivers.

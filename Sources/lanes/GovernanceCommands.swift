@@ -131,20 +131,12 @@ enum RunStopper {
         return report
     }
 
-    /// Field 22 of /proc/PID/stat and the parent pid (field 4).
-    static func stat(_ pid: Int32) -> (ppid: Int32, start: UInt64, state: Character)? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let paren = text.lastIndex(of: ")") else { return nil }
-        let f = text[text.index(after: paren)...].split(separator: " ")
-        guard f.count > 19, let ppid = Int32(f[1]), let start = UInt64(f[19]), let state = f[0].first else { return nil }
-        return (ppid, start, state)
-    }
-
     /// A supervisor that still runs (a zombie waiting for its parent does not).
     static func running(_ s: Supervisor) -> Bool { s.isAlive && alive(s.pid, s.startTime) }
 
     static func alive(_ pid: Int32, _ start: UInt64) -> Bool {
-        guard let s = stat(pid) else { return false }
-        return s.start == start && s.state != "Z"
+        guard let s = ProcessStat.read(pid) else { return false }
+        return s.startTime == start && s.state != UInt8(ascii: "Z")
     }
 
     static func command(_ pid: Int32) -> String {
@@ -155,8 +147,8 @@ enum RunStopper {
     static func descendants(of root: Int32) -> [(Int32, UInt64)] {
         var children: [Int32: [(Int32, UInt64)]] = [:]
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(name), let s = stat(pid) else { continue }
-            children[s.ppid, default: []].append((pid, s.start))
+            guard let pid = Int32(name), let s = ProcessStat.read(pid) else { continue }
+            children[s.parent, default: []].append((pid, s.startTime))
         }
         var out: [(Int32, UInt64)] = []
         var queue = [root]
