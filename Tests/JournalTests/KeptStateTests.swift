@@ -68,9 +68,16 @@ struct KeptStateTests {
                 do {
                     let s = try C.started(journal.begin(C.request("k", nil, C.intent(["w\(w)", "\(i % 4)"]))))
                     let close = C.closeValue(i % 3 == 0 ? 1 : 0)
-                    // Every fifth step first tries to close the wrong intent: that piece fails
-                    // inside a shared commit and must leave nothing behind.
-                    if i % 5 == 0 { _ = try? journal.close(run: "k", step: s.step, intentSeq: s.seq + 1_000, result: close) }
+                    // Every fifth step, a piece that changes the run (a decision appended, an
+                    // ordinal taken) and then fails: inside a shared commit it must leave nothing
+                    // behind, in the database or in the run state the commit's pieces share.
+                    if i % 5 == 0 {
+                        _ = try? journal.transact(run: "k") { tx -> Int in
+                            try tx.append(Decision(action: .halted, by: "test", reason: "rolled back"), step: nil)
+                            _ = try tx.reserveOrdinal()
+                            throw GovernanceError("fails after changing the run")
+                        }
+                    }
                     try journal.close(run: "k", step: s.step, intentSeq: s.seq, result: close)
                 } catch { errors.add("\(error)") }
             }
@@ -81,6 +88,8 @@ struct KeptStateTests {
         let kept = try #require(try journal.keptState(run: "k"))
         #expect(kept == RunState(records))
         #expect(kept.usage.steps == 180 && kept.usage.failedSteps == 60)
+        #expect(kept.governance.halted == nil && !records.contains { $0.kind == .decision })
+        #expect(records.filter { $0.kind == .intent }.compactMap(\.step).sorted { Int($0)! < Int($1)! } == (1...180).map(String.init))
         #expect(try journal.checkKeptState(run: "k", records: records) == nil)
     }
 
