@@ -70,10 +70,7 @@ func duration(_ s: Double) -> String {
 private func answer(_ stateOptions: StateOptions, run: String, step: String, action: Decision.Action, by: String, reason: String?) throws {
     let journal = try stateOptions.journal()
     do {
-        let d = try journal.decide(run: run) { tx in
-            guard tx.exists else { throw GovernanceError("no run \(run)") }
-            return try Governance.answer(tx, step: step, action: action, by: by, reason: reason)
-        }
+        let d = try RunControl.answer(journal, run: run, step: step, action: action, by: by, reason: reason)
         printOut("\(d.action.rawValue): step \(step) of run \(run) by \(by)\(action == .approved ? "; invoke the same command again with --run \(run) --step \(step) to run it once" : "")\n")
     } catch let e as GovernanceError {
         throw failure(e.message, e.expired ? GovernanceExitStatus.denied : 1)
@@ -141,14 +138,7 @@ struct ResumeCommand: ParsableCommand {
         let raises = try parsedRaises()
         let (run, by, reason) = (runID, self.by, self.reason)
         do {
-            let halt = try journal.decide(run: run) { tx -> Decision in
-                guard tx.exists else { throw GovernanceError("no run \(run)") }
-                let state = tx.state.governance
-                if let s = state.stopped { throw GovernanceError("run \(run) was stopped by \(s.decision.by) (\(s.decision.reason ?? "")); a stopped run is not resumed: start a new run") }
-                guard let h = state.halted else { throw GovernanceError("run \(run) is not halted") }
-                try tx.append(Decision(action: .resumed, by: by, reason: reason, raises: raises.isEmpty ? nil : raises), step: nil)
-                return h.decision
-            }
+            let halt = try RunControl.resume(journal, run: run, by: by, reason: reason, raises: raises)
             printOut("resumed run \(run) (was halted: \(halt.reason ?? ""))\(raises.isEmpty ? "" : "; raised " + raises.sorted { $0.key < $1.key }.map { "\($0.key)=\(Decision.number($0.value))" }.joined(separator: " "))\n")
         } catch let e as GovernanceError {
             throw failure(e.message)
