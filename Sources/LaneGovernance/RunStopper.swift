@@ -97,12 +97,9 @@ public enum RunStopper {
     }
 
     /// A supervisor that still runs (a zombie waiting for its parent does not).
-    static func running(_ s: Supervisor) -> Bool { s.isAlive && alive(s.pid, s.startTime) }
+    static func running(_ s: Supervisor) -> Bool { s.isAlive }
 
-    static func alive(_ pid: Int32, _ start: UInt64) -> Bool {
-        guard let s = ProcessStat.read(pid) else { return false }
-        return s.startTime == start && s.state != UInt8(ascii: "Z")
-    }
+    static func alive(_ pid: Int32, _ start: UInt64) -> Bool { ProcessStat.isRunning(pid: pid, startTime: start) }
 
     static func command(_ pid: Int32) -> String {
         ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines)

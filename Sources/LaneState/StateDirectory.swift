@@ -81,10 +81,11 @@ extension Supervisor {
     /// Whether that supervisor still runs, by pid: same boot, and a process with that pid
     /// started at that time. Wrong for a supervisor in another pid namespace (its pid means
     /// something else here); `isAlive(stateDirectory:)` is not.
+    /// A zombie waiting for its parent is not running: it counts as dead. This is the one
+    /// pid-based liveness check (`lanes stop` uses it too).
     public var isAlive: Bool {
         guard bootID == Supervisor.currentBootID else { return false }
-        guard let t = Supervisor.startTime(of: pid) else { return false }
-        return t == startTime
+        return ProcessStat.isRunning(pid: pid, startTime: startTime)
     }
 
     /// Field 22 of /proc/PID/stat.
