@@ -10,6 +10,8 @@ import PackageDescription
 /// - `LaneModel`: pure values (Profile, Lane, outcomes, errors). No Foundation.
 /// - `LanePlan`: the spawn plan handed from `lanes` to `lane-init`, and its binary codec.
 /// - `LaneConfig`: TOML files → model, strict keys, `FILE:LINE:` diagnostics.
+/// - `LaneSyscall`: the one syscall layer on swift-system: owned descriptors, read-all and
+///   write-all with one EINTR loop, `Errno`, the monotonic clock. Foundation-free (lane-init).
 /// - `LaneSys`: host-facing system code: the seccomp compiler, host probes, fds.
 /// - `LaneSupervisor`: builds the plan, spawns, relays output, enforces the deadline.
 /// - `lane-init`: the single-threaded helper that becomes PID 1 of the sandbox.
@@ -33,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         .target(name: "CLaneSys"),
@@ -41,29 +44,33 @@ let package = Package(
                        providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         .target(name: "LaneModel", swiftSettings: swiftSettings),
-        .target(name: "LanePlan", swiftSettings: swiftSettings),
+        .target(name: "LanePlan", dependencies: ["CLaneSys"], swiftSettings: swiftSettings),
+        .target(
+            name: "LaneSyscall",
+            dependencies: ["CLaneSys", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: swiftSettings),
         .target(
             name: "LaneConfig",
-            dependencies: ["LaneModel", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["LaneModel", "LaneSyscall", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: swiftSettings),
         .target(
             name: "LaneSys",
-            dependencies: ["CLaneSys", "CSeccomp", "LaneModel", "LanePlan"],
+            dependencies: ["CLaneSys", "CSeccomp", "LaneModel", "LanePlan", "LaneSyscall"],
             swiftSettings: swiftSettings),
         .target(
             name: "LaneSupervisor",
             dependencies: [
-                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneConfig",
+                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneSyscall", "LaneConfig",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(
-            name: "lane-init", dependencies: ["CLaneSys", "CCap", "LanePlan"],
+            name: "lane-init", dependencies: ["CLaneSys", "CCap", "LanePlan", "LaneSyscall"],
             path: "Sources/LaneInit", swiftSettings: swiftSettings, linkerSettings: staticExecutable),
         .executableTarget(
             name: "lanes",
             dependencies: [
-                "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneJournal",
+                "LaneModel", "LaneConfig", "LaneSys", "LaneSyscall", "LaneSupervisor", "LaneJournal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings, linkerSettings: staticExecutable),
@@ -75,10 +82,11 @@ let package = Package(
         .target(name: "LaneTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "LanesTests",
-            dependencies: ["LaneModel", "LanePlan", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneTestSupport"],
+            dependencies: ["LaneModel", "LanePlan", "LaneConfig", "LaneSys", "LaneSyscall", "LaneSupervisor",
+                           "LaneTestSupport", "lane-init", "CLaneSys"],
             swiftSettings: swiftSettings),
         .testTarget(name: "EscapeTests", dependencies: ["LaneTestSupport"], exclude: ["Probes"], swiftSettings: swiftSettings),
-        .testTarget(name: "CgroupTests", dependencies: ["LaneSys", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CgroupTests", dependencies: ["LaneSys", "LaneSyscall", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "JournalTests", dependencies: ["LaneJournal", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "GovernanceTests", dependencies: ["LaneJournal", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
     ]

@@ -3,6 +3,7 @@ import Glibc
 import LaneModel
 import LanePlan
 import LaneSys
+import LaneSyscall
 
 /// Watches a started sandbox from one thread with poll(2): relays or captures output as it is
 /// written, forwards `lanes`' stdin, turns SIGINT/SIGTERM into a clean stop, enforces the
@@ -28,7 +29,7 @@ struct StepMonitor {
 
     func watch(stdout: OutputSink, stderr: OutputSink, forwardStdin: Bool) -> Ending {
         var ending = Ending(stdout: stdout, stderr: stderr)
-        let start = monotonicSeconds()
+        let start = MonotonicClock.seconds()
         var killAt: Double?  // when SIGKILL follows the SIGTERM
         var outOpen = true, errOpen = true, exited = false
         var stdinPump = forwardStdin ? StdinPump(target: sandbox.stdinWrite) : nil
@@ -36,7 +37,7 @@ struct StepMonitor {
         var buffer = [UInt8](repeating: 0, count: 65536)
 
         while outOpen || errOpen || !exited {
-            let now = monotonicSeconds()
+            let now = MonotonicClock.seconds()
             if !exited && killAt == nil && now - start >= deadlineSeconds {
                 ending.timedOut = true
                 killAt = now + graceSeconds
@@ -54,6 +55,7 @@ struct StepMonitor {
             stdinPump?.addPollFds(&fds)
             var timeout: Double = exited ? 1.0 : (killAt ?? (start + deadlineSeconds)) - now
             if timeout.isInfinite { timeout = 1.0 }
+            // EINTR is not retried here: the loop goes round and recomputes the deadline.
             let rc = poll(&fds, nfds_t(fds.count), Int32(max(0, min(timeout, 60)) * 1000) + 1)
             if rc < 0 && errno != EINTR { break }
             if fds[0].revents != 0 { outOpen = drain(sandbox.stdoutRead, into: &ending.stdout, &buffer) }
@@ -67,9 +69,9 @@ struct StepMonitor {
                 if ending.stoppedBy == nil {
                     ending.stoppedBy = sig
                     terminate()
-                    killAt = monotonicSeconds() + graceSeconds
+                    killAt = MonotonicClock.seconds() + graceSeconds
                 } else {
-                    killAt = monotonicSeconds()
+                    killAt = MonotonicClock.seconds()
                 }
             }
             stdinPump?.service(fds)
@@ -94,8 +96,12 @@ struct StepMonitor {
 
     /// Reads what is there; returns false at EOF.
     private func drain(_ fd: Int32, into sink: inout OutputSink, _ buffer: inout [UInt8]) -> Bool {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 { return errno == EINTR || errno == EAGAIN }
+        let n: Int
+        do throws(Errno) {
+            n = try buffer.withUnsafeMutableBytes { b in Result { () throws(Errno) in try FileDescriptor(rawValue: fd).readSome(into: b) } }.get()
+        } catch {
+            return error == .wouldBlock
+        }
         if n == 0 { return false }
         buffer.withUnsafeBytes { sink.accept(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         return true
@@ -103,21 +109,14 @@ struct StepMonitor {
 
     private func takeSignal() -> Int32? {
         var info = [UInt8](repeating: 0, count: 128)  // struct signalfd_siginfo
-        let n = info.withUnsafeMutableBytes { read(signalFd, $0.baseAddress, 128) }
+        let n = info.withUnsafeMutableBytes { try? FileDescriptor(rawValue: signalFd).readSome(into: $0) }
         guard n == 128 else { return nil }
         return Int32(info[0]) | Int32(info[1]) << 8
     }
 
     private func readReport() -> InitReport? {
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(sandbox.statusRead, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        close(sandbox.statusRead)
+        let status = OwnedDescriptor(adopting: sandbox.statusRead)
+        guard let bytes = try? status.descriptor.readAll(limit: 1 << 20) else { return nil }
         return InitReport.decode(bytes)
     }
 }
@@ -146,13 +145,18 @@ struct StdinPump {
         guard targetOpen, pollIndex >= 0 else { return }
         if fds[pollIndex].revents != 0 {
             var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-            if n > 0 { pending = Array(chunk[0..<n]) } else if n == 0 || errno != EINTR { sourceOpen = false }
+            let n = chunk.withUnsafeMutableBytes { try? FileDescriptor.standardInput.readSome(into: $0) }
+            if let n, n > 0 { pending = Array(chunk[0..<n]) } else { sourceOpen = false }
         }
         if fds[pollIndex + 1].revents & Int16(POLLERR | POLLHUP) != 0 { close(); return }
         if !pending.isEmpty {
-            let n = pending.withUnsafeBytes { write(target, $0.baseAddress, $0.count) }
-            if n > 0 { pending.removeFirst(n) } else if n < 0 && errno != EAGAIN && errno != EINTR { close(); return }
+            do throws(Errno) {
+                let n = try pending.withUnsafeBytes { b in Result { () throws(Errno) in try FileDescriptor(rawValue: target).writeSome(b) } }.get()
+                pending.removeFirst(n)
+            } catch where error == .wouldBlock {
+            } catch {
+                close(); return
+            }
         }
         if pending.isEmpty && !sourceOpen { close() }
     }
@@ -161,10 +165,4 @@ struct StdinPump {
         if targetOpen { _ = Glibc.close(target) }
         targetOpen = false
     }
-}
-
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
