@@ -5,15 +5,16 @@ import LanePlan
 import LaneSys
 import LaneSyscall
 
-/// A started sandbox: the helper's pid and pidfd, and the supervisor's ends of its pipes. The
-/// descriptors are handed over from `Spawner`'s owners; `StepMonitor.watch` closes each of them.
-struct SpawnedSandbox {
+/// A started sandbox: the helper's pid and pidfd, and the supervisor's ends of its pipes. It
+/// owns them (moved from `Spawner`'s owners) and they close with it, after `StepMonitor` is
+/// done; stdin is taken out earlier by the stdin pump, which closes it to give the step EOF.
+struct SpawnedSandbox: ~Copyable {
     let pid: pid_t
-    let pidfd: Int32
-    let stdinWrite: Int32
-    let stdoutRead: Int32
-    let stderrRead: Int32
-    let statusRead: Int32
+    let pidfd: OwnedDescriptor
+    var stdinWrite: OwnedDescriptor?
+    let stdoutRead: OwnedDescriptor
+    let stderrRead: OwnedDescriptor
+    let statusRead: OwnedDescriptor
 }
 
 /// Starts `lane-init` in fresh namespaces through the C `lane_spawn`, writes its id maps, and
@@ -80,9 +81,8 @@ struct Spawner {
             let detail = stage == SetupStage(LANE_STAGE_EXEC_INIT) ? initPath + ": " : ""
             throw LanesError(.setupFailed, stage: stage.name, errno: errno, detail + Errno(rawValue: errno).reason)
         }
-        return SpawnedSandbox(pid: pid, pidfd: pidFd.take().rawValue, stdinWrite: stdin.write.take().rawValue,
-                              stdoutRead: stdout.read.take().rawValue, stderrRead: stderr.read.take().rawValue,
-                              statusRead: status.read.take().rawValue)
+        return SpawnedSandbox(pid: pid, pidfd: pidFd, stdinWrite: stdin.write, stdoutRead: stdout.read,
+                              stderrRead: stderr.read, statusRead: status.read)
     }
 
     /// A set-up failure of the supervisor's side, named by its stage in `lane_stages.h`.

@@ -9,7 +9,7 @@ import LaneSyscall
 /// written, forwards `lanes`' stdin, turns SIGINT/SIGTERM into a clean stop, enforces the
 /// wall-clock deadline (SIGTERM to the tree, a grace period, then SIGKILL to PID 1, which ends
 /// the whole pid namespace), and collects the helper's report and rusage.
-struct StepMonitor {
+struct StepMonitor: ~Copyable {
     struct Ending {
         var report: InitReport?
         var timedOut = false
@@ -19,7 +19,7 @@ struct StepMonitor {
         var stderr: OutputSink
     }
 
-    let sandbox: SpawnedSandbox
+    var sandbox: SpawnedSandbox
     let deadlineSeconds: Double
     let graceSeconds: Double
     let signalFd: Int32
@@ -27,13 +27,16 @@ struct StepMonitor {
     /// setsid'd and stopped ones included), not only to PID 1.
     var tree: (any StepCgroup)?
 
-    func watch(stdout: OutputSink, stderr: OutputSink, forwardStdin: Bool) -> Ending {
+    /// Runs until PID 1 is reaped and both output pipes are at EOF. The sandbox's descriptors
+    /// close when this monitor goes away.
+    mutating func watch(stdout: OutputSink, stderr: OutputSink, forwardStdin: Bool) -> Ending {
         var ending = Ending(stdout: stdout, stderr: stderr)
         let start = MonotonicClock.seconds()
         var killAt: Double?  // when SIGKILL follows the SIGTERM
         var outOpen = true, errOpen = true, exited = false
-        var stdinPump = forwardStdin ? StdinPump(target: sandbox.stdinWrite) : nil
-        if stdinPump == nil { close(sandbox.stdinWrite) }
+        // Not forwarded: the pump starts closed, so the step reads EOF at once.
+        var stdinPump = StdinPump(target: forwardStdin ? sandbox.stdinWrite.take() : nil)
+        sandbox.stdinWrite = nil
         var buffer = [UInt8](repeating: 0, count: 65536)
 
         while outOpen || errOpen || !exited {
@@ -44,22 +47,22 @@ struct StepMonitor {
                 terminate()
             }
             if !exited, let k = killAt, now >= k {
-                _ = lane_pidfd_send_signal(sandbox.pidfd, SIGKILL)
+                _ = lane_pidfd_send_signal(sandbox.pidfd.raw, SIGKILL)
                 tree?.signalAll(SIGKILL)
                 killAt = .infinity
             }
-            var fds = [pollfd(fd: outOpen ? sandbox.stdoutRead : -1, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: errOpen ? sandbox.stderrRead : -1, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: exited ? -1 : sandbox.pidfd, events: Int16(POLLIN), revents: 0),
+            var fds = [pollfd(fd: outOpen ? sandbox.stdoutRead.raw : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: errOpen ? sandbox.stderrRead.raw : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: exited ? -1 : sandbox.pidfd.raw, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: signalFd, events: Int16(POLLIN), revents: 0)]
-            stdinPump?.addPollFds(&fds)
+            stdinPump.addPollFds(&fds)
             var timeout: Double = exited ? 1.0 : (killAt ?? (start + deadlineSeconds)) - now
             if timeout.isInfinite { timeout = 1.0 }
             // EINTR is not retried here: the loop goes round and recomputes the deadline.
             let rc = poll(&fds, nfds_t(fds.count), Int32(max(0, min(timeout, 60)) * 1000) + 1)
             if rc < 0 && errno != EINTR { break }
-            if fds[0].revents != 0 { outOpen = drain(sandbox.stdoutRead, into: &ending.stdout, &buffer) }
-            if fds[1].revents != 0 { errOpen = drain(sandbox.stderrRead, into: &ending.stderr, &buffer) }
+            if fds[0].revents != 0 { outOpen = drain(sandbox.stdoutRead.raw, into: &ending.stdout, &buffer) }
+            if fds[1].revents != 0 { errOpen = drain(sandbox.stderrRead.raw, into: &ending.stderr, &buffer) }
             if fds[2].revents != 0 {
                 var status: Int32 = 0
                 if wait4(sandbox.pid, &status, WNOHANG, &ending.usage) == sandbox.pid { exited = true }
@@ -74,22 +77,19 @@ struct StepMonitor {
                     killAt = MonotonicClock.seconds()
                 }
             }
-            stdinPump?.service(fds)
+            stdinPump.service(fds)
             // Once PID 1 is gone every process of the step is gone; output already written is
             // still in the pipes and is drained above until EOF.
         }
-        stdinPump?.close()
+        stdinPump.close()
         ending.report = readReport()
-        close(sandbox.pidfd)
-        close(sandbox.stdoutRead)
-        close(sandbox.stderrRead)
         return ending
     }
 
     /// SIGTERM to PID 1 (which forwards it to the tool's session) and to the whole cgroup, then
     /// SIGCONT so stopped processes can act on it within the grace period.
     private func terminate() {
-        _ = lane_pidfd_send_signal(sandbox.pidfd, SIGTERM)
+        _ = lane_pidfd_send_signal(sandbox.pidfd.raw, SIGTERM)
         tree?.signalAll(SIGTERM)
         tree?.signalAll(SIGCONT)
     }
@@ -115,23 +115,29 @@ struct StepMonitor {
     }
 
     private func readReport() -> InitReport? {
-        let status = OwnedDescriptor(adopting: sandbox.statusRead)
-        guard let bytes = try? status.descriptor.readAll(limit: 1 << 20) else { return nil }
+        guard let bytes = try? sandbox.statusRead.descriptor.readAll(limit: 1 << 20) else { return nil }
         return InitReport.decode(bytes)
     }
 }
 
 /// Copies `lanes`' stdin into the step's stdin pipe without ever blocking the loop.
-struct StdinPump {
-    let target: Int32
+/// Owns the step's stdin pipe and closes it (EOF for the step) when `lanes`' stdin ends.
+struct StdinPump: ~Copyable {
+    private var owner: OwnedDescriptor?
+    private let target: Int32
     private var pending: [UInt8] = []
     private var sourceOpen = true
-    private var targetOpen = true
+    private var targetOpen: Bool
     private var pollIndex = -1
 
-    init(target: Int32) {
-        self.target = target
-        _ = fcntl(target, F_SETFL, O_NONBLOCK)
+    /// `target` nil: nothing is forwarded.
+    init(target: consuming OwnedDescriptor?) {
+        var raw: Int32 = -1
+        if let fd = target?.raw { raw = fd }
+        self.target = raw
+        owner = target
+        targetOpen = raw >= 0
+        if raw >= 0 { _ = fcntl(raw, F_SETFL, O_NONBLOCK) }
     }
 
     mutating func addPollFds(_ fds: inout [pollfd]) {
@@ -162,7 +168,7 @@ struct StdinPump {
     }
 
     mutating func close() {
-        if targetOpen { _ = Glibc.close(target) }
+        owner = nil
         targetOpen = false
     }
 }

@@ -34,8 +34,7 @@ public struct StepRunner {
                                 profileFingerprint: compiled.fingerprint, outcome: .failedToStart,
                                 protections: Self.protections(request.profile))
         do throws(LanesError) {
-            let signalFd = try blockStopSignals()
-            defer { close(signalFd) }
+            let signals = try blockStopSignals()
             try checkStdin()
             try prepareWritableDirectories(request)
             let plan = SpawnPlan(
@@ -55,8 +54,8 @@ public struct StepRunner {
                 throw error
             }
             let limit = Int(clamping: request.profile.limits.outputBytes)
-            let monitor = StepMonitor(sandbox: sandbox, deadlineSeconds: request.wallSeconds,
-                                      graceSeconds: request.profile.limits.killGraceSeconds, signalFd: signalFd,
+            var monitor = StepMonitor(sandbox: sandbox, deadlineSeconds: request.wallSeconds,
+                                      graceSeconds: request.profile.limits.killGraceSeconds, signalFd: signals.raw,
                                       tree: cgroup)
             let ending = monitor.watch(
                 stdout: OutputSink(relayFd: request.captureOutput ? nil : 1, limit: limit, redactor: request.redactor),
@@ -224,11 +223,11 @@ public struct StepRunner {
     }
 
     /// SIGINT, SIGTERM and SIGHUP become readable on a signalfd instead of killing `lanes`.
-    private func blockStopSignals() throws(LanesError) -> Int32 {
+    private func blockStopSignals() throws(LanesError) -> OwnedDescriptor {
         let signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
         let fd = signals.withUnsafeBufferPointer { lane_signalfd_for($0.baseAddress, Int32($0.count)) }
         guard fd >= 0 else { throw Spawner.failure(LANE_STAGE_SIGNALS, errno: errno, "signalfd failed") }
-        return fd
+        return OwnedDescriptor(adopting: fd)
     }
 
     /// A directory fd on stdin would let the step reach the host's filesystem through it; it is
