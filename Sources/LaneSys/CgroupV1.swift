@@ -188,14 +188,14 @@ final class StepCgroupV1: StepCgroup {
     /// outside is never signalled.
     private func signalMember(_ pid: pid_t, _ signal: Int32) {
         guard let anchor, pid != getpid() else { return }
-        let fd = Int32(truncatingIfNeeded: lane_syscall6(434, Int(pid), 0, 0, 0, 0, 0))  // pidfd_open
-        guard fd >= 0 else { return }
-        defer { close(fd) }
+        let raw = Int32(truncatingIfNeeded: lane_syscall6(434, Int(pid), 0, 0, 0, 0, 0))  // pidfd_open
+        guard raw >= 0 else { return }
+        let pidfd = OwnedDescriptor(adopting: raw)
         let line = (HostCgroupFileSystem().read("/proc/\(pid)/cgroup") ?? "").split(separator: "\n").first {
             $0.split(separator: ":", maxSplits: 2).dropFirst().first?.split(separator: ",").contains(Substring(anchor.controller)) == true
         }
         guard let line, line.hasSuffix("/" + name) else { return }
-        _ = lane_pidfd_send_signal(fd, signal)
+        _ = lane_pidfd_send_signal(pidfd.raw, signal)
     }
 
     /// Every member, each verified (see `signalMember`). Without a freezer a member may fork
@@ -238,11 +238,12 @@ final class StepCgroupV1: StepCgroup {
         }
         for pid in members() where pid != getpid() {
             // Same verification as signalMember: only a member is moved (never this process).
-            let fd = Int32(truncatingIfNeeded: lane_syscall6(434, Int(pid), 0, 0, 0, 0, 0))
-            guard fd >= 0 else { continue }
+            let raw = Int32(truncatingIfNeeded: lane_syscall6(434, Int(pid), 0, 0, 0, 0, 0))
+            guard raw >= 0 else { continue }
+            let pin = OwnedDescriptor(adopting: raw)  // pins the pid until the move is done
             let text = HostCgroupFileSystem().read("/proc/\(pid)/cgroup") ?? ""
             if text.contains("/" + name + "\n") { _ = fs.write(f + "/cgroup.procs", String(pid)) }
-            close(fd)
+            pin.close()
         }
         if fs.write(f + "/freezer.state", "FROZEN") == 0 {
             var pause = 0.00005
