@@ -49,10 +49,13 @@ struct SandboxFilesystem {
             // The parts of procfs that change the kernel stay read-only.
             for sub in ["sys", "sysrq-trigger", "irq", "bus", "fs", "latency_stats", "timer_list"] {
                 let path = inRoot(target) + "/" + sub
-                if access(path, F_OK) == 0 {
-                    var stage: Int32 = 0
-                    if lane_bind(path, path, 1, &stage) != 0 { throw SetupFailure(LANE_STAGE_PROTECT_PROC, "\(target)/\(sub)") }
+                // Absent on this kernel: nothing to protect. Any other failure to look refuses.
+                if access(path, F_OK) != 0 {
+                    if errno == ENOENT { continue }
+                    throw SetupFailure(LANE_STAGE_PROTECT_PROC, "\(target)/\(sub)")
                 }
+                var stage: Int32 = 0
+                if lane_bind(path, path, 1, &stage) != 0 { throw SetupFailure(LANE_STAGE_PROTECT_PROC, "\(target)/\(sub)") }
             }
         case let .devices(target):
             try makeDevices(inRoot(target), name: target)
