@@ -76,11 +76,18 @@ struct SetupStageTests {
             if nrOpen >= 3_000_000 { print("SKIP rlimit stage: fs.nr_open is \(nrOpen), so 3000000 open files can be set"); return }
         }
         let config = try Self.config(profile: profile)
-        let ws = try LanesCLI.temporaryDirectory()
-        let state = try LanesCLI.temporaryDirectory("lanes-stage-state")
-        let out = try LanesCLI.run(["run", "t", "--workspace", ws, "--", "true"], config: config, environment: ["LANES_STATE": state])
-        #expect(out.status == 125)
-        let name = SetupStage(stage).name
-        #expect(out.stderr.contains("lanes: \(name): \(detail)"), "expected the stage '\(name)' from lane_stages.h: \(out.stderr)")
+        // Root and (when this runs as root) an unprivileged uid take different paths through
+        // the spawner; both must name the same stage.
+        var identities: [LanesCLI.Identity] = [.current]
+        if LanesCLI.canDropPrivileges { identities.append(.unprivileged) } else { print("SKIP unprivileged stage run: not root or no setpriv") }
+        for identity in identities {
+            let ws = try LanesCLI.temporaryDirectory()
+            let state = try LanesCLI.temporaryDirectory("lanes-stage-state") + "/state"  // made by lanes, owned by the uid
+            let out = try LanesCLI.run(["run", "t", "--workspace", ws, "--", "true"], as: identity, config: config,
+                                       environment: ["LANES_STATE": state])
+            #expect(out.status == 125, "\(identity): \(out.stderr)")
+            let name = SetupStage(stage).name
+            #expect(out.stderr.contains("lanes: \(name): \(detail)"), "\(identity): expected the stage '\(name)' from lane_stages.h: \(out.stderr)")
+        }
     }
 }
