@@ -8,7 +8,7 @@ struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Validate profiles and lanes; print every error as FILE:LINE: message.",
-        discussion: "Without FILE arguments every profile and lane found is checked. Exit 0 only when all are valid, 1 otherwise.")
+        discussion: "Without FILE arguments every profile and lane found is checked; a lane is checked with its profile. Every configuration error `lanes run` can report is reported here. Exit 0 only when all are valid, 1 otherwise.")
 
     @OptionGroup var configOptions: ConfigOptions
 
@@ -25,9 +25,11 @@ struct CheckCommand: ParsableCommand {
             targets = store.profileNames().map(store.profileFile) + store.laneNames().map(store.laneFile)
         }
         var failures = 0
+        var printed = Set<String>()
         for file in targets {
             let problems = check(file)
-            for p in problems { printError(p.description) }
+            // A lane's check includes its profile's; a profile checked twice prints once.
+            for p in problems where printed.insert(p.description).inserted { printError(p.description) }
             if problems.isEmpty { printOut("ok   \(file)\n") } else { failures += 1 }
         }
         if failures > 0 {
@@ -36,18 +38,31 @@ struct CheckCommand: ParsableCommand {
         }
     }
 
+    /// Every problem `lanes run` would report for this file, with the same parser and the same
+    /// rules: a profile's keys, syscall names and never-list; a lane's keys, and for a lane
+    /// also, for a file in a Lanes/ directory, that its profile exists in the Profiles/ next to
+    /// it and is valid.
     private func check(_ file: String) -> [ConfigDiagnostic] {
         guard let text = readTextFile(file) else {
             return [ConfigDiagnostic(file: file, line: nil, keyPath: "", message: "cannot read the file")]
         }
         let name = String(file.split(separator: "/").last ?? "").replacingSuffix(".toml")
-        let isProfile = file.split(separator: "/").dropLast().last == "Profiles"
-        do {
+        let directories = file.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+        let isProfile = directories.last == "Profiles"
+        let parser = ProfileParser(knownSyscall: SeccompCompiler.isKnown)
+        do throws(ConfigErrors) {
             if isProfile {
-                _ = try ProfileParser(knownSyscall: SeccompCompiler.isKnown).parse(name: name, file: file, text: text)
-            } else {
-                _ = try LaneParser().parse(name: name, file: file, text: text)
+                _ = try parser.parse(name: name, file: file, text: text)
+                return []
             }
+            let lane = try LaneParser().parse(name: name, file: file, text: text)
+            // A lane file outside a Lanes/ directory has no configuration to resolve against.
+            guard directories.last == "Lanes" else { return [] }
+            // The configuration directory this lane belongs to, as `lanes run` would find it.
+            let root = directories.dropLast().joined(separator: "/")
+            let store = ConfigStore(root: root.isEmpty ? (file.hasPrefix("/") ? "/" : ".") : root, origin: "check")
+            let (profileFile, profileText) = try store.profileSource(of: lane, laneFile: file, laneText: text)
+            _ = try parser.parse(name: lane.profile, file: profileFile, text: profileText)
             return []
         } catch {
             return error.diagnostics
