@@ -10,7 +10,7 @@ import LanePlan
 struct ToolLauncher {
     enum Stage: Int32 {
         case session = 10, userns, idmap, workdir, capabilities, signals, lookup
-        case noNewPrivs = 1, seccomp = 2, exec = 3
+        case noNewPrivs = 1, seccomp = 2, exec = 3, listener = 4
         var name: String {
             switch self {
             case .session: "setsid"
@@ -23,12 +23,15 @@ struct ToolLauncher {
             case .noNewPrivs: "no_new_privs"
             case .seccomp: "seccomp"
             case .exec: "exec"
+            case .listener: "seccomp listener"
             }
         }
     }
 
     let plan: SpawnPlan
     let errorFd: Int32
+    /// The unix socket the seccomp listener goes to PID 1 over.
+    let notifyFd: Int32
 
     func launch() -> Never {
         guard setsid() >= 0 else { fail(.session) }
@@ -44,7 +47,7 @@ struct ToolLauncher {
         let argv = CStringArray(plan.argv)
         let envp = CStringArray(plan.environment)
         plan.seccompFilter.withUnsafeBytes { filter in
-            _ = lane_seal_and_exec(filter.baseAddress, filter.count, path, argv.pointers, envp.pointers, errorFd)
+            _ = lane_seal_and_exec(filter.baseAddress, filter.count, path, argv.pointers, envp.pointers, errorFd, notifyFd)
         }
         exit(126)  // lane_seal_and_exec reported the stage already
     }

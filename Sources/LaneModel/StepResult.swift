@@ -31,6 +31,13 @@ public struct StepResult: Sendable, Equatable {
     public var memoryPeakBytes: UInt64?
     public var cgroupCpuMs: Double?
     public var pidsPeak: UInt64?
+    /// What the sandbox refused the step (seccomp, set-id modes, protected paths), first seen
+    /// first. `halt_on` can name them (`haltNames`).
+    public var denials: [Denial] = []
+    /// Protected paths the lane unprotected, with the lane's reason (`path: reason`).
+    public var unprotected: [String] = []
+    /// The host identity the step's processes ran as ("uid:gid"), when `lanes` ran as root.
+    public var hostIdentity: String?
 
     public init(lane: String, profile: String, profileFingerprint: String, outcome: Outcome,
                 exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Double = 0, cpuMs: Double = 0,
@@ -93,6 +100,9 @@ public struct StepResult: Sendable, Equatable {
         o.add("memory_peak_bytes", memoryPeakBytes.map { .int(Int(clamping: $0)) } ?? .null)
         o.add("cgroup_cpu_ms", cgroupCpuMs.map { .double($0) } ?? .null)
         o.add("pids_peak", pidsPeak.map { .int(Int(clamping: $0)) } ?? .null)
+        o.add("denials", .array(denials.map(\.jsonValue)))
+        if !unprotected.isEmpty { o.add("unprotected", .array(unprotected.map { .string($0) })) }
+        if let hostIdentity { o.add("host_identity", .string(hostIdentity)) }
         return o.rendered
     }
 }

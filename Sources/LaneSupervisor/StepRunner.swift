@@ -130,6 +130,10 @@ public struct StepRunner {
             result.error = "lane-init: ended without a report"
             return
         }
+        result.denials += report.denials.map { d in
+            Denial(kind: d.setid ? .setidBit : .seccomp, name: SeccompCompiler.name(of: d.nr), count: Int(d.count),
+                   firstPid: d.firstPid, firstProcess: d.firstProcess)
+        }
         switch report.kind {
         case .exited:
             result.outcome = .exited

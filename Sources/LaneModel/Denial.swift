@@ -1,0 +1,65 @@
+/// Something a step tried that the sandbox refused, recorded with the step (`denials` in its
+/// result): a system call the seccomp policy refused, a set-id mode, or a write to a protected
+/// path. Counted per kind and name, with the first process that tried.
+public struct Denial: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable {
+        /// A system call outside the profile's allow-list (answered EPERM in `errno` mode).
+        case seccomp
+        /// A chmod/open/mkdir/mknod mode with S_ISUID or S_ISGID (answered EPERM).
+        case setidBit = "setid_bit"
+        /// A protected workspace path the step created or replaced (quarantined after the step).
+        case protectedPath = "protected_path"
+    }
+    public var kind: Kind
+    /// The system call's name, or the workspace-relative path.
+    public var name: String
+    public var count: Int
+    /// The first process that tried: its pid in the sandbox and its command name (nil when the
+    /// denial was found after the step, for protected paths).
+    public var firstPid: Int32?
+    public var firstProcess: String?
+
+    public init(kind: Kind, name: String, count: Int = 1, firstPid: Int32? = nil, firstProcess: String? = nil) {
+        self.kind = kind
+        self.name = name
+        self.count = count
+        self.firstPid = firstPid
+        self.firstProcess = firstProcess
+    }
+
+    /// The names `halt_on` can use for this denial: its kind's umbrella name
+    /// (`seccomp_violation`, `setid_bit`, `protected_path`) and `denied:NAME` for the exact call
+    /// or path (`denied:ptrace`, `denied:.git/hooks`).
+    public var haltNames: [String] {
+        let umbrella = kind == .seccomp ? "seccomp_violation" : kind.rawValue
+        return [umbrella, "denied:" + name]
+    }
+
+    public var jsonValue: JSONValue {
+        var o = JSONObject()
+        o.add("kind", .string(kind.rawValue))
+        o.add("name", .string(name))
+        o.add("count", .int(count))
+        o.add("first_pid", firstPid.map { .int(Int($0)) } ?? .null)
+        o.add("first_process", firstProcess.map { .string($0) } ?? .null)
+        return .object(o)
+    }
+}
+
+extension StepResult {
+    /// The `halt_on` names this result triggers: its outcome, and for every denial its kind's
+    /// umbrella name and `denied:NAME`. A refused call in `errno` mode thus halts a lane with
+    /// `halt_on = ["seccomp_violation"]` although the step itself exited. Pure, so governance can
+    /// call it wherever it folds a close record.
+    public var haltNames: [String] {
+        var names = [outcome.rawValue]
+        for d in denials { for n in d.haltNames where !names.contains(n) { names.append(n) } }
+        return names
+    }
+
+    /// Which of a lane's `halt_on` entries this result fires, in the lane's order.
+    public func haltTriggers(_ haltOn: [String]) -> [String] {
+        let names = Set(haltNames)
+        return haltOn.filter { names.contains($0) }
+    }
+}
