@@ -31,9 +31,11 @@ enum CanonicalBody {
         var w = Writer()
         w.open()
         w.key("cpu_ms"); try w.double(c.cpuMs)
+        if let d = c.denials, !d.isEmpty { w.key("denials"); w.strings(d) }  // MERGE(issue 10)
         if let e = c.error { w.key("error"); w.string(e) }
         if let e = c.exitCode { w.key("exit_code"); w.int(Int(e)) }
         w.key("exit_status"); w.int(Int(c.exitStatus))
+        if let h = c.haltNames, !h.isEmpty { w.key("halt_names"); w.strings(h) }  // MERGE(issue 10)
         w.key("intent_seq"); w.int(intentSeq)
         if let l = c.limit { w.key("limit"); w.string(l) }
         w.key("max_rss_kb"); w.int(c.maxRssKb)

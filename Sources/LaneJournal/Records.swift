@@ -107,6 +107,10 @@ public struct StepClose: Codable, Sendable, Equatable {
     public var error: String?
     public var profile: String
     public var profileFingerprint: String
+    // MERGE(issue 10): the step's denials (one line each, `Denial.summary`) and the `halt_on`
+    // names its result triggers (`StepResult.haltNames`); nil in records written before.
+    public var denials: [String]? = nil
+    public var haltNames: [String]? = nil
 
     public init(outcome: String, exitStatus: Int32, exitCode: Int32?, signal: Int32?, limit: String?,
                 wallMs: Double, cpuMs: Double, maxRssKb: Int, stdout: Data, stderr: Data,

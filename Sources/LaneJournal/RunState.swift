@@ -77,7 +77,8 @@ public struct RunState: Codable, Sendable, Equatable {
             usage.cpuSeconds += c.cpuMs / 1000
             usage.outputBytes += Double(c.stdout.count + c.stderr.count)
             if c.exitStatus != 0 { usage.failedSteps += 1 }
-            if outcomes[c.outcome] == nil { outcomes[c.outcome] = FirstSeen(seq: r.seq, step: r.step ?? "?") }
+            // MERGE(issue 10): denial names (`StepResult.haltNames`) halt like outcomes.
+            for o in [c.outcome] + (c.haltNames ?? []) where outcomes[o] == nil { outcomes[o] = FirstSeen(seq: r.seq, step: r.step ?? "?") }
             if c.exitStatus == 0 {
                 loop = LoopStreak()
             } else if let i = facts.closedIntent {

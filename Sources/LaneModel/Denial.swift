@@ -35,6 +35,13 @@ public struct Denial: Sendable, Equatable {
         return [umbrella, "denied:" + name]
     }
 
+    /// One line for the journal and `lanes show`: "seccomp ptrace ×2 (first: pid 4 strace)".
+    public var summary: String {
+        var s = "\(kind.rawValue) \(name) ×\(count)"
+        if let firstPid { s += " (first: pid \(firstPid)\(firstProcess.map { " " + $0 } ?? ""))" }
+        return s
+    }
+
     public var jsonValue: JSONValue {
         var o = JSONObject()
         o.add("kind", .string(kind.rawValue))
