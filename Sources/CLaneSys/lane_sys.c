@@ -72,6 +72,12 @@ static void child_main(const struct lane_spawn_args *a) {
     if (n != 1) child_fail(a->err_fd, LANE_STAGE_SYNC, n < 0 ? errno : EPIPE);
     if (a->drop_groups && syscall(SYS_setgroups, 0, NULL) != 0)
         child_fail(a->err_fd, LANE_STAGE_SETGROUPS, errno);
+    // Root maps the namespace's uid 0 to an unprivileged host identity, not to itself: the
+    // child still carries the parent's host ids, which that map leaves unmapped. Taking uid and
+    // gid 0 of the namespace (capabilities there allow it) makes it that identity on the host,
+    // and execve then keeps root's capabilities inside the namespace only.
+    if (a->drop_groups && (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0))
+        child_fail(a->err_fd, LANE_STAGE_SETGROUPS, errno);
 
     // Lift the sources out of the way first, so installing fd i cannot clobber a source j > i.
     int high[16];

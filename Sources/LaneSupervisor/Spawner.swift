@@ -24,12 +24,21 @@ struct Spawner {
 
     /// `cgroup`: the step's group. v2 clones straight into it (CLONE_INTO_CGROUP); v1 moves the
     /// child's pid into it while the child still waits for its id maps, before it runs anything.
-    func spawn(_ plan: SpawnPlan, cgroup: (any StepCgroup)? = nil) throws(LanesError) -> SpawnedSandbox {
+    /// `identity`: the host ids the sandbox maps to (nil: the caller's). `trees`: host paths
+    /// (read-only or not) this process opens as detached mount trees, id-mapped when
+    /// `identity.idmapWorkspace`, and hands to PID 1 on fd 5 for its `.attach` steps.
+    func spawn(_ plan: SpawnPlan, cgroup: (any StepCgroup)? = nil, identity: StepIdentity? = nil,
+               trees: [(source: String, readOnly: Bool)] = []) throws(LanesError) -> SpawnedSandbox {
         let planFd = try writePlan(plan)
         defer { close(planFd) }
         let stdin = try pipe(), stdout = try pipe(), stderr = try pipe(), status = try pipe()
         let sync = try pipe(), err = try pipe()
-        let childEnds = [stdin.read, stdout.write, stderr.write, planFd, status.write]
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+            throw LanesError(.setupFailed, stage: "socketpair", errno: errno, "socketpair failed")
+        }
+        defer { close(pair[0]) }
+        let childEnds = [stdin.read, stdout.write, stderr.write, planFd, status.write, pair[1]]
         let argv = CStringArray(["lane-init"]), envp = CStringArray([])
         // uid 0 of a user namespace whose setgroups is denied (a rootless container) cannot
         // drop groups: it takes the unprivileged path, like any other uid.
@@ -44,7 +53,7 @@ struct Spawner {
                 return lane_spawn(&args, &pid, &pidfd)
             }
         }
-        for fd in childEnds where fd != planFd { close(fd) }
+        for fd in childEnds where fd != planFd { close(fd) }  // pair[1] too
         close(sync.read)
         close(err.write)
         guard rc == 0 else {
@@ -55,7 +64,9 @@ struct Spawner {
                              String(cString: strerror(-rc)) + hint)
         }
         do {
-            try writeIdMaps(pid: pid, root: root)
+            try writeIdMaps(pid: pid, root: root, identity: identity)
+            // Before the sync byte: PID 1 reads the trees before it builds anything.
+            if !trees.isEmpty { try sendTrees(trees, pid: pid, idmap: identity?.idmapWorkspace ?? false, socket: pair[0]) }
             // v1: the child waits on the sync pipe, so it runs nothing before it is moved.
             if let cgroup, cgroup.cloneIntoFd < 0 { try cgroup.attach(pid: pid) }
         } catch {
@@ -96,11 +107,42 @@ struct Spawner {
 
     /// Maps uid/gid 0 of the new user namespace to the caller. Unprivileged callers must deny
     /// setgroups first; root keeps it so the child can drop its supplementary groups.
-    private func writeIdMaps(pid: pid_t, root: Bool) throws(LanesError) {
+    /// Root maps to `identity` (never to host root; see `StepIdentity`).
+    private func writeIdMaps(pid: pid_t, root: Bool, identity: StepIdentity?) throws(LanesError) {
         let dir = "/proc/\(pid)/"
         if !root { try writeProcFile(dir + "setgroups", "deny") }
-        try writeProcFile(dir + "uid_map", "0 \(geteuid()) 1\n")
-        try writeProcFile(dir + "gid_map", "0 \(getegid()) 1\n")
+        let uid = root ? identity?.uid ?? geteuid() : geteuid()
+        let gid = root ? identity?.gid ?? getegid() : getegid()
+        try writeProcFile(dir + "uid_map", "0 \(uid) 1\n")
+        try writeProcFile(dir + "gid_map", "0 \(gid) 1\n")
+    }
+
+    /// Opens each tree (as this process, so the step's identity need not reach the path) and
+    /// sends them in one message. With `idmap` they are id-mapped through the child's user
+    /// namespace: its uid 0 (the step's identity) acts as the files' owner, uid 0 on disk.
+    private func sendTrees(_ trees: [(source: String, readOnly: Bool)], pid: pid_t, idmap: Bool, socket: Int32) throws(LanesError) {
+        var userns: Int32 = -1
+        if idmap {
+            userns = open("/proc/\(pid)/ns/user", O_RDONLY | O_CLOEXEC)
+            guard userns >= 0 else { throw LanesError(.setupFailed, stage: "workspace id map", errno: errno, "cannot open the sandbox's user namespace") }
+        }
+        defer { if userns >= 0 { close(userns) } }
+        var fds: [Int32] = []
+        defer { fds.forEach { close($0) } }
+        for t in trees {
+            var stage: Int32 = 0
+            let fd = lane_open_tree(t.source, t.readOnly ? 1 : 0, userns, &stage)
+            guard fd >= 0 else {
+                let err = errno
+                let what = ["", "open", "open_tree", "mount_setattr", "", "id-mapped mount"][Int(stage)]
+                let hint = stage == 5 ? " (the filesystem may not support id-mapped mounts)" : ""
+                throw LanesError(.setupFailed, stage: "workspace \(what)", errno: err, "\(t.source): \(String(cString: strerror(err)))\(hint)")
+            }
+            fds.append(fd)
+        }
+        guard fds.withUnsafeBufferPointer({ lane_send_fds(socket, $0.baseAddress, Int32($0.count)) }) == 0 else {
+            throw LanesError(.setupFailed, stage: "workspace trees", errno: errno, "sending the workspace to the sandbox failed")
+        }
     }
 
     private func writeProcFile(_ path: String, _ text: String) throws(LanesError) {

@@ -36,19 +36,23 @@ public struct StepRunner {
             let signalFd = try blockStopSignals()
             defer { close(signalFd) }
             try checkStdin()
-            try prepareWritableDirectories(request)
+            let identity = StepIdentity.forStep(workspace: request.workspace, root: geteuid() == 0 && Spawner.setgroupsAllowed())
+            try prepareWritableDirectories(request, identity: identity)
+            if identity.rootful { result.hostIdentity = "\(identity.uid):\(identity.gid)" }
             let plan = SpawnPlan(
                 argv: request.argv,
                 environment: Self.environment(request),
                 workdir: request.workspace,
                 mounts: SandboxLayout.mounts(profile: request.profile, lane: request.lane,
-                                             workspace: request.workspace, hidden: request.hiddenPaths)
+                                             workspace: request.workspace, hidden: request.hiddenPaths,
+                                             attachTrees: identity.rootful)
                     + Self.credentialMounts(request.credentials),
                 rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
+            let trees = identity.rootful ? SandboxLayout.workspaceTrees(profile: request.profile, lane: request.lane, workspace: request.workspace) : []
             let cgroup = try makeCgroup(request.profile.limits, &result)
             let sandbox: SpawnedSandbox
             do throws(LanesError) {
-                sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup)
+                sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup, identity: identity, trees: trees)
             } catch {
                 _ = cgroup?.destroy(timeout: 2)
                 throw error
@@ -161,7 +165,11 @@ public struct StepRunner {
 
     /// The lane's writable workspace directories exist before they are bound. A path that is a
     /// symlink (or has one inside the workspace) is refused: binds never follow links.
-    private func prepareWritableDirectories(_ request: StepRequest) throws(LanesError) {
+    /// Run as root, a directory made here is given to the workspace's owner (the step's identity
+    /// acts as that owner).
+    private func prepareWritableDirectories(_ request: StepRequest, identity: StepIdentity) throws(LanesError) {
+        var owner = stat()
+        let haveOwner = identity.rootful && stat(request.workspace, &owner) == 0
         for dir in request.lane.writable {
             var path = request.workspace
             for part in dir.split(separator: "/") {
@@ -173,6 +181,8 @@ public struct StepRunner {
                     }
                 } else if mkdir(path, 0o755) != 0 {
                     throw LanesError(.setupFailed, stage: "workspace", errno: errno, "cannot create \(path): \(String(cString: strerror(errno)))")
+                } else if haveOwner && lchown(path, owner.st_uid, owner.st_gid) != 0 {
+                    throw LanesError(.setupFailed, stage: "workspace", errno: errno, "cannot give \(path) to the workspace's owner: \(String(cString: strerror(errno)))")
                 }
             }
         }

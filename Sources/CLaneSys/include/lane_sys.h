@@ -36,7 +36,7 @@ extern "C" {
 /// Stages the clone child can fail in; reported as {stage, errno} on the error pipe.
 enum lane_spawn_stage {
     LANE_STAGE_SYNC = 1,        // waiting for the parent to write the id maps
-    LANE_STAGE_SETGROUPS = 2,   // dropping supplementary groups
+    LANE_STAGE_SETGROUPS = 2,   // dropping supplementary groups, taking the mapped ids
     LANE_STAGE_FDS = 3,         // installing the fd map
     LANE_STAGE_EXEC = 4,        // execve of lane-init
     LANE_STAGE_PDEATHSIG = 5,   // PR_SET_PDEATHSIG
@@ -55,7 +55,8 @@ struct lane_spawn_args {
     int err_fd;                  // CLOEXEC pipe; child writes {int stage, int errno} on failure
     uint64_t clone_flags;        // CLONE_NEW* flags (CLONE_PIDFD is added)
     int cgroup_fd;               // >= 0: CLONE_INTO_CGROUP this directory fd (cgroup v2)
-    int drop_groups;             // non-zero: setgroups(0, NULL) after the sync byte
+    int drop_groups;             // non-zero (root): setgroups(0, NULL), then setresgid/setresuid
+                                 // to the namespace's 0 (the mapped identity) after the sync byte
 };
 
 /// Starts the helper in new namespaces with clone3. Why C: the child runs between clone and exec
