@@ -39,13 +39,18 @@ public struct StepRunner {
             let identity = StepIdentity.forStep(workspace: request.workspace, root: geteuid() == 0 && Spawner.setgroupsAllowed())
             try prepareWritableDirectories(request, identity: identity)
             if identity.rootful { result.hostIdentity = "\(identity.uid):\(identity.gid)" }
+            let protection = ProtectedPaths.prepare(
+                workspace: request.workspace, roots: request.profile.filesystem.workspace == .readWrite ? [""] : request.lane.writable,
+                protected: request.profile.filesystem.protected, unprotect: request.lane.unprotected)
+            result.unprotected = protection.unprotected
+            if !request.profile.filesystem.protected.isEmpty { result.protections.append("protected_paths") }
             let plan = SpawnPlan(
                 argv: request.argv,
                 environment: Self.environment(request),
                 workdir: request.workspace,
                 mounts: SandboxLayout.mounts(profile: request.profile, lane: request.lane,
                                              workspace: request.workspace, hidden: request.hiddenPaths,
-                                             attachTrees: identity.rootful)
+                                             attachTrees: identity.rootful, protected: protection.mounts)
                     + Self.credentialMounts(request.credentials),
                 rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
             let trees = identity.rootful ? SandboxLayout.workspaceTrees(profile: request.profile, lane: request.lane, workspace: request.workspace) : []
@@ -71,8 +76,11 @@ public struct StepRunner {
             if let cgroup, !cgroup.destroy(timeout: 5) {
                 result.error = "cgroup \(cgroup.path) could not be emptied and removed; the next lanes run retries"
             }
+            // Every process of the step is gone: what it planted can be looked at safely.
+            let planted = protection.check()
             result.wallMs = (monotonicSeconds() - start) * 1000
             fill(&result, from: ending, limits: request.profile.limits)
+            result.denials += planted
             if let usage { classify(&result, usage) }
         } catch {
             result.wallMs = (monotonicSeconds() - start) * 1000
