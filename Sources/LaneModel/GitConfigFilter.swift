@@ -55,7 +55,7 @@ public enum GitConfigFilter {
         return removed.isEmpty ? (text, []) : (out.joined(separator: "\n") + "\n", removed)
     }
 
-    static let minimal = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n"
+    public static let minimal = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n"
 
     /// `core` → "core"; `remote "origin"` → "remote.*"; `branch.main` → "branch.*".
     static func sectionName(_ inner: Substring) -> String? {

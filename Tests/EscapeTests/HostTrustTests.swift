@@ -185,6 +185,32 @@ struct HostTrustTests {
         #expect((try? String(contentsOfFile: ws + "/.envrc", encoding: .utf8)) == "ok\n")
     }
 
+    @Test("a lane's [unprotect] entry lets its steps write that path, and the result records the reason")
+    func unprotectedByLane() throws {
+        if Escape.skips(.current) { return }
+        let config = try LanesCLI.temporaryDirectory("lanes-trust-config")
+        defer { Escape.remove(config) }
+        try FileManager.default.createDirectory(atPath: config + "/Profiles", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: config + "/Lanes", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: LanesCLI.packageRoot.path + "/Profiles/workspace-write.toml", toPath: config + "/Profiles/workspace-write.toml")
+        try """
+            description = "Edits editor settings."
+            owner = "tests"
+            profile = "workspace-write"
+
+            [unprotect]
+            ".vscode" = "this lane maintains the shared editor settings"
+            """.write(toFile: config + "/Lanes/editor.toml", atomically: true, encoding: .utf8)
+        let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
+        let out = try LanesCLI.run(["run", "editor", "--workspace", ws, "--json", "--", "sh", "-c", "mkdir .vscode && echo '{}' > .vscode/settings.json && echo x > .envrc"],
+                                   config: config, environment: Escape.environment(.current))
+        let result = Self.json(out.stdout)
+        #expect(FileManager.default.fileExists(atPath: ws + "/.vscode/settings.json"), "\(out.stdout) \(out.stderr)")
+        #expect(Self.mode(ws + "/.envrc") == nil, "the rest stays protected")
+        #expect((result["unprotected"] as? [String]) == [".vscode: this lane maintains the shared editor settings"], "\(out.stdout)")
+    }
+
     // MARK: never host root
 
     /// Uid and Gid lines of /proc/PID/status: [real, effective, saved, fs] each.
