@@ -107,7 +107,7 @@ public struct StepClose: Codable, Sendable, Equatable {
     public var error: String?
     public var profile: String
     public var profileFingerprint: String
-    // MERGE(issue 10): the step's denials (one line each, `Denial.summary`) and the `halt_on`
+    // MERGE(issue 10): the step's denials (one each, `Denial.encoded`) and the `halt_on`
     // names its result triggers (`StepResult.haltNames`); nil in records written before.
     public var denials: [String]? = nil
     public var haltNames: [String]? = nil
@@ -139,6 +139,7 @@ public struct StepClose: Codable, Sendable, Equatable {
         case exitStatus = "exit_status", exitCode = "exit_code", wallMs = "wall_ms", cpuMs = "cpu_ms"
         case maxRssKb = "max_rss_kb", stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated"
         case profileFingerprint = "profile_fingerprint"
+        case denials, haltNames = "halt_names"  // MERGE(issue 10)
     }
 }
 

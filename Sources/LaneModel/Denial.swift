@@ -42,6 +42,21 @@ public struct Denial: Sendable, Equatable {
         return s
     }
 
+    /// The form the journal keeps: kind, name, count, first pid, first process, tab-separated
+    /// (tabs and newlines in the name or process are replaced by spaces).
+    public var encoded: String {
+        func clean(_ s: String) -> String { String(s.map { $0 == "\t" || $0 == "\n" ? " " : $0 }) }
+        return [kind.rawValue, clean(name), String(count), firstPid.map(String.init) ?? "", clean(firstProcess ?? "")]
+            .joined(separator: "\t")
+    }
+
+    /// Reads `encoded`; nil for anything else.
+    public init?(encoded: String) {
+        let f = encoded.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        guard f.count == 5, let kind = Kind(rawValue: f[0]), let count = Int(f[2]) else { return nil }
+        self.init(kind: kind, name: f[1], count: count, firstPid: Int32(f[3]), firstProcess: f[3].isEmpty ? nil : f[4])
+    }
+
     public var jsonValue: JSONValue {
         var o = JSONObject()
         o.add("kind", .string(kind.rawValue))

@@ -85,7 +85,7 @@ struct JournaledStep {
                   stdout: Data(r.stdout), stderr: Data(r.stderr), stdoutTruncated: r.stdoutTruncated,
                   stderrTruncated: r.stderrTruncated, protections: r.protections, error: r.error,
                   profile: r.profile, profileFingerprint: r.profileFingerprint)
-        c.denials = r.denials.map(\.summary)  // MERGE(issue 10)
+        c.denials = r.denials.map(\.encoded)  // MERGE(issue 10)
         c.haltNames = r.haltNames  // MERGE(issue 10)
         return c
     }
@@ -98,6 +98,7 @@ struct JournaledStep {
                            stderr: Array(c.stderr), stdoutTruncated: c.stdoutTruncated, stderrTruncated: c.stderrTruncated,
                            protections: c.protections, error: c.error)
         if r.exitStatus != c.exitStatus, r.outcome == .exited { r.exitCode = c.exitStatus }
+        r.denials = (c.denials ?? []).compactMap(Denial.init(encoded:))  // MERGE(issue 10)
         return r
     }
 }

@@ -286,6 +286,9 @@ struct HostTrustTests {
         let names = Self.denials(out.stdout).filter { $0.kind == "seccomp" }.map(\.name)
         #expect(names.contains("unshare") && names.contains("ptrace"), "\(names)")
         #expect(out.stderr.contains("halt_on"), "\(out.stderr)")
+        // The journal keeps them: `lanes show` lists both under the step.
+        let shown = try LanesCLI.run(["show", run, "--json"], as: identity, environment: env)
+        #expect(shown.stdout.contains("\"name\":\"unshare\"") && shown.stdout.contains("\"name\":\"ptrace\""), "\(shown.stdout)")
         // The run is stopped: its next step does not run.
         let next = try LanesCLI.run(["run", "extraction", "--workspace", ws, "--run", run, "--", "true"], as: identity, environment: env)
         #expect(next.status != 0 && next.stderr.contains("stopped"), "\(next.stderr)")
