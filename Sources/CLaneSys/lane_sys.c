@@ -7,6 +7,7 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -76,8 +77,19 @@ static void child_main(const struct lane_spawn_args *a) {
     // child still carries the parent's host ids, which that map leaves unmapped. Taking uid and
     // gid 0 of the namespace (capabilities there allow it) makes it that identity on the host,
     // and execve then keeps root's capabilities inside the namespace only.
-    if (a->drop_groups && (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0))
-        child_fail(a->err_fd, LANE_STAGE_SETGROUPS, errno);
+    if (a->drop_groups) {
+        if (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0)
+            child_fail(a->err_fd, LANE_STAGE_SETGROUPS, errno);
+        // A change of effective ids clears the parent-death signal: arm it again, then make
+        // sure the parent did not die in between. The parent holds its end of the sync pipe
+        // open until this child has exec'd, so a hang-up there means it is gone.
+        if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+            child_fail(a->err_fd, LANE_STAGE_PDEATHSIG, errno);
+        struct pollfd p = {a->sync_fd, POLLIN, 0};
+        struct timespec now = {0, 0};
+        if (syscall(SYS_ppoll, &p, 1, &now, NULL, 0) != 0 && (p.revents & (POLLHUP | POLLERR)))
+            syscall(SYS_exit_group, 125);
+    }
 
     // Lift the sources out of the way first, so installing fd i cannot clobber a source j > i.
     int high[16];

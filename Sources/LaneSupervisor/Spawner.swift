@@ -78,8 +78,9 @@ struct Spawner {
         }
         var go: UInt8 = 1
         _ = write(sync.write, &go, 1)
-        close(sync.write)
+        // Kept open until the child exec'd: it checks for a hang-up after re-arming PDEATHSIG.
         let failure = readChildFailure(err.read)
+        close(sync.write)
         close(err.read)
         if let (stage, code) = failure {
             var st: Int32 = 0

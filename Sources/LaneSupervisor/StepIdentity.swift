@@ -3,7 +3,8 @@ import Glibc
 /// The host identity a step's processes run as, and whether its workspace needs an id-mapped
 /// mount. Unprivileged `lanes` maps the sandbox to its caller, as always. `lanes` run as root
 /// never lends host root to a step:
-/// - a workspace owned by a user runs as that user (uid, and gid unless the group is root's), so
+/// - a workspace owned by a user runs as that user (uid; gid: the workspace's group, or the
+///   user's primary group when that group is root's), so
 ///   `sudo lanes run` in a checkout leaves files owned by the checkout's owner;
 /// - a root-owned workspace runs as a dedicated unprivileged identity (the first id of the
 ///   `lanes` entry in /etc/subuid and /etc/subgid, else `dedicatedDefault`), and the workspace
@@ -30,7 +31,9 @@ public struct StepIdentity: Sendable, Equatable {
         var st = stat()
         let owner: (UInt32, UInt32) = stat(workspace, &st) == 0 ? (st.st_uid, st.st_gid) : (0, 0)
         if owner.0 != 0 {
-            let gid = owner.1 != 0 ? owner.1 : subordinateStart("/etc/subgid") ?? dedicatedDefault
+            // A root group on the workspace: the owner's primary group, never gid 0.
+            let primary = getpwuid(owner.0).map { $0.pointee.pw_gid } ?? 0
+            let gid = owner.1 != 0 ? owner.1 : primary != 0 ? primary : subordinateStart("/etc/subgid") ?? dedicatedDefault
             return StepIdentity(uid: owner.0, gid: gid, rootful: true, idmapWorkspace: false)
         }
         let uid = subordinateStart("/etc/subuid") ?? dedicatedDefault
