@@ -230,11 +230,19 @@ public struct ProtectedPaths: Sendable {
             guard let d = opendir(full) else { continue }
             defer { closedir(d) }
             while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name == "." || name == ".." { continue }
-                let rel = dir.isEmpty ? name : dir + "/" + name
-                if name == ".git" { found.insert(rel); continue }
+                // Only names of directories and `.git` become Strings: files are most entries.
                 var type = e.pointee.d_type
+                let kind = withUnsafeBytes(of: e.pointee.d_name) { raw -> Int in
+                    let b = raw.bindMemory(to: UInt8.self)
+                    if b[0] == 46 && (b[1] == 0 || (b[1] == 46 && b[2] == 0)) { return 0 }  // . and ..
+                    if b[0] == 46 && b[1] == 103 && b[2] == 105 && b[3] == 116 && b[4] == 0 { return 2 }  // .git
+                    return 1
+                }
+                if kind == 0 { continue }
+                if kind == 1 && type != UInt8(DT_DIR) && type != UInt8(DT_UNKNOWN) { continue }
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let rel = dir.isEmpty ? name : dir + "/" + name
+                if kind == 2 { found.insert(rel); continue }
                 if type == UInt8(DT_UNKNOWN) {
                     var st = stat()
                     if lstat(workspace + "/" + rel, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { type = UInt8(DT_DIR) }

@@ -15,3 +15,17 @@ extra_cmds+=("$dd_cmd"
              "$lanes run sc-errno --config $dn --workspace $ws -- $dd_cmd"
              "$lanes run sc-kill --config $dn --workspace $ws -- $dd_cmd")
 # ---- end seccomp refusals ---------------------------------------------------------------------------
+# ---- protected paths (issue 10) ---------------------------------------------------------------------
+# The before/after walk of the writable tree: /bin/true in a git workspace of 10,000 files in
+# 1,050 directories, under workspace-write (protected list) and the same profile without it.
+pw="$work/protect-ws"
+mkdir -p "$pw" "$dn/Profiles" "$dn/Lanes"
+git -C "$pw" init -q
+for i in $(seq 1 1000); do mkdir -p "$pw/d$((i % 50))/s$i"; for j in $(seq 1 10); do : >"$pw/d$((i % 50))/s$i/f$j"; done; done
+cp Profiles/workspace-write.toml "$dn/Profiles/prot.toml"
+sed '/^protected = \[/,/^\]/d' Profiles/workspace-write.toml >"$dn/Profiles/noprot.toml"
+for p in prot noprot; do printf 'description = "bench"\nowner = "bench"\nprofile = "%s"\n' "$p" >"$dn/Lanes/$p.toml"; done
+extra_names+=("walk-10k-protected" "walk-10k-unprotected")
+extra_cmds+=("$lanes run prot --config $dn --workspace $pw -- /bin/true"
+             "$lanes run noprot --config $dn --workspace $pw -- /bin/true")
+# ---- end protected paths ------------------------------------------------------------------------------
