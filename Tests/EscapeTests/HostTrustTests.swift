@@ -266,6 +266,17 @@ struct HostTrustTests {
         }
     }
 
+    @Test("unprivileged, the step still maps to the caller: its files are the caller's")
+    func unprivilegedMapsToCaller() throws {
+        if Escape.skips(.unprivileged) { return }
+        let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
+        let ran = try Escape.step(.unprivileged, in: ws, ["sh", "-c", "touch made"], json: true)
+        var st = stat()
+        #expect(lstat(ws + "/made", &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534, "\(ran)")
+        #expect(Self.json(ran.stdout)["host_identity"] == nil, "no identity change without root")
+    }
+
     // MARK: denials halt a run
 
     @Test("the extraction lane halts the run on unshare and ptrace in errno mode, with both denials recorded", arguments: Escape.identities)
