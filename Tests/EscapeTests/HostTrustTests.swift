@@ -95,6 +95,27 @@ struct HostTrustTests {
         #expect(kinds.contains { $0.kind == "setid_bit" && $0.name == "openat" }, "\(kinds)")
     }
 
+    @Test("in kill mode a set-id mode is still EPERM, not a kill", arguments: Escape.identities)
+    func setidInKillMode(_ identity: LanesCLI.Identity) throws {
+        if Escape.skips(identity) { return }
+        let config = try LanesCLI.temporaryDirectory("lanes-trust-kill")
+        defer { Escape.remove(config) }
+        try FileManager.default.createDirectory(atPath: config + "/Profiles", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: config + "/Lanes", withIntermediateDirectories: true)
+        try "description = \"k\"\n[seccomp]\ndefault_action = \"kill\"\n".write(toFile: config + "/Profiles/k.toml", atomically: true, encoding: .utf8)
+        try "description = \"k\"\nowner = \"t\"\nprofile = \"k\"\n".write(toFile: config + "/Lanes/k.toml", atomically: true, encoding: .utf8)
+        chmod(config, 0o755)
+        let ws = try Escape.workspace()
+        defer { Escape.remove(ws) }
+        let out = try LanesCLI.run(["run", "k", "--workspace", ws, "--json", "--", ws + "/modes"], as: identity, config: config,
+                                   environment: Escape.environment(identity))
+        let result = Self.json(out.stdout)
+        #expect(result["outcome"] as? String == "exited", "\(out.stdout) \(out.stderr)")
+        let calls = Escape.results(result["stdout"] as? String ?? "")
+        #expect(calls["chmod"] == EPERM && calls["openat"] == EPERM && calls["chmod_plus_x"] == 0, "\(calls)")
+        #expect(Self.setidFiles(ws) == [])
+    }
+
     // MARK: git hooks and configuration
 
     static let gitScript = """
