@@ -50,10 +50,15 @@ let package = Package(
             name: "LaneSys",
             dependencies: ["CLaneSys", "CSeccomp", "LaneModel", "LanePlan"],
             swiftSettings: swiftSettings),
+        // Each step's workspace changes as a transaction (issue 14): compute, apply, revert.
+        .target(
+            name: "LaneChanges",
+            dependencies: ["CLaneSys", "LaneModel", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings),
         .target(
             name: "LaneSupervisor",
             dependencies: [
-                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneConfig",
+                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneConfig", "LaneChanges",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings),
@@ -63,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "lanes",
             dependencies: [
-                "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneJournal",
+                "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneJournal", "LaneChanges",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings, linkerSettings: staticExecutable),
@@ -80,6 +85,7 @@ let package = Package(
         .testTarget(name: "EscapeTests", dependencies: ["LaneTestSupport"], exclude: ["Probes"], swiftSettings: swiftSettings),
         .testTarget(name: "CgroupTests", dependencies: ["LaneSys", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "JournalTests", dependencies: ["LaneJournal", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChangeTests", dependencies: ["LaneChanges", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "GovernanceTests", dependencies: ["LaneJournal", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -47,6 +47,7 @@ public struct LaneParser {
         }
         var governance = Lane(name: name, description: "", owner: "", profile: "")
         GovernanceParser.parse(root, into: &governance)
+        ChangeKeysParser.parseLane(root, into: &governance)
         root.reportUnknown()
         let all = root.diagnostics + (syntaxError.map { [$0] } ?? [])
         if !all.isEmpty { throw ConfigErrors(all.sorted { ($0.line ?? 0) < ($1.line ?? 0) }) }
@@ -63,6 +64,8 @@ extension Lane {
         l.review = other.review
         l.budget = other.budget
         l.haltOn = other.haltOn
+        l.writableDirect = other.writableDirect
+        l.maxUndoBytes = other.maxUndoBytes
         return l
     }
 }

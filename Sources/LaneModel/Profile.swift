@@ -44,6 +44,11 @@ public struct Profile: Sendable, Equatable {
         public var readWrite: [String]
         /// Size-limited tmpfs mounts, path → bytes. `/tmp` always exists.
         public var tmpfs: [Tmpfs]
+        /// How the step's workspace writes land (`commit`, docs/filesystem.md).
+        public var commit: CommitMode = .direct
+        /// Workspace-relative paths whose changes always wait for review, even under `auto`.
+        /// MERGE(issue 14): issue 10 may define this key too; keep one definition.
+        public var protected: [String] = []
 
         public init(workspace: Access = .readWrite, readOnly: [String] = [], readWrite: [String] = [],
                     tmpfs: [Tmpfs] = [Tmpfs(path: "/tmp", sizeBytes: 256 << 20)]) {
