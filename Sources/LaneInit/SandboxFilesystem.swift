@@ -66,6 +66,15 @@ struct SandboxFilesystem {
             if n != contents.count { throw SetupFailure("write \(target)") }
         case let .directory(target, mode):
             try makeDirectory(inRoot(target), mode: mode_t(mode))
+        case let .overlay(lower, upper, work, target):
+            try makeDirectory(inRoot(target))
+            // userxattr: an overlay mounted in a user namespace keeps its whiteout and opaque
+            // markers in user.overlay.*. redirect_dir=nofollow and metacopy=off: no renamed-directory
+            // redirects and no metadata-only copy-ups, so the upper directory holds whole files
+            // the change-set scanner can read as they are. Paths were checked by the supervisor
+            // to hold no `,`, `:` or backslash (option separators).
+            let options = "lowerdir=\(oldRoot + lower),upperdir=\(oldRoot + upper),workdir=\(oldRoot + work),userxattr,redirect_dir=nofollow,metacopy=off,index=off"
+            try check(mount("overlay", inRoot(target), "overlay", UInt(MS_NOSUID | MS_NODEV), options), "mount overlay \(target)")
         case let .remountReadOnly(target):
             try check(mount(nil, inRoot(target), nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV), nil), "remount \(target) read-only")
         }

@@ -81,6 +81,7 @@ struct Writer {
         case let .file(target, contents, mode): u32(6); string(target); bytes(contents); u32(mode)
         case let .directory(target, mode): u32(7); string(target); u32(mode)
         case let .remountReadOnly(target): u32(8); string(target)
+        case let .overlay(lower, upper, work, target): u32(9); string(lower); string(upper); string(work); string(target)
         }
     }
 }
@@ -128,6 +129,7 @@ struct Reader {
         case 6: return .file(target: try string(), contents: try bytes(), mode: try u32())
         case 7: return .directory(target: try string(), mode: try u32())
         case 8: return .remountReadOnly(target: try string())
+        case 9: return .overlay(lower: try string(), upper: try string(), work: try string(), target: try string())
         default: throw PlanDecodingError(offset: offset)
         }
     }

@@ -55,6 +55,10 @@ public enum MountStep: Sendable, Equatable {
     case directory(target: String, mode: UInt32)
     /// Makes an existing mount read-only (done after everything below it is built).
     case remountReadOnly(target: String)
+    /// An overlay at `target`: host directory `lower` read-only below, the host directories
+    /// `upper` and `work` (in the state directory) taking the writes (filesystem.commit = auto or
+    /// review, docs/filesystem.md). Mounted with userxattr, no redirects, no metacopy.
+    case overlay(lower: String, upper: String, work: String, target: String)
 }
 
 /// One setrlimit call.

@@ -15,8 +15,11 @@ public enum SandboxLayout {
     /// The top-level links (or directories) of a merged-/usr system.
     static let systemLinks = ["/bin", "/lib", "/lib64", "/sbin", "/lib32", "/libx32"]
 
+    /// With `overlay` (filesystem.commit = auto or review) the workspace is an overlay whose
+    /// writes go to `overlay.upper`, and the lane's writable_direct directories are bound on top.
     public static func mounts(profile: Profile, lane: Lane, workspace: String, hidden: [String],
-                              uid: UInt32 = 1000, gid: UInt32 = 1000) -> [MountStep] {
+                              uid: UInt32 = 1000, gid: UInt32 = 1000,
+                              overlay: (upper: String, work: String)? = nil) -> [MountStep] {
         var steps: [MountStep] = [.bind(source: "/usr", target: "/usr", readOnly: true, optional: false)]
         for link in systemLinks {
             var st = stat()
@@ -52,7 +55,15 @@ public enum SandboxLayout {
         for t in tmpfs { steps.append(.tmpfs(target: t.path, sizeBytes: t.sizeBytes, mode: 0o1777)) }
         for path in profile.filesystem.readOnly { steps.append(.bind(source: path, target: path, readOnly: true, optional: false)) }
         for path in profile.filesystem.readWrite { steps.append(.bind(source: path, target: path, readOnly: false, optional: false)) }
-        steps.append(.bind(source: workspace, target: workspace, readOnly: profile.filesystem.workspace == .readOnly, optional: false))
+        if let overlay {
+            steps.append(.overlay(lower: workspace, upper: overlay.upper, work: overlay.work, target: workspace))
+            for dir in lane.writableDirect {
+                let path = workspace + "/" + dir
+                steps.append(.bind(source: path, target: path, readOnly: false, optional: false))
+            }
+        } else {
+            steps.append(.bind(source: workspace, target: workspace, readOnly: profile.filesystem.workspace == .readOnly, optional: false))
+        }
         for dir in lane.writable {
             let path = workspace + "/" + dir
             steps.append(.bind(source: path, target: path, readOnly: false, optional: false))

@@ -37,12 +37,15 @@ public struct StepRunner {
             defer { close(signalFd) }
             try checkStdin()
             try prepareWritableDirectories(request)
+            let staged = try WorkspaceChanges.prepare(request)
+            if let staged { result.protections.append("workspace_commit:\(staged.set.commit)") }
             let plan = SpawnPlan(
                 argv: request.argv,
                 environment: Self.environment(request),
                 workdir: request.workspace,
                 mounts: SandboxLayout.mounts(profile: request.profile, lane: request.lane,
-                                             workspace: request.workspace, hidden: request.hiddenPaths)
+                                             workspace: request.workspace, hidden: request.hiddenPaths,
+                                             overlay: staged.map { ($0.upper, $0.work) })
                     + Self.credentialMounts(request.credentials),
                 rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
             let cgroup = try makeCgroup(request.profile.limits, &result)
@@ -70,6 +73,7 @@ public struct StepRunner {
             result.wallMs = (monotonicSeconds() - start) * 1000
             fill(&result, from: ending, limits: request.profile.limits)
             if let usage { classify(&result, usage) }
+            if var staged { result.changes = WorkspaceChanges.finish(&staged, request: request) }
         } catch {
             result.wallMs = (monotonicSeconds() - start) * 1000
             result.outcome = .failedToStart
@@ -158,7 +162,7 @@ public struct StepRunner {
     /// The lane's writable workspace directories exist before they are bound. A path that is a
     /// symlink (or has one inside the workspace) is refused: binds never follow links.
     private func prepareWritableDirectories(_ request: StepRequest) throws(LanesError) {
-        for dir in request.lane.writable {
+        for dir in request.lane.writable + (request.profile.filesystem.commit == .direct ? [] : request.lane.writableDirect) {
             var path = request.workspace
             for part in dir.split(separator: "/") {
                 path += "/" + part

@@ -21,7 +21,8 @@ struct JournaledStep {
         case refused(status: Int32, step: String?, message: String)
     }
 
-    func perform(intent: StepIntent, execute: () -> StepResult) -> Report {
+    // MERGE(issue 14): execute gets the step id (the change set is kept under run/step).
+    func perform(intent: StepIntent, execute: (String) -> StepResult) -> Report {
         // The store checks the run's chain before it appends (the tail always, the whole chain when
         // the journal was changed outside lanes) and refuses a broken one with `.broken` (74).
         let decision: BeginDecision
@@ -52,7 +53,7 @@ struct JournaledStep {
             return .refused(status: JournalExitStatus.inFlight, step: id,
                             message: "step \(id) of run \(run) is in flight: supervisor pid \(supervisor.pid) is still running it")
         case let .started(id, intentSeq, retried):
-            let result = execute()
+            let result = execute(id)
             do {
                 if let governance {
                     try governance.close(journal, run: run, step: id, intentSeq: intentSeq, result: Self.close(result))

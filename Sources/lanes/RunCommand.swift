@@ -110,8 +110,11 @@ struct RunCommand: ParsableCommand {
             let journaled = JournaledStep(journal: prepared.journal, run: run, step: step,
                                           retryAllowed: idempotent || prepared.request.lane.retry == .safe,
                                           governance: GovernanceHook(lane: prepared.request.lane, effect: effect))
-            let outcome = journaled.perform(intent: prepared.intent, execute: {
-                StepRunner(initPath: Paths.initHelper).run(prepared.request, compiled: prepared.compiled)
+            let outcome = journaled.perform(intent: prepared.intent, execute: { id in
+                var request = prepared.request
+                // MERGE(issue 14): where the step's change set lives (filesystem.commit = auto/review).
+                request.changeStaging = ChangeStaging(stateDirectory: prepared.journal.directory, run: run, step: id)
+                return StepRunner(initPath: Paths.initHelper).run(request, compiled: prepared.compiled)
             })
             // The result (or the refusal) is recorded: nothing of this step is in flight now.
             if let lock = prepared.lock { SupervisorLock.release(stateDirectory: prepared.journal.directory, name: lock) }
