@@ -142,6 +142,7 @@ public struct RunGovernance: Codable, Sendable, Equatable {
             if let i = requests.lastIndex(where: { $0.seq == d.requestSeq }), requests[i].answer == nil {
                 requests[i].answer = Marked(seq: seq, decision: d)
             }
+        case .changesApplied, .changesDiscarded, .changesReverted: break  // MERGE(issue 14): no governance effect
         }
     }
 

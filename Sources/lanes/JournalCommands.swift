@@ -83,14 +83,16 @@ struct ShowCommand: ParsableCommand {
                 o.add("wall_ms", c.map { .double($0.wallMs) } ?? .null)
                 o.add("attempts", .int(s.attempts))
                 o.add("argv", .array((s.intent?.argv ?? []).map { .string($0) }))
+                o.add("changes", ChangesColumn.summary(state: stateOptions, run: runID, step: s.step)?.json() ?? .null)
                 printOut(o.rendered + "\n")
             } else {
                 rows.append([s.step, state(s, journal), c.map { String($0.exitStatus) } ?? "-",
                              c.map { String(format: "%.1f ms", $0.wallMs) } ?? "-", String(s.attempts),
+                             ChangesColumn.text(ChangesColumn.summary(state: stateOptions, run: runID, step: s.step)),
                              (s.intent?.argv ?? []).joined(separator: " ")])
             }
         }
-        if !json { printOut(table(["STEP", "OUTCOME", "EXIT", "DURATION", "ATTEMPTS", "COMMAND"], rows)) }
+        if !json { printOut(table(["STEP", "OUTCOME", "EXIT", "DURATION", "ATTEMPTS", "CHANGES", "COMMAND"], rows)) }
     }
 }
 
