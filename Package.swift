@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(name: "EscapeTests", dependencies: ["LaneTestSupport"], exclude: ["Probes"], swiftSettings: swiftSettings),
         .testTarget(name: "CgroupTests", dependencies: ["LaneSys", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "JournalTests", dependencies: ["LaneJournal", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ChangeTests", dependencies: ["LaneChanges", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChangeTests", dependencies: ["LaneChanges", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "GovernanceTests", dependencies: ["LaneJournal", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
     ]
 )
