@@ -17,7 +17,7 @@ public struct ChangeStaging: Sendable {
 /// The step's side of filesystem.commit = auto | review (docs/filesystem.md): checks that an
 /// overlay can be mounted (or refuses the step, 125), prepares the upper directory before the
 /// spawn, and computes (and under auto applies) the change set after the step.
-enum WorkspaceChanges {
+public enum WorkspaceChanges {
     struct Staged {
         var set: ChangeSet
         var store: ChangeStore
@@ -76,8 +76,8 @@ enum WorkspaceChanges {
         return summary
     }
 
-    /// Why overlay mounts in a user namespace cannot be used here, or nil.
-    static func overlayUnavailableReason() -> String? {
+    /// Why overlay mounts in a user namespace cannot be used here, or nil (`lanes doctor`).
+    public static func overlayUnavailableReason() -> String? {
         let fd = open("/proc/filesystems", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return "cannot read /proc/filesystems" }
         defer { close(fd) }
