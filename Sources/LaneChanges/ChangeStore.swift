@@ -138,7 +138,8 @@ struct ObjectStore {
             unlink(tmp)
             throw error
         }
-        fsync(out)
+        // No fsync per object (it would cost a disk flush per file of every auto step): a
+        // pre-image lost in a crash cannot be restored wrongly, since restoring checks its hash.
         close(out)
         if let expected, expected != hash {
             unlink(tmp)
