@@ -7,3 +7,5 @@ ssize_t lane_fgetxattr(int fd, const char *name, void *value, size_t size) {
 }
 
 ssize_t lane_flistxattr(int fd, char *list, size_t size) { return flistxattr(fd, list, size); }
+
+int lane_fremovexattr(int fd, const char *name) { return fremovexattr(fd, name); }

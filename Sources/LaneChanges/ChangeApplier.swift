@@ -1,3 +1,4 @@
+import CLaneSys
 import Glibc
 import LaneModel
 
@@ -84,8 +85,11 @@ struct ChangeApplier {
         }
     }
 
-    /// Applies every entry. Throws on the first failure (the caller rolls back).
-    func applyEntries(_ set: ChangeSet) throws(LanesError) {
+    /// Applies every entry. Throws on the first failure (the caller rolls back). Returns how many
+    /// files were copied rather than moved (what is left of their bytes in the upper directory).
+    @discardableResult
+    func applyEntries(_ set: ChangeSet) throws(LanesError) -> Int {
+        var copied = 0
         let depth = { (p: String) in p.split(separator: "/").count }
         let deletions = set.entries.filter { $0.kind == .deleted }.map(\.path) + set.entries.compactMap(\.from)
         for path in deletions.sorted(by: { depth($0) > depth($1) }) { try remove(path) }
@@ -101,7 +105,10 @@ struct ChangeApplier {
                 let src = upper.openBeneath(e.path, flags: O_RDONLY | O_NONBLOCK)
                 guard src >= 0 else { throw DirectoryFD.sysError("open the step's \(e.path)") }
                 defer { close(src) }
-                try writeFile(parent, name, from: src, expected: e.sha256, mode: e.mode ?? 0o644, path: e.path)
+                if try !moveFile(parent, name, from: src, upper: upper, entry: e) {
+                    copied += 1
+                    try writeFile(parent, name, from: src, expected: e.sha256, mode: e.mode ?? 0o644, path: e.path)
+                }
             case .symlink?:
                 guard let target = e.linkTarget, UpperScanner.symlinkRefusal(path: e.path, target: target) == nil else {
                     throw refusal(e.path, "a symlink leaving the workspace")
@@ -115,6 +122,7 @@ struct ChangeApplier {
             let (parent, name) = try workspace.parent(of: e.path)
             try setMode(parent, name, e.mode ?? 0o644)
         }
+        return copied
     }
 
     /// Puts pre-images back: removes what is there now where it differs in type or should not
@@ -204,6 +212,40 @@ struct ChangeApplier {
         if let existing = try parent.lstat(name), (existing.st_mode & S_IFMT) == S_IFDIR { try removeTree(parent, name) }
         guard renameat(parent.fd, tmp, parent.fd, name) == 0 else { throw DirectoryFD.sysError("rename into \(path)") }
         ok = true
+    }
+
+    /// Moves the upper file into place with rename(2) when it can (same filesystem, one link):
+    /// no second write of its bytes. The file is checked, hashed, stripped of setuid/setgid and
+    /// of overlay xattrs and given its owner while it is still in the private upper directory;
+    /// then renamed to a temporary name beside the target (checked to be the same inode) and over
+    /// the target. False: not movable here (EXDEV, hard links), the caller copies instead.
+    private func moveFile(_ parent: DirectoryFD, _ name: String, from src: Int32, upper: DirectoryFD, entry e: ChangeEntry) throws(LanesError) -> Bool {
+        var st = stat(), wsSt = stat()
+        guard fstat(src, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { throw refusal(e.path, "not a regular file") }
+        guard st.st_nlink == 1, fstat(parent.fd, &wsSt) == 0, wsSt.st_dev == st.st_dev else { return false }
+        let hash = try DirectoryFD.hash(fd: src, copyTo: nil)
+        if let expected = e.sha256, hash != expected { throw refusal(e.path, "its content changed since the change set was computed") }
+        guard fchmod(src, mode_t((e.mode ?? 0o644) & 0o777)) == 0 else { throw DirectoryFD.sysError("chmod \(e.path)") }
+        if let (u, g) = owner, fchown(src, u, g) != 0 { throw DirectoryFD.sysError("chown \(e.path)") }
+        for attr in ["user.overlay.origin", "user.overlay.impure", "user.overlay.nlink", "user.overlay.uuid", "user.overlay.protattr"] {
+            _ = lane_fremovexattr(src, attr)
+        }
+        let (upperParent, upperName) = try upper.parent(of: e.path)
+        let tmp = ".lanes-apply-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        if renameat(upperParent.fd, upperName, parent.fd, tmp) != 0 {
+            if errno == EXDEV { return false }
+            throw DirectoryFD.sysError("move \(e.path) into the workspace")
+        }
+        guard let moved = try parent.lstat(tmp), moved.st_ino == st.st_ino, moved.st_dev == st.st_dev else {
+            unlinkat(parent.fd, tmp, 0)
+            throw refusal(e.path, "the step's file was swapped while it was applied")
+        }
+        if let existing = try parent.lstat(name), (existing.st_mode & S_IFMT) == S_IFDIR { try removeTree(parent, name) }
+        guard renameat(parent.fd, tmp, parent.fd, name) == 0 else {
+            unlinkat(parent.fd, tmp, 0)
+            throw DirectoryFD.sysError("rename into \(e.path)")
+        }
+        return true
     }
 
     private func placeSymlink(_ parent: DirectoryFD, _ name: String, target: String, owner who: (uid_t, gid_t)? = nil) throws(LanesError) {

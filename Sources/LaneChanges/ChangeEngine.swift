@@ -13,6 +13,12 @@ public enum ChangeEngine {
         case conflict([String])
     }
 
+    static func monotonicNs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
     /// Nanoseconds of CLOCK_REALTIME (the clock inode ctimes use).
     public static func realtimeNs() -> Int64 {
         var ts = timespec()
@@ -23,7 +29,8 @@ public enum ChangeEngine {
     /// Computes the change set from the step's upper directory and records conflicts (a touched
     /// workspace path, or the directory an added path goes into, whose ctime is later than the
     /// step's start: someone else changed it while the step ran) and held paths (protected).
-    public static func compute(_ set: inout ChangeSet, store: ChangeStore) throws(LanesError) {
+    public static func compute(_ set: inout ChangeSet, store: ChangeStore, durable: Bool = true) throws(LanesError) {
+        let t0 = monotonicNs()
         let ws = try DirectoryFD.open(absolute: set.workspace)
         let upperPath = try store.upper(run: set.run, step: set.step)
         var st = stat()
@@ -53,14 +60,18 @@ public enum ChangeEngine {
         }
         set.computed = true
         if !conflicts.isEmpty { set.state = .conflict }
-        try store.save(set)
+        set.computeMs = Double(monotonicNs() - t0) / 1e6
+        try store.save(set, durable: durable)
     }
 
     /// Applies a pending change set, all or nothing. Pre-images are kept (up to the lane's
     /// max_undo_bytes) for `revert`; a failure half-way is rolled back from them.
-    public static func apply(_ set: inout ChangeSet, store: ChangeStore) throws(LanesError) -> ApplyOutcome {
+    /// `durable: false` (auto, right after a step) skips the flush of changeset.json: the
+    /// workspace writes of a direct step are not flushed either.
+    public static func apply(_ set: inout ChangeSet, store: ChangeStore, durable: Bool = true) throws(LanesError) -> ApplyOutcome {
         if !set.computed { try compute(&set, store: store) }
         if set.state == .conflict { return .conflict(set.conflicts) }
+        let t0 = monotonicNs()
         guard set.state == .pending else {
             throw LanesError(.invalidArgument, stage: "changes", "step \(set.step) of run \(set.run) is \(set.state.rawValue), not pending")
         }
@@ -73,8 +84,9 @@ public enum ChangeEngine {
         if !conflicts.isEmpty { return .conflict(conflicts) }
         let (images, bytes) = try applier.preImages(set)
         try applier.keep(images)
+        let copied: Int
         do {
-            try applier.applyEntries(set)
+            copied = try applier.applyEntries(set)
         } catch {
             do { try applier.restore(images) } catch {
                 set.error = "apply failed (\(error.message)) and the rollback failed too (\(error.message)); the pre-images are in \(objects.directory)"
@@ -92,8 +104,11 @@ public enum ChangeEngine {
         if bytes > set.maxUndoBytes { objects.remove() }
         set.state = .applied
         set.appliedAt = Date().timeIntervalSince1970
-        try store.save(set)
-        store.removeOverlay(run: set.run, step: set.step)
+        set.applyMs = Double(monotonicNs() - t0) / 1e6
+        try store.save(set, durable: durable)
+        // Right after an auto step, when every file was moved, what is left (directories and
+        // whiteouts) is set aside with two renames and removed by `lanes gc`.
+        store.removeOverlay(run: set.run, step: set.step, deferred: !durable && copied == 0)
         return .applied
     }
 
@@ -151,9 +166,10 @@ public enum ChangeEngine {
     /// protected path, conflicts or holds refused entries (then it waits for review).
     public static func finishStep(_ set: inout ChangeSet, store: ChangeStore, auto: Bool) -> StepChanges {
         do {
-            try compute(&set, store: store)
-            if auto && set.state == .pending && set.held.isEmpty {
-                switch try apply(&set, store: store) {
+            // Under auto the set is saved durably right after, applied or not.
+            try compute(&set, store: store, durable: !auto)
+            if auto && set.held.isEmpty && set.state == .pending {
+                switch try apply(&set, store: store, durable: false) {
                 case .applied: break
                 case let .conflict(paths):
                     set.conflicts = paths

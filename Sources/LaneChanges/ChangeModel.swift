@@ -119,6 +119,9 @@ public struct ChangeSet: Codable, Sendable {
     /// False until the change set was computed from the upper directory (a step whose
     /// supervisor died leaves it false: it is computed when someone looks).
     public var computed: Bool = false
+    /// How long computing and applying took (ms; for `scripts/bench` and curious reviewers).
+    public var computeMs: Double?
+    public var applyMs: Double?
     public var error: String?
 
     public init(run: String, step: String, lane: String, workspace: String, commit: String, startedNs: Int64,

@@ -43,7 +43,9 @@ public struct ChangeStore: Sendable {
         for d in [root, root + "/" + set.run, dir, upper, work] {
             if mkdir(d, 0o700) != 0 && errno != EEXIST { throw DirectoryFD.sysError("mkdir \(d)") }
         }
-        try save(set)
+        // Not flushed: the journal's intent record (flushed) is what makes the step in doubt;
+        // this file only says where its upper directory is, and is rewritten when the step ends.
+        try save(set, durable: false)
         return (upper, work)
     }
 
@@ -55,8 +57,9 @@ public struct ChangeStore: Sendable {
         }
     }
 
-    /// Writes changeset.json atomically (temporary file, fsync, rename).
-    public func save(_ set: ChangeSet) throws(LanesError) {
+    /// Writes changeset.json atomically (temporary file, rename; fsync unless `durable` is false:
+    /// a state that is saved again moments later does not pay for a disk flush).
+    public func save(_ set: ChangeSet, durable: Bool = true) throws(LanesError) {
         let dir = try directory(run: set.run, step: set.step)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -66,7 +69,7 @@ public struct ChangeStore: Sendable {
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw DirectoryFD.sysError("create \(tmp)") }
         let n = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        fsync(fd)
+        if durable { fsync(fd) }
         close(fd)
         guard n == data.count, rename(tmp, dir + "/changeset.json") == 0 else { throw DirectoryFD.sysError("write \(dir)/changeset.json") }
     }
@@ -83,14 +86,21 @@ public struct ChangeStore: Sendable {
         return runs.sorted().flatMap { list(run: $0) }
     }
 
-    /// Removes the upper and work directories of a step (after apply or discard).
-    public func removeOverlay(run: String, step: String) {
+    /// Removes the upper and work directories of a step (after apply or discard); `deferred`:
+    /// renames them into `changes/.trash` instead, for `lanes gc` to remove.
+    public func removeOverlay(run: String, step: String, deferred: Bool = false) {
         guard let dir = try? directory(run: run, step: step) else { return }
+        let trash = root + "/.trash"
+        if deferred && (mkdir(trash, 0o700) == 0 || errno == EEXIST) {
+            let slot = trash + "/\(run).\(step).\(UInt32.random(in: 0...UInt32.max))"
+            if mkdir(slot, 0o700) == 0 && rename(dir + "/upper", slot + "/upper") == 0 && rename(dir + "/work", slot + "/work") == 0 { return }
+        }
         for sub in ["upper", "work"] { removeTree(dir + "/" + sub) }
     }
 
     /// Removes the change-set state of runs whose newest change set is older than `seconds`.
     public func collect(olderThan seconds: Double, now: Double = Date().timeIntervalSince1970) -> [String] {
+        removeTree(root + "/.trash")
         guard let runs = try? FileManager.default.contentsOfDirectory(atPath: root) else { return [] }
         var removed: [String] = []
         for run in runs.sorted() where Self.isSafeID(run) {

@@ -171,6 +171,22 @@ struct EngineTests {
         #expect(f.read("b") == "ok\n")
     }
 
+    @Test("a file with one link on the workspace's filesystem is moved into place, not written twice; a hard-linked one is copied")
+    func moveNotCopy() throws {
+        guard ChangeFixture.overlayAvailable else { return }
+        let f = try ChangeFixture()
+        defer { f.cleanup() }
+        var set = try f.step("1", "echo big > big.bin && echo two > one && ln one other")
+        let upper = try f.store.upper(run: "r1", step: "1")
+        var up = stat(), applied = stat(), linked = stat()
+        #expect(lstat(upper + "/big.bin", &up) == 0)
+        #expect(try ChangeEngine.apply(&set, store: f.store) == .applied)
+        #expect(lstat(f.workspace + "/big.bin", &applied) == 0)
+        #expect(applied.st_ino == up.st_ino, "moved with rename(2)")
+        #expect(lstat(f.workspace + "/one", &linked) == 0 && linked.st_nlink == 1)
+        #expect(f.read("other") == "two\n")
+    }
+
     @Test("ids and paths that could leave the state directory or the workspace are rejected")
     func names() {
         #expect(!ChangeStore.isSafeID("../x"))

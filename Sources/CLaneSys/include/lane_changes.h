@@ -23,6 +23,9 @@ ssize_t lane_fgetxattr(int fd, const char *name, void *value, size_t size);
 /// flistxattr(2) on an fd (same reason as above): an upper entry carrying an overlay redirect or
 /// metacopy marker is refused, since Lanes never mounts with those features on.
 ssize_t lane_flistxattr(int fd, char *list, size_t size);
+/// fremovexattr(2) (same reason): a file moved from the upper directory into the workspace loses
+/// the overlay's `user.overlay.*` markers.
+int lane_fremovexattr(int fd, const char *name);
 
 #ifdef __cplusplus
 }
