@@ -23,6 +23,9 @@ struct ChangeApplier {
     let objects: ObjectStore
     /// The workspace directory's owner, given to everything written when running as root.
     let owner: (uid: uid_t, gid: gid_t)?
+    /// Hash a moved file again before it lands. Off only right after an auto step, in the same
+    /// process that just hashed it (the step is dead, the upper directory private).
+    var rehashMoves = true
 
     init(workspace: DirectoryFD, upper: DirectoryFD?, objects: ObjectStore) throws(LanesError) {
         self.workspace = workspace
@@ -223,8 +226,10 @@ struct ChangeApplier {
         var st = stat(), wsSt = stat()
         guard fstat(src, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { throw refusal(e.path, "not a regular file") }
         guard st.st_nlink == 1, fstat(parent.fd, &wsSt) == 0, wsSt.st_dev == st.st_dev else { return false }
-        let hash = try DirectoryFD.hash(fd: src, copyTo: nil)
-        if let expected = e.sha256, hash != expected { throw refusal(e.path, "its content changed since the change set was computed") }
+        if rehashMoves {
+            let hash = try DirectoryFD.hash(fd: src, copyTo: nil)
+            if let expected = e.sha256, hash != expected { throw refusal(e.path, "its content changed since the change set was computed") }
+        }
         guard fchmod(src, mode_t((e.mode ?? 0o644) & 0o777)) == 0 else { throw DirectoryFD.sysError("chmod \(e.path)") }
         if let (u, g) = owner, fchown(src, u, g) != 0 { throw DirectoryFD.sysError("chown \(e.path)") }
         for attr in ["user.overlay.origin", "user.overlay.impure", "user.overlay.nlink", "user.overlay.uuid", "user.overlay.protattr"] {

@@ -79,7 +79,8 @@ public enum ChangeEngine {
         let upperPath = try store.upper(run: set.run, step: set.step)
         let upper = try DirectoryFD.open(absolute: upperPath)
         let objects = ObjectStore(directory: try store.undo(run: set.run, step: set.step))
-        let applier = try ChangeApplier(workspace: ws, upper: upper, objects: objects)
+        var applier = try ChangeApplier(workspace: ws, upper: upper, objects: objects)
+        applier.rehashMoves = durable
         let conflicts = try applier.conflicts(set)
         if !conflicts.isEmpty { return .conflict(conflicts) }
         let (images, bytes) = try applier.preImages(set)
