@@ -228,6 +228,17 @@ enum ChangesColumn {
         return set.summary
     }
 
+    /// Under the table: what a step's waiting change set holds (an in-doubt step's evidence).
+    static func printWaiting(state: StateOptions, run: String, step: String) {
+        guard let s = summary(state: state, run: run, step: step), s.state == "pending" || s.state == "conflict", s.count > 0 else { return }
+        var parts: [String] = []
+        for (kind, paths) in [("added", s.added), ("modified", s.modified), ("deleted", s.deleted),
+                              ("renamed", s.renamed.map { "\($0.from) → \($0.to)" }), ("mode changed", s.modeChanged)] where !paths.isEmpty {
+            parts.append("\(kind) " + paths.prefix(10).joined(separator: ", ") + (paths.count > 10 ? ", … (\(paths.count))" : ""))
+        }
+        printOut("step \(step): \(s.state) changes: \(parts.joined(separator: "; ")) (lanes diff \(run) \(step))\n")
+    }
+
     static func text(_ s: StepChanges?) -> String {
         guard let s else { return "-" }
         return "\(s.state) \(s.count)" + (s.conflicts.isEmpty ? "" : " conflict") + (s.held.isEmpty ? "" : " held")

@@ -92,7 +92,10 @@ struct ShowCommand: ParsableCommand {
                              (s.intent?.argv ?? []).joined(separator: " ")])
             }
         }
-        if !json { printOut(table(["STEP", "OUTCOME", "EXIT", "DURATION", "ATTEMPTS", "CHANGES", "COMMAND"], rows)) }
+        if !json {
+            printOut(table(["STEP", "OUTCOME", "EXIT", "DURATION", "ATTEMPTS", "CHANGES", "COMMAND"], rows))
+            for s in steps { ChangesColumn.printWaiting(state: stateOptions, run: runID, step: s.step) }  // issue 14
+        }
     }
 }
 

@@ -194,6 +194,7 @@ struct SandboxChangeTests {
         usleep(200_000)
         let show = try f.lanes(["show", "k"])
         #expect(show.stdout.contains("pending 1"), "\(show.stdout)")
+        #expect(show.stdout.contains("step 1: pending changes: added left.txt"), "lanes show lists what the dead step changed: \(show.stdout)")
         let apply = try f.lanes(["apply", "k", "1", "--by", "alice", "--reason", "in-doubt step resolved from its changes"])
         #expect(apply.status == 0, "\(apply.stderr)")
         #expect(f.read("left.txt") == "evidence\n")
