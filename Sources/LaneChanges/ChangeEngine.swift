@@ -19,11 +19,15 @@ public enum ChangeEngine {
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
-    /// Nanoseconds of CLOCK_REALTIME (the clock inode ctimes use).
+    /// The start of a step as inode ctimes see it, in ns. The kernel stamps ctime from the coarse
+    /// clock (one tick, up to 4 ms at HZ=250, behind the fine one), so a change made just after a
+    /// fine-clock start could carry an earlier ctime and be missed. The start is therefore taken
+    /// from CLOCK_REALTIME_COARSE, 10 ms early: a change made up to 10 ms before the step started
+    /// counts as a conflict too (the safe direction).
     public static func realtimeNs() -> Int64 {
         var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec) - 10_000_000
     }
 
     /// Computes the change set from the step's upper directory and records conflicts (a touched

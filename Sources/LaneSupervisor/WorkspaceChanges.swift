@@ -44,6 +44,7 @@ public enum WorkspaceChanges {
         if SandboxLayout.isInside(staging.stateDirectory, request.workspace) || SandboxLayout.isInside(request.workspace, staging.stateDirectory) {
             throw LanesError(.unsupported, stage: "overlay", "the state directory \(staging.stateDirectory) and the workspace \(request.workspace) overlap; an overlay's upper directory cannot lie in its lower one (use --state elsewhere)")
         }
+        settleOwnChanges(request)
         let set = ChangeSet(run: staging.run, step: staging.step, lane: request.lane.name, workspace: request.workspace,
                             commit: mode, startedNs: ChangeEngine.realtimeNs(), protected: fs.protected,
                             writableDirect: request.lane.writableDirect, maxUndoBytes: request.lane.maxUndoBytes)
@@ -74,6 +75,30 @@ public enum WorkspaceChanges {
         }
         if let line { writeLine(line) }
         return summary
+    }
+
+    /// The step's start is taken 10 ms early (ChangeEngine.realtimeNs), so the writable and
+    /// writable_direct directories Lanes itself just created would make the directories holding
+    /// them look changed during the step (a false conflict for paths the step adds there). When
+    /// one of those directories changed within the window, wait it out (first step only: later
+    /// steps find the directories in place).
+    private static func settleOwnChanges(_ request: StepRequest) {
+        var dirs = [request.workspace]
+        for d in request.lane.writable + request.lane.writableDirect {
+            var path = request.workspace
+            for part in d.split(separator: "/") {
+                path += "/" + part
+                dirs.append(path)
+            }
+        }
+        let window = ChangeEngine.realtimeNs()
+        for dir in dirs {
+            var st = stat()
+            if lstat(dir, &st) == 0, Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec) >= window {
+                usleep(12_000)
+                return
+            }
+        }
     }
 
     /// Why overlay mounts in a user namespace cannot be used here, or nil (`lanes doctor`).

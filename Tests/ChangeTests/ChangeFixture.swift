@@ -38,6 +38,9 @@ struct ChangeFixture {
 
     /// Runs `script` (sh) with the workspace overlaid, as a step would; returns the pending set.
     func step(_ name: String, _ script: String, run: String = "r1", startedNs: Int64? = nil) throws -> ChangeSet {
+        // The start is taken 10 ms early (ChangeEngine.realtimeNs): setup writes just made by the
+        // test would count as concurrent changes.
+        if startedNs == nil { usleep(25_000) }
         var set = ChangeSet(run: run, step: name, lane: "test", workspace: workspace, commit: "review",
                             startedNs: startedNs ?? ChangeEngine.realtimeNs(), protected: [], writableDirect: [], maxUndoBytes: 1 << 30)
         let (upper, work) = try store.prepare(set)
