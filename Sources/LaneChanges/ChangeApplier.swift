@@ -81,6 +81,9 @@ struct ChangeApplier {
         for image in images where image.state?.type == .file {
             let (dir, name) = splitPath(image.path)
             let parent = try workspace.directory(dir)
+            // The replaced inode itself, hard-linked into the store (no copy), when the kernel
+            // allows it (same filesystem; protected_hardlinks lets only the owner or root link).
+            if let state = image.state, let hash = state.sha256, objects.link(parent, name, hash: hash, ino: state.ino) { continue }
             let fd = openat(parent.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
             guard fd >= 0 else { throw DirectoryFD.sysError("open \(image.path)") }
             defer { close(fd) }

@@ -158,6 +158,20 @@ struct ObjectStore {
         guard rename(tmp, directory + "/" + hash) == 0 else { throw DirectoryFD.sysError("keep pre-image") }
     }
 
+    /// Links `name` (in `parent`) into the store as `hash` when it is still inode `ino`. False
+    /// when it cannot (the caller copies). The link is checked after it is made, so a name
+    /// swapped meanwhile is never kept under the wrong hash (restoring checks the hash anyway).
+    func link(_ parent: DirectoryFD, _ name: String, hash: String, ino: UInt64) -> Bool {
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST { return false }
+        let path = directory + "/" + hash
+        var st = stat()
+        if lstat(path, &st) == 0 { return true }  // the same content is already kept
+        guard linkat(parent.fd, name, AT_FDCWD, path, 0) == 0 else { return false }
+        if lstat(path, &st) == 0, UInt64(st.st_ino) == ino, (st.st_mode & S_IFMT) == S_IFREG { return true }
+        unlink(path)
+        return false
+    }
+
     func open(_ hash: String) throws(LanesError) -> Int32 {
         guard hash.count == 64, hash.allSatisfy(\.isHexDigit) else { throw LanesError(.invalidConfig, stage: "changes", "bad object name \(hash)") }
         let fd = Glibc.open(directory + "/" + hash, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
