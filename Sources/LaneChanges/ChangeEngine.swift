@@ -101,8 +101,14 @@ public enum ChangeEngine {
             throw LanesError(.setupFailed, stage: "changes", "nothing applied (rolled back): \(error.message)")
         }
         set.preImages = images
+        // What each touched path is now; a file's hash is the one the apply just checked or
+        // wrote (not read again: for a large file that would be another full pass).
+        let written = Dictionary(set.entries.compactMap { e in e.type == .file ? e.sha256.map { (e.path, $0) } : nil },
+                                 uniquingKeysWith: { a, _ in a })
         set.postImages = try set.touchedPaths.map { path throws(LanesError) in
-            PreImage(path: path, state: try ws.state(of: path, hash: true))
+            var state = try ws.state(of: path, hash: written[path] == nil)
+            if state?.type == .file, let hash = written[path] { state?.sha256 = hash }
+            return PreImage(path: path, state: state)
         }
         set.undoBytes = bytes
         set.undoKept = bytes <= set.maxUndoBytes
