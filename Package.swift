@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(name: "CLaneSys"),
@@ -50,10 +51,20 @@ let package = Package(
             name: "LaneSys",
             dependencies: ["CLaneSys", "CSeccomp", "LaneModel", "LanePlan"],
             swiftSettings: swiftSettings),
+        // The egress proxy (issue 12): only the supervisor side links it; lane-init never does.
+        .target(
+            name: "LaneEgress",
+            dependencies: [
+                "CLaneSys", "LaneModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings),
         .target(
             name: "LaneSupervisor",
             dependencies: [
-                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneConfig",
+                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneConfig", "LaneEgress",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings),

@@ -53,7 +53,15 @@ public struct ConfigStore: Sendable {
         guard isSafeName(lane.profile), let profileText = readTextFile(profileFile) else {
             throw ConfigErrors([ConfigDiagnostic(file: laneFile, line: nil, keyPath: "profile", message: "no profile named \"\(lane.profile)\" in \(profilesDirectory); profiles here: \(profileNames().joined(separator: ", "))")])
         }
-        let profile = try parser.parse(name: lane.profile, file: profileFile, text: profileText)
+        var profile = try parser.parse(name: lane.profile, file: profileFile, text: profileText)
+        // A lane may add to its profile's allow-list (issue 12); the merged list is what the
+        // step's policy, fingerprint and intent carry.
+        if !lane.networkAllow.isEmpty {
+            guard profile.network.mode == .proxy else {
+                throw ConfigErrors([ConfigDiagnostic(file: laneFile, line: nil, keyPath: "network.allow", message: "expected a profile with [network] mode = \"proxy\", found profile \"\(lane.profile)\" with mode \"\(profile.network.mode.rawValue)\"")])
+            }
+            profile.network.allow += lane.networkAllow
+        }
         return (lane, profile)
     }
 

@@ -5,6 +5,7 @@
 //   fd 0-2  the step's stdio pipes
 //   fd 3    a memfd holding the SpawnPlan
 //   fd 4    the status pipe, where one InitReport is written at the end
+//   fd 5    (proxy mode only) the egress channel to the supervisor's proxy (EgressRelay)
 // It is single-threaded and freshly exec'd, so ordinary Swift is safe here. It reads top to
 // bottom in the order the kernel requires; each failure names its stage.
 import CLaneSys
@@ -27,6 +28,8 @@ do throws(SetupFailure) {
     try SandboxFilesystem(plan: plan).build()
     try configureHost(plan)
     try applyLimits(plan.rlimits)
+    // After loopback is up, before the tool exists (so the tool cannot take the port).
+    try EgressRelay.start(plan)
 } catch {
     status.fail(stage: error.stage, errno: error.errno)
 }

@@ -23,6 +23,9 @@ public struct Lane: Sendable, Equatable {
     public var budget: Budget = Budget()
     /// Step outcomes that make the run unsafe: the run is stopped (`halt_on = ["seccomp_violation"]`).
     public var haltOn: [String] = []
+    /// `[network] allow`: host patterns this lane adds to its profile's allow-list (only
+    /// meaningful with a profile whose `[network] mode = "proxy"`).
+    public var networkAllow: [EgressRule] = []
 
     public init(name: String, description: String, owner: String, profile: String,
                 workspace: String? = nil, writable: [String] = [], retry: Retry = .never,

@@ -31,6 +31,8 @@ public struct StepResult: Sendable, Equatable {
     public var memoryPeakBytes: UInt64?
     public var cgroupCpuMs: Double?
     public var pidsPeak: UInt64?
+    /// Proxy mode (issue 12): every connection attempt through the step's egress proxy.
+    public var network: NetworkRecord?
 
     public init(lane: String, profile: String, profileFingerprint: String, outcome: Outcome,
                 exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Double = 0, cpuMs: Double = 0,
@@ -93,6 +95,7 @@ public struct StepResult: Sendable, Equatable {
         o.add("memory_peak_bytes", memoryPeakBytes.map { .int(Int(clamping: $0)) } ?? .null)
         o.add("cgroup_cpu_ms", cgroupCpuMs.map { .double($0) } ?? .null)
         o.add("pids_peak", pidsPeak.map { .int(Int(clamping: $0)) } ?? .null)
+        if let network { o.add("network", network.json()) }
         return o.rendered
     }
 }

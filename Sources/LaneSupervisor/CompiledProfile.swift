@@ -38,9 +38,15 @@ public struct CompiledProfile: Sendable {
             "cgroup memory=\(l.memoryBytes.map(String.init) ?? "-") pids=\(l.pids.map(String.init) ?? "-") cpu=\(l.cpuFraction.map { "\($0)" } ?? "-") optional=\(l.optional.sorted())",
             "env " + profile.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{0}"),
             "fs \(fs.workspace.rawValue) ro=\(fs.readOnly) rw=\(fs.readWrite) tmpfs=\(fs.tmpfs.map { "\($0.path):\($0.sizeBytes)" })",
-            "net \(profile.network.mode.rawValue)",
+            Self.networkLine(profile.network),
         ].joined(separator: "\n")
         hasher.update(data: Array(description.utf8))
         fingerprint = hexString(hasher.finalize())
+    }
+
+    /// `none` keeps the line it always had (fingerprints of existing profiles do not change).
+    static func networkLine(_ n: Profile.Network) -> String {
+        guard n.mode == .proxy else { return "net \(n.mode.rawValue)" }
+        return "net proxy allow=\(n.allow.map(\.text)) deny=\(n.deny.map(\.text)) conns=\(n.maxConnections) bytes=\(n.maxBytes.map(String.init) ?? "-")"
     }
 }

@@ -24,12 +24,14 @@ struct Spawner {
 
     /// `cgroup`: the step's group. v2 clones straight into it (CLONE_INTO_CGROUP); v1 moves the
     /// child's pid into it while the child still waits for its id maps, before it runs anything.
-    func spawn(_ plan: SpawnPlan, cgroup: (any StepCgroup)? = nil) throws(LanesError) -> SpawnedSandbox {
+    /// `egressChannel`: lane-init's end of the egress socketpair (proxy mode); it becomes the
+    /// helper's fd 5 (`SpawnPlan.egressChannelFd`) and is closed here after the spawn.
+    func spawn(_ plan: SpawnPlan, cgroup: (any StepCgroup)? = nil, egressChannel: Int32? = nil) throws(LanesError) -> SpawnedSandbox {
         let planFd = try writePlan(plan)
         defer { close(planFd) }
         let stdin = try pipe(), stdout = try pipe(), stderr = try pipe(), status = try pipe()
         let sync = try pipe(), err = try pipe()
-        let childEnds = [stdin.read, stdout.write, stderr.write, planFd, status.write]
+        let childEnds = [stdin.read, stdout.write, stderr.write, planFd, status.write] + (egressChannel.map { [$0] } ?? [])
         let argv = CStringArray(["lane-init"]), envp = CStringArray([])
         // uid 0 of a user namespace whose setgroups is denied (a rootless container) cannot
         // drop groups: it takes the unprivileged path, like any other uid.

@@ -37,7 +37,11 @@ public struct StepRunner {
             defer { close(signalFd) }
             try checkStdin()
             try prepareWritableDirectories(request)
-            let plan = SpawnPlan(
+            // Proxy mode: the proxy runs before the clone, so lane-init's channel exists.
+            let egress = try StepEgress.start(request)
+            defer { if let egress { result.network = egress.proxy.stop() } }
+            if egress != nil { result.protections.append("egress_proxy") }
+            var plan = SpawnPlan(
                 argv: request.argv,
                 environment: Self.environment(request),
                 workdir: request.workspace,
@@ -45,10 +49,11 @@ public struct StepRunner {
                                              workspace: request.workspace, hidden: request.hiddenPaths)
                     + Self.credentialMounts(request.credentials),
                 rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
+            if egress != nil { plan.egressPort = Profile.Network.proxyPort }
             let cgroup = try makeCgroup(request.profile.limits, &result)
             let sandbox: SpawnedSandbox
             do throws(LanesError) {
-                sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup)
+                sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup, egressChannel: egress?.childEnd)
             } catch {
                 _ = cgroup?.destroy(timeout: 2)
                 throw error
@@ -85,6 +90,12 @@ public struct StepRunner {
         for c in request.credentials where c.delivery == .env {
             env.removeAll { $0.0 == c.name }
             env.append((c.name, c.value))
+        }
+        if request.profile.network.mode == .proxy {
+            for (name, value) in StepEgress.environment(port: Profile.Network.proxyPort) {
+                env.removeAll { $0.0 == name }
+                env.append((name, Array(value.utf8)))
+            }
         }
         return env.sorted { $0.0 < $1.0 }.map { $0.0 + "=" + String(decoding: $0.1, as: UTF8.self) }
     }
