@@ -146,6 +146,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 try ops.addHandler(SNIGate(host: EgressPolicy.normalize(host), tracker: tracker), position: .after(self))
             case let .http(_, _, head, consumed):
                 leftover = Array(pending.dropFirst(consumed))
+                guard tracker.count(out: head.count, in: 0) else { throw ChannelError.outputClosed }
                 upstream.writeAndFlush(upstream.allocator.buffer(bytes: head), promise: nil)
                 try ops.addHandler(clientGlue, position: .after(self))
             }

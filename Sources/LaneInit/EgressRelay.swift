@@ -19,7 +19,8 @@ enum EgressRelay {
         if pid == 0 {
             // Only the listener and the channel stay open: the stdio pipes and the status pipe
             // must reach EOF when PID 1 and the tool are done.
-            for fd: Int32 in [0, 1, 2, 3, 4] { close(fd) }
+            // (The plan's fd 3 is closed already, so the listener may have taken its number.)
+            for fd: Int32 in [0, 1, 2, 3, 4] where fd != listener && fd != channel { close(fd) }
             _ = lane_prctl(LANE_PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0)
             relay(listener: listener, channel: channel)
         }
