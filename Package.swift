@@ -86,7 +86,7 @@ let package = Package(
         .target(name: "LaneTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "LanesTests",
-            dependencies: ["LaneModel", "LanePlan", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneTestSupport"],
+            dependencies: ["LaneModel", "LanePlan", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneEgress", "LaneTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(name: "EscapeTests", dependencies: ["LaneTestSupport"], exclude: ["Probes"], swiftSettings: swiftSettings),
         .testTarget(name: "CgroupTests", dependencies: ["LaneSys", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),

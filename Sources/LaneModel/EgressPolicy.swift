@@ -119,6 +119,10 @@ public struct EgressPolicy: Sendable, Equatable {
         public var allowed: Bool
         /// The allow rule, the deny rule (`deny uploads.github.com`), or why nothing matched.
         public var rule: String
+        public init(allowed: Bool, rule: String) {
+            self.allowed = allowed
+            self.rule = rule
+        }
     }
 
     /// The decision for a host (a name or an IP literal) and port, before any resolution.
