@@ -39,3 +39,19 @@ struct StepEgress {
         return vars
     }
 }
+
+extension StepEgress {
+    /// `lanes doctor`: whether proxy mode can run here (a SEQPACKET socketpair for the fd
+    /// channel, and the proxy starting and stopping). Nil when it can; otherwise why not.
+    public static func probe() -> String? {
+        var fds: [Int32] = [-1, -1]
+        guard lane_egress_socketpair(&fds) == 0 else {
+            return "socketpair(AF_UNIX, SOCK_SEQPACKET) failed: \(String(cString: strerror(errno)))"
+        }
+        close(fds[1])
+        let proxy = EgressProxy(policy: EgressPolicy(allow: [], deny: [], lane: "doctor"),
+                                limits: EgressLimits(maxConnections: 1, maxBytes: nil), channelFd: fds[0], report: { _ in })
+        _ = proxy.stop()
+        return nil
+    }
+}

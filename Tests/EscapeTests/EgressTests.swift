@@ -11,8 +11,8 @@ final class EgressFixture {
     let id: Int
     let dir: String
     var address: String { "10.212.\(id).2" }
-    static let script = Escape.probeSources.appendingPathComponent("Probes/egress-fixture.sh").path
-    static let probes = Escape.probeSources.appendingPathComponent("Probes/egress-probes.sh").path
+    static let script = Escape.probeSources.appendingPathComponent("egress-fixture.sh").path
+    static let probes = Escape.probeSources.appendingPathComponent("egress-probes.sh").path
 
     /// Why these tests cannot run here (they need root for `ip netns` and `unshare -m`), or nil.
     static var unavailable: String? {
@@ -31,7 +31,7 @@ final class EgressFixture {
         let up = try Escape.host("/bin/sh", [Self.script, "up", dir, String(id)])
         guard up.status == 0 else {
             down()
-            throw POSIXError(.EIO, userInfo: [NSLocalizedDescriptionKey: "egress fixture failed: \(up)"])
+            throw FixtureError(description: "egress fixture failed: \(up)")
         }
     }
 
@@ -98,6 +98,10 @@ final class EgressFixture {
     static func entries(_ network: [String: Any], _ key: String) -> [[String: Any]] {
         network[key] as? [[String: Any]] ?? []
     }
+}
+
+struct FixtureError: Error, CustomStringConvertible {
+    let description: String
 }
 
 @Suite("Escape: network egress by domain (issue 12)", .serialized)

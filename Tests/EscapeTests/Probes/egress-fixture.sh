@@ -79,9 +79,16 @@ ip netns exec "$ns" ip addr add "$net.2/24" dev "$peer_if"
 ip netns exec "$ns" ip link set "$peer_if" up
 ip netns exec "$ns" ip link set lo up
 cd "$dir/www"
-ip netns exec "$ns" python3 -m http.server 80 --bind 0.0.0.0 >"$dir/http80.log" 2>&1 & echo $! > "$dir/http80.pid"
-ip netns exec "$ns" python3 -m http.server 8080 --bind 0.0.0.0 >"$dir/http8080.log" 2>&1 & echo $! > "$dir/http8080.pid"
-ip netns exec "$ns" python3 "$dir/tls.py" "$dir/www" "$dir/tls.pem" "$dir/tls.key" >"$dir/tls.log" 2>&1 & echo $! > "$dir/tls.pid"
+# A server started here must not keep any fd of the caller (the test runner waits on some).
+start() {
+    name=$1; shift
+    python3 -c 'import os, sys; os.closerange(3, 65536); os.execvp(sys.argv[1], sys.argv[1:])' \
+        ip netns exec "$ns" "$@" >"$dir/$name.log" 2>&1 </dev/null &
+    echo $! > "$dir/$name.pid"
+}
+start http80 python3 -m http.server 80 --bind 0.0.0.0
+start http8080 python3 -m http.server 8080 --bind 0.0.0.0
+start tls python3 "$dir/tls.py" "$dir/www" "$dir/tls.pem" "$dir/tls.key"
 
 cat > "$dir/hosts" <<HOSTS
 127.0.0.1 localhost
