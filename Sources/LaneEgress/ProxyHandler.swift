@@ -20,9 +20,27 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         tracker = ConnectionTracker(ledger: context.ledger)
     }
 
+    /// How long a client may take to send its request before it is closed.
+    static let requestTimeout = TimeAmount.seconds(30)
+
     func handlerAdded(context ctx: ChannelHandlerContext) {
         let tracker = self.tracker
         ctx.channel.closeFuture.assumeIsolated().whenComplete { _ in tracker.finish() }
+        let channel = ctx.channel
+        let timeout = ctx.eventLoop.assumeIsolated().scheduleTask(in: Self.requestTimeout) { [weak self] in
+            if self?.deciding == false { channel.close(promise: nil) }
+        }
+        channel.closeFuture.whenComplete { _ in timeout.cancel() }
+    }
+
+    /// A client that half-closes before its request is complete is done: close it (and free
+    /// its slot), rather than wait for bytes that cannot come.
+    func userInboundEventTriggered(context ctx: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event, !deciding {
+            ctx.close(promise: nil)
+            return
+        }
+        ctx.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context ctx: ChannelHandlerContext, data: NIOAny) {

@@ -40,7 +40,8 @@ struct StepEgress {
     }
 }
 
-extension StepEgress {
+/// `lanes doctor`'s check of proxy mode.
+public enum EgressProbe {
     /// `lanes doctor`: whether proxy mode can run here (a SEQPACKET socketpair for the fd
     /// channel, and the proxy starting and stopping). Nil when it can; otherwise why not.
     public static func probe() -> String? {
