@@ -3,7 +3,8 @@ import LaneModel
 /// The governance parts of a lane file: `[review]`, `[budget]` and `halt_on`, strictly.
 enum GovernanceParser {
     /// Outcomes `halt_on` may name (the outcomes of a step that can make a run unsafe).
-    static let haltable = ["seccomp_violation", "oom_killed", "pids_limited", "cpu_time_exceeded", "timed_out", "signaled", "failed_to_start"]
+    static let haltable = ["seccomp_violation", "oom_killed", "pids_limited", "cpu_time_exceeded", "timed_out", "signaled", "failed_to_start",
+                           EgressGovernance.deniedOutcome]  // MERGE(issue 12): egress_denied
 
     static func parse(_ root: TableReader, into lane: inout Lane) {
         if let t = root.table("review") {
@@ -34,6 +35,7 @@ enum GovernanceParser {
                 "max_cpu": (Units.seconds, "a duration"), "max_output": (Units.bytes, "a size"),
                 "max_failed_steps": (Units.count, "a number of steps"), "max_run_age": (Units.seconds, "a duration"),
                 "loop_failures": (Units.count, "a number of failures"), "loop_repeats": (Units.count, "a number of repeats"),
+                EgressGovernance.budgetKey: (Units.bytes, "a size"),  // MERGE(issue 12): max_egress_bytes
             ]
             for key in Lane.Budget.keys {
                 guard let (u, what) = units[key], let v = t.quantity(key, units: u, what: what) else { continue }

@@ -31,6 +31,8 @@ enum CanonicalBody {
         var w = Writer()
         w.open()
         w.key("cpu_ms"); try w.double(c.cpuMs)
+        if let b = c.egressBytes { w.key("egress_bytes"); w.int(Int(clamping: b)) }  // MERGE(issue 12)
+        if let d = c.egressDenied { w.key("egress_denied"); w.int(d) }  // MERGE(issue 12)
         if let e = c.error { w.key("error"); w.string(e) }
         if let e = c.exitCode { w.key("exit_code"); w.int(Int(e)) }
         w.key("exit_status"); w.int(Int(c.exitStatus))

@@ -107,6 +107,11 @@ public struct StepClose: Codable, Sendable, Equatable {
     public var error: String?
     public var profile: String
     public var profileFingerprint: String
+    // MERGE(issue 12): the step's egress facts (nil without proxy mode), for halt_on
+    // "egress_denied" and the budget max_egress_bytes. Once the journal stores StepResult, read
+    // them from StepResult.network (deniedCount, egressBytes) instead.
+    public var egressDenied: Int?
+    public var egressBytes: UInt64?
 
     public init(outcome: String, exitStatus: Int32, exitCode: Int32?, signal: Int32?, limit: String?,
                 wallMs: Double, cpuMs: Double, maxRssKb: Int, stdout: Data, stderr: Data,
@@ -135,6 +140,7 @@ public struct StepClose: Codable, Sendable, Equatable {
         case exitStatus = "exit_status", exitCode = "exit_code", wallMs = "wall_ms", cpuMs = "cpu_ms"
         case maxRssKb = "max_rss_kb", stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated"
         case profileFingerprint = "profile_fingerprint"
+        case egressDenied = "egress_denied", egressBytes = "egress_bytes"  // MERGE(issue 12)
     }
 }
 

@@ -78,6 +78,12 @@ public struct RunState: Codable, Sendable, Equatable {
             usage.outputBytes += Double(c.stdout.count + c.stderr.count)
             if c.exitStatus != 0 { usage.failedSteps += 1 }
             if outcomes[c.outcome] == nil { outcomes[c.outcome] = FirstSeen(seq: r.seq, step: r.step ?? "?") }
+            // MERGE(issue 12): a step with a denied egress attempt counts as outcome
+            // "egress_denied" for halt_on; proxy bytes count against max_egress_bytes.
+            for o in EgressGovernance.outcomes(deniedCount: c.egressDenied) where outcomes[o] == nil {
+                outcomes[o] = FirstSeen(seq: r.seq, step: r.step ?? "?")
+            }
+            usage.egressBytes += EgressGovernance.usage(bytes: c.egressBytes)
             if c.exitStatus == 0 {
                 loop = LoopStreak()
             } else if let i = facts.closedIntent {
@@ -163,6 +169,8 @@ public struct RunUsage: Codable, Sendable, Equatable {
     public var cpuSeconds = 0.0
     public var outputBytes = 0.0
     public var failedSteps = 0
+    /// Bytes through steps' egress proxies, both ways (MERGE(issue 12)).
+    public var egressBytes = 0.0
 
     public init() {}
 
@@ -178,6 +186,7 @@ public struct RunUsage: Codable, Sendable, Equatable {
         case "max_output": return outputBytes
         case "max_failed_steps": return Double(failedSteps)
         case "max_run_age": return now - openedAt
+        case EgressGovernance.budgetKey: return egressBytes  // MERGE(issue 12)
         default: return nil
         }
     }

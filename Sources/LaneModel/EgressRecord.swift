@@ -103,14 +103,12 @@ public enum EgressGovernance {
     /// The budget key counting bytes both ways through the proxy, across the run.
     public static let budgetKey = "max_egress_bytes"
 
-    /// The extra outcomes a step's result adds to the run's state (for `halt_on`).
-    public static func outcomes(_ network: NetworkRecord?) -> [String] {
-        (network?.deniedCount ?? 0) > 0 ? [deniedOutcome] : []
+    /// The extra outcomes a closed step adds to the run's state (for `halt_on`), from its count
+    /// of denied attempts (`NetworkRecord.deniedCount`; nil without proxy mode).
+    public static func outcomes(deniedCount: Int?) -> [String] {
+        (deniedCount ?? 0) > 0 ? [deniedOutcome] : []
     }
 
-    /// What a step adds to the run's `max_egress_bytes` usage.
-    public static func usage(_ network: NetworkRecord?) -> Double { Double(network?.egressBytes ?? 0) }
-
-    /// Whether a run that used `used` bytes is over its budget `limit`.
-    public static func exhausted(used: Double, limit: Double) -> Bool { used >= limit }
+    /// What a closed step adds to the run's `max_egress_bytes` usage (`NetworkRecord.egressBytes`).
+    public static func usage(bytes: UInt64?) -> Double { Double(bytes ?? 0) }
 }

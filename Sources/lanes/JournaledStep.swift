@@ -80,11 +80,13 @@ struct JournaledStep {
     }
 
     static func close(_ r: StepResult) -> StepClose {
-        StepClose(outcome: r.outcome.rawValue, exitStatus: r.exitStatus, exitCode: r.exitCode, signal: r.signal,
+        var c = StepClose(outcome: r.outcome.rawValue, exitStatus: r.exitStatus, exitCode: r.exitCode, signal: r.signal,
                   limit: limitFired(r), wallMs: r.wallMs, cpuMs: r.cpuMs, maxRssKb: r.maxRssKb,
                   stdout: Data(r.stdout), stderr: Data(r.stderr), stdoutTruncated: r.stdoutTruncated,
                   stderrTruncated: r.stderrTruncated, protections: r.protections, error: r.error,
                   profile: r.profile, profileFingerprint: r.profileFingerprint)
+        (c.egressDenied, c.egressBytes) = (r.network?.deniedCount, r.network?.egressBytes)  // MERGE(issue 12)
+        return c
     }
 
     /// The recorded result as a `StepResult` (its exit status is the recorded one).

@@ -77,14 +77,14 @@ final class EgressFixture {
     }
 
     /// `lanes run --json` of lane `t` with this fixture's hosts file as /etc/hosts.
-    func run(_ identity: LanesCLI.Identity, config: String, workspace: String, _ command: [String]) throws -> Escape.Ran {
+    func run(_ identity: LanesCLI.Identity, config: String, workspace: String, _ command: [String], options: [String] = []) throws -> Escape.Ran {
         let drop = identity == .unprivileged ? "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups -- " : ""
         let script = "mount --bind \"$1\" /etc/hosts && shift && exec \(drop)\"$@\""
         var env = Escape.environment(identity)
         env["PATH"] = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
         env["HOME"] = "/tmp"
         return try Escape.host("/usr/bin/unshare", ["-m", "/bin/sh", "-c", script, "sh", dir + "/hosts", LanesCLI.lanesPath, "run", "--json",
-                                                     "--config", config, "t", "--workspace", workspace, "--"] + command, environment: env)
+                                                     "--config", config, "t", "--workspace", workspace] + options + ["--"] + command, environment: env)
     }
 
     /// The JSON result's `network` object and stdout.
@@ -259,5 +259,27 @@ struct EgressTests {
         let bad = try LanesCLI.run(["check", "--config", cfg], environment: Escape.environment(.current))
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("net.toml:4:") && bad.stderr.contains("*.") && bad.stderr.contains("99999"), "\(bad.stderr)")
+    }
+
+    @Test("halt_on = [\"egress_denied\"] stops the run after a denial; max_egress_bytes halts it")
+    func governance() throws {
+        if let why = EgressFixture.unavailable { print("SKIP egress governance: \(why)"); return }
+        let fixture = try EgressFixture(slot: 4)
+        defer { fixture.down() }
+        #expect(FileManager.default.createFile(atPath: fixture.dir + "/www/mid.bin", contents: Data(count: 256 << 10)))
+        let cfg = try fixture.config(extraLane: "halt_on = [\"egress_denied\"]\n[budget]\nmax_egress_bytes = \"200K\""), ws = try fixture.workspace()
+        defer { Escape.remove(cfg); Escape.remove(ws) }
+        let run1 = "egress-halt-\(getpid())", run2 = "egress-budget-\(getpid())"
+        // An allowed request does not stop the run; a denied one does.
+        #expect(try fixture.run(.current, config: cfg, workspace: ws, ["/usr/bin/curl", "-sSf", "http://web.ln12.test/index.html"], options: ["--run", run1]).status == 0)
+        let denied = try fixture.run(.current, config: cfg, workspace: ws, ["/usr/bin/curl", "-sSf", "http://evil.example/"], options: ["--run", run1])
+        #expect(denied.status != 0 && denied.stderr.contains("lanes: egress denied: evil.example:80"), "\(denied)")
+        let next = try fixture.run(.current, config: cfg, workspace: ws, ["/bin/true"], options: ["--run", run1])
+        #expect(next.status == 81 && next.stderr.contains("egress_denied"), "the run must be stopped by halt_on: \(next)")
+        // 256 KiB through the proxy exhausts a 200K budget: the next step of the run is halted.
+        let big = try fixture.run(.current, config: cfg, workspace: ws, ["/usr/bin/curl", "-sSf", "-o", "/dev/null", "http://web.ln12.test/mid.bin"], options: ["--run", run2])
+        #expect(big.status == 0, "\(big)")
+        let after = try fixture.run(.current, config: cfg, workspace: ws, ["/bin/true"], options: ["--run", run2])
+        #expect(after.status == 80 && after.stderr.contains("max_egress_bytes"), "the budget must halt the run: \(after)")
     }
 }
