@@ -1,6 +1,7 @@
 # Shared set-up for scripts/test, scripts/lanes and scripts/bench: the system packages Lanes
 # needs, installed when running as root, or the exact command printed when not.
-LANES_APT_PACKAGES=(libseccomp-dev libcap-dev libsqlite3-dev bubblewrap hyperfine)
+# iproute2, curl, openssl, git: the egress tests' test hosts (issue 12, Tests/EscapeTests/Probes/egress-fixture.sh).
+LANES_APT_PACKAGES=(libseccomp-dev libcap-dev libsqlite3-dev bubblewrap hyperfine iproute2 curl openssl git)
 
 lanes_missing_packages() {
     local missing=()
