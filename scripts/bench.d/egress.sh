@@ -14,9 +14,35 @@ egress_main() {
     sh "$root/Tests/EscapeTests/Probes/egress-fixture.sh" up "$fx" "$id" >&2 || { echo "bench: egress: fixture failed" >&2; return 0; }
     local addr="10.212.$id.2"
     truncate -s 1G "$fx/www/big.bin"
+    # Python's http.server copies in user space (~60 MB/s here): the 1 GiB rows use a sendfile(2)
+    # server on :9000 in the test host, so the server is not the bottleneck of either path.
+    cat > "$fx/fast.py" <<'PY'
+import os, socket, sys, threading
+path = sys.argv[1]
+size = os.path.getsize(path)
+srv = socket.create_server(("0.0.0.0", 9000), backlog=64)
+def serve(c):
+    with c:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = c.recv(4096)
+            if not d:
+                return
+            buf += d
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % size)
+        with open(path, "rb") as f:
+            c.sendfile(f)
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+    python3 -c 'import os, sys; os.closerange(3, 65536); os.execvp(sys.argv[1], sys.argv[1:])' \
+        ip netns exec "ln12-$id" python3 "$fx/fast.py" "$fx/www/big.bin" >"$fx/fast.log" 2>&1 </dev/null &
+    echo $! > "$fx/fast.pid"
+    sleep 0.5
     local cfg="$work/egress-cfg" ws="$work/egress-ws"
     mkdir -p "$cfg/Profiles" "$cfg/Lanes" "$ws"
-    printf 'description = "bench"\n[filesystem]\nworkspace = "read-write"\n[network]\nmode = "proxy"\nallow = ["*.ln12.test", "%s/32"]\n' "$addr" > "$cfg/Profiles/net.toml"
+    printf 'description = "bench"\n[filesystem]\nworkspace = "read-write"\n[network]\nmode = "proxy"\nallow = ["*.ln12.test", "*.ln12.test:9000", "%s/32", "%s/32:9000"]\n' "$addr" "$addr" > "$cfg/Profiles/net.toml"
     printf 'description = "bench"\nowner = "bench"\nprofile = "net"\n' > "$cfg/Lanes/bench.toml"
     cat > "$ws/conns.py" <<'PY'
 import sys, time, urllib.request
@@ -32,9 +58,9 @@ PY
     local direct_ms proxy_ms direct_bps proxy_bps
     direct_ms=$(python3 "$ws/conns.py" "http://$addr/index.html" 200 noproxy)
     proxy_ms=$(eval "$run" "$lanes" run --config "$cfg" bench --workspace "$ws" -- python3 conns.py http://web.ln12.test/index.html 200 2>/dev/null)
-    direct_bps=$(curl -s --noproxy '*' -o /dev/null -w '%{speed_download}' "http://$addr/big.bin")
+    direct_bps=$(curl -s --noproxy '*' -o /dev/null -w '%{speed_download}' "http://$addr:9000/big.bin")
     proxy_bps=$(eval "$run" "$lanes" run --config "$cfg" bench --workspace "$ws" -- \
-        curl -s -o /dev/null -w '%{speed_download}' http://web.ln12.test/big.bin 2>/dev/null)
+        curl -s -o /dev/null -w '%{speed_download}' http://web.ln12.test:9000/big.bin 2>/dev/null)
     python3 - "$direct_ms" "$proxy_ms" "$direct_bps" "$proxy_bps" >&2 <<'PY'
 import sys
 dm, pm, db, pb = (float(x or 0) for x in sys.argv[1:])
