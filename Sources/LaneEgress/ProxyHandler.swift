@@ -129,6 +129,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         ClientBootstrap(group: ctx.eventLoop)
             .connectTimeout(.seconds(10))
             .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.recvAllocator, value: EgressLimits.readAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(upstreamBound.value)

@@ -58,6 +58,8 @@ PY
     local direct_ms proxy_ms direct_bps proxy_bps
     direct_ms=$(python3 "$ws/conns.py" "http://$addr/index.html" 200 noproxy)
     proxy_ms=$(eval "$run" "$lanes" run --config "$cfg" bench --workspace "$ws" -- python3 conns.py http://web.ln12.test/index.html 200 2>/dev/null)
+    # Warm-up: the first read of the sparse file fills the page cache; neither row should pay it.
+    curl -s --noproxy '*' -o /dev/null "http://$addr:9000/big.bin"
     direct_bps=$(curl -s --noproxy '*' -o /dev/null -w '%{speed_download}' "http://$addr:9000/big.bin")
     proxy_bps=$(eval "$run" "$lanes" run --config "$cfg" bench --workspace "$ws" -- \
         curl -s -o /dev/null -w '%{speed_download}' http://web.ln12.test:9000/big.bin 2>/dev/null)
