@@ -41,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(name: "CLaneSys"),
@@ -67,10 +68,20 @@ let package = Package(
             name: "LaneChanges",
             dependencies: ["CLaneSys", "LaneModel", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings),
+        // The egress proxy (issue 12): only the supervisor side links it; lane-init never does.
+        .target(
+            name: "LaneEgress",
+            dependencies: [
+                "CLaneSys", "LaneModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings),
         .target(
             name: "LaneSupervisor",
             dependencies: [
-                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneSyscall", "LaneConfig", "LaneChanges",
+                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneSyscall", "LaneConfig", "LaneChanges", "LaneEgress",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings),
@@ -109,7 +120,7 @@ let package = Package(
         .target(name: "LaneTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "LanesTests",
-            dependencies: ["LaneModel", "LanePlan", "LaneConfig", "LaneSys", "LaneSyscall", "LaneSupervisor",
+            dependencies: ["LaneModel", "LanePlan", "LaneConfig", "LaneSys", "LaneSyscall", "LaneSupervisor", "LaneEgress",
                            "LaneTestSupport", "lane-init", "CLaneSys"],
             swiftSettings: swiftSettings),
         .testTarget(name: "EscapeTests", dependencies: ["LaneTestSupport"], exclude: ["Probes"], swiftSettings: swiftSettings),

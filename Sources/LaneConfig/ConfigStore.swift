@@ -51,7 +51,15 @@ public struct ConfigStore: Sendable {
         }
         let lane = try LaneParser().parse(name: name, file: laneFile, text: text)
         let (profileFile, profileText) = try profileSource(of: lane, laneFile: laneFile, laneText: text)
-        let profile = try parser.parse(name: lane.profile, file: profileFile, text: profileText)
+        var profile = try parser.parse(name: lane.profile, file: profileFile, text: profileText)
+        // A lane may add to its profile's allow-list; the merged list is what the step's
+        // policy, fingerprint and intent carry.
+        if !lane.networkAllow.isEmpty {
+            guard profile.network.mode == .proxy else {
+                throw ConfigErrors([ConfigDiagnostic(file: laneFile, line: nil, keyPath: "network.allow", message: "expected a profile with [network] mode = \"proxy\", found profile \"\(lane.profile)\" with mode \"\(profile.network.mode.rawValue)\"")])
+            }
+            profile.network.allow += lane.networkAllow
+        }
         return (lane, profile)
     }
 

@@ -4,9 +4,9 @@ import LaneModel
 enum GovernanceParser {
     /// Outcomes `halt_on` may name (the outcomes of a step that can make a run unsafe).
     static let haltable = ["seccomp_violation", "oom_killed", "pids_limited", "cpu_time_exceeded", "timed_out", "signaled", "failed_to_start",
-                           "setid_bit", "protected_path"]
+                           "setid_bit", "protected_path", EgressGovernance.deniedOutcome]
 
-    /// A `halt_on` entry: an outcome, a denial kind, or `denied:NAME` (a syscall or a path).
+    /// A `halt_on` entry: an outcome, a denial kind, `egress_denied`, or `denied:NAME` (a syscall or a path).
     static func isHaltable(_ name: String) -> Bool {
         haltable.contains(name) || (name.hasPrefix("denied:") && name.count > 7)
     }
@@ -40,6 +40,7 @@ enum GovernanceParser {
                 "max_cpu": (Units.seconds, "a duration"), "max_output": (Units.bytes, "a size"),
                 "max_failed_steps": (Units.count, "a number of steps"), "max_run_age": (Units.seconds, "a duration"),
                 "loop_failures": (Units.count, "a number of failures"), "loop_repeats": (Units.count, "a number of repeats"),
+                EgressGovernance.budgetKey: (Units.bytes, "a size"),
             ]
             for key in Lane.Budget.keys {
                 guard let (u, what) = units[key], let v = t.quantity(key, units: u, what: what) else { continue }

@@ -60,6 +60,11 @@ public struct LaneParser {
             }
             root.finish(t)
         }
+        var networkAllow: [EgressRule] = []
+        if let net = root.table("network") {
+            networkAllow = parseEgressRules(net, "allow")
+            root.finish(net)
+        }
         var governance = Lane(name: name, description: "", owner: "", profile: "")
         GovernanceParser.parse(root, into: &governance)
         ChangeKeysParser.parseLane(root, into: &governance)
@@ -68,13 +73,20 @@ public struct LaneParser {
         if !all.isEmpty { throw ConfigErrors(all.sorted { ($0.line ?? 0) < ($1.line ?? 0) }) }
         var lane = Lane(name: name, description: description ?? "", owner: owner ?? "", profile: profile ?? "",
                         workspace: workspace, writable: writable, retry: retry, credentials: credentials)
-            .governed(like: governance)
+            .governed(like: governance).allowing(networkAllow)
         lane.unprotected = unprotected
         return lane
     }
 }
 
 extension Lane {
+    /// This lane with extra network allow rules.
+    func allowing(_ rules: [EgressRule]) -> Lane {
+        var l = self
+        l.networkAllow = rules
+        return l
+    }
+
     /// This lane with the review gates, budget and halt_on of `other`.
     func governed(like other: Lane) -> Lane {
         var l = self

@@ -44,7 +44,18 @@ public struct ProfileParser {
             root.finish(fs)
         }
         if let net = root.table("network") {
-            if let mode = net.string("mode", allowed: ["none"]) { profile.network.mode = .init(rawValue: mode) ?? .none }
+            if let mode = net.string("mode", allowed: ["none", "proxy"]) { profile.network.mode = .init(rawValue: mode) ?? .none }
+            profile.network.allow = parseEgressRules(net, "allow")
+            profile.network.deny = parseEgressRules(net, "deny")
+            if let v = net.quantity("max_connections", units: Units.count, what: "a count") {
+                if v < 1 || v > 65_536 || v != v.rounded() { net.error("max_connections", "expected a whole number 1-65536") } else { profile.network.maxConnections = Int(v) }
+            }
+            if let v = net.quantity("max_bytes", units: Units.bytes, what: "a size") { profile.network.maxBytes = UInt64(v) }
+            if profile.network.mode == .none {
+                for key in ["allow", "deny", "max_connections", "max_bytes"] where net.table[key] != nil {
+                    net.error(key, "only meaningful with mode = \"proxy\" (mode is \"none\": the step has loopback only)")
+                }
+            }
             root.finish(net)
         }
         if let sc = root.table("seccomp") {
@@ -118,6 +129,18 @@ public struct ProfileParser {
         }
         return paths.filter(isAbsoluteClean)
     }
+}
+
+/// `[network] allow`/`deny` patterns; each bad one is an error naming the key.
+func parseEgressRules(_ reader: TableReader, _ key: String) -> [EgressRule] {
+    var rules: [EgressRule] = []
+    for text in reader.strings(key) ?? [] {
+        switch EgressRule.parse(text) {
+        case let .success(rule): rules.append(rule)
+        case let .failure(e): reader.error(key, e.message)
+        }
+    }
+    return rules
 }
 
 /// An absolute path with no empty, `.` or `..` component (binds are never relative).

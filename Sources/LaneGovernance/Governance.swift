@@ -46,7 +46,8 @@ public enum Governance {
             return .stop(Decision(action: .stopped, by: "lanes", reason: "step \(bad.1.step) ended with \(bad.0) (halt_on)", rule: "halt_on"))
         }
         if g.halted != nil { return nil }
-        for key in ["max_steps", "max_wall", "max_cpu", "max_output", "max_failed_steps", "max_run_age"] {
+        for key in ["max_steps", "max_wall", "max_cpu", "max_output", "max_failed_steps", "max_run_age",
+                    EgressGovernance.budgetKey] {
             guard let limit = g.limit(key, lane: lane.budget), let used = state.usage.used(key, openedAt: g.openedAt, now: now) else { continue }
             if key == "max_steps" && next != nil && !newStep { continue }  // a retry is not a new step
             if used >= limit {

@@ -6,6 +6,7 @@
 //   fd 3    a memfd holding the SpawnPlan
 //   fd 4    the status pipe, where one InitReport is written at the end
 //   fd 5    a unix socket; when the plan attaches trees, `lanes` sent them on it (SCM_RIGHTS)
+//   fd 6    (proxy mode only) the egress channel to the supervisor's proxy (EgressRelay)
 // It is single-threaded and freshly exec'd, so ordinary Swift is safe here. It reads top to
 // bottom in the order the kernel requires; each failure names its stage (lane_stages.h).
 import CLaneSys
@@ -38,6 +39,8 @@ do throws(SetupFailure) {
     for fd in filesystem.trees { close(fd) }
     try configureHost(plan)
     try applyLimits(plan.rlimits)
+    // After loopback is up, before the tool exists (so the tool cannot take the port).
+    try EgressRelay.start(plan)
 } catch {
     status.fail(error)
 }

@@ -109,6 +109,12 @@ extension StepResult {
         }
         unprotected = (o["unprotected"] as? [String]) ?? []
         hostIdentity = string("host_identity")
+        // The network totals (what governance folds); the lists stay in the stored JSON text.
+        if let n = o["network"] as? [String: Any] {
+            func count(_ k: String) -> Int { (n[k] as? NSNumber)?.intValue ?? 0 }
+            network = NetworkRecord(omitted: count("omitted"), attempts: count("attempts"), deniedCount: count("denied_count"),
+                                    bytesOut: UInt64(max(0, count("bytes_out"))), bytesIn: UInt64(max(0, count("bytes_in"))))
+        }
         // An exit status the fields alone do not give (a stop's 81) was reported as such.
         if let status = int32("exit_status"), status != exitStatus, exitCode == nil || outcome == .stopped { exitCode = status }
     }

@@ -77,8 +77,10 @@ public struct RunState: Codable, Sendable, Equatable {
             usage.cpuSeconds += c.cpuMs / 1000
             usage.outputBytes += Double(c.stdout.count + c.stderr.count)
             if c.exitStatus != 0 { usage.failedSteps += 1 }
-            // The outcome and every denial name (`StepResult.haltNames`) count for halt_on.
+            // The outcome and every denial name (`StepResult.haltNames`: seccomp, set-id, protected
+            // paths, egress_denied) count for halt_on; proxy bytes count against max_egress_bytes.
             for o in c.haltNames where outcomes[o] == nil { outcomes[o] = FirstSeen(seq: r.seq, step: r.step ?? "?") }
+            usage.egressBytes += EgressGovernance.usage(bytes: c.network?.egressBytes)
             if c.exitStatus == 0 {
                 loop = LoopStreak()
             } else if let i = facts.closedIntent {
@@ -165,6 +167,8 @@ public struct RunUsage: Codable, Sendable, Equatable {
     public var cpuSeconds = 0.0
     public var outputBytes = 0.0
     public var failedSteps = 0
+    /// Bytes through steps' egress proxies, both ways.
+    public var egressBytes = 0.0
 
     public init() {}
 
@@ -180,6 +184,7 @@ public struct RunUsage: Codable, Sendable, Equatable {
         case "max_output": return outputBytes
         case "max_failed_steps": return Double(failedSteps)
         case "max_run_age": return now - openedAt
+        case EgressGovernance.budgetKey: return egressBytes
         default: return nil
         }
     }

@@ -8,7 +8,7 @@ import Foundation
 ///
 ///     lanes-run-state 1
 ///     seq 12
-///     usage STEPS WALL_S CPU_S OUTPUT_BYTES FAILED
+///     usage STEPS WALL_S CPU_S OUTPUT_BYTES FAILED [EGRESS_BYTES]   (the last only when not 0)
 ///     lane LANE
 ///     opened SECONDS_SINCE_1970
 ///     outcome NAME SEQ STEP          (one line per outcome seen; NAME and STEP escaped)
@@ -19,7 +19,8 @@ extension RunState {
 
     var storageText: String {
         var lines = [Self.textHeader, "seq \(seq.description)",
-                     "usage \(usage.steps.description) \(usage.wallSeconds.description) \(usage.cpuSeconds.description) \(usage.outputBytes.description) \(usage.failedSteps.description)"]
+                     "usage \(usage.steps.description) \(usage.wallSeconds.description) \(usage.cpuSeconds.description) \(usage.outputBytes.description) \(usage.failedSteps.description)"
+                        + (usage.egressBytes == 0 ? "" : " \(usage.egressBytes.description)")]
         lines.append("lane \(Self.escape(governance.lane))")
         lines.append("opened \(governance.openedAt.description)")
         for name in outcomes.keys.sorted() {
@@ -58,10 +59,14 @@ extension RunState {
                 seq = n
                 sawSeq = true
             case "usage":
-                let f = fields(line, 7)
-                guard f.count == 6, let steps = Int(f[1]), let wall = Double(f[2]), let cpu = Double(f[3]),
+                let f = fields(line, 8)
+                guard f.count == 6 || f.count == 7, let steps = Int(f[1]), let wall = Double(f[2]), let cpu = Double(f[3]),
                       let output = Double(f[4]), let failed = Int(f[5]) else { return nil }
                 usage = RunUsage()
+                if f.count == 7 {
+                    guard let egress = Double(f[6]) else { return nil }
+                    usage.egressBytes = egress
+                }
                 usage.steps = steps
                 usage.wallSeconds = wall
                 usage.cpuSeconds = cpu

@@ -76,6 +76,7 @@ extension StepResult {
     public var haltNames: [String] {
         var names = [outcome.rawValue]
         for d in denials { for n in d.haltNames where !names.contains(n) { names.append(n) } }
+        names += EgressGovernance.outcomes(deniedCount: network?.deniedCount)
         return names
     }
 

@@ -32,6 +32,9 @@ public struct Lane: Sendable, Equatable {
     /// The most bytes of pre-images one applied change set keeps for `lanes revert`
     /// (`max_undo_bytes`); a larger change set is applied but cannot be reverted.
     public var maxUndoBytes: UInt64 = 256 << 20
+    /// `[network] allow`: host patterns this lane adds to its profile's allow-list (only
+    /// meaningful with a profile whose `[network] mode = "proxy"`).
+    public var networkAllow: [EgressRule] = []
 
     public init(name: String, description: String, owner: String, profile: String,
                 workspace: String? = nil, writable: [String] = [], retry: Retry = .never,

@@ -85,7 +85,7 @@ extension Lane {
     public struct Budget: Sendable, Equatable {
         /// The keys of `[budget]` and of `lanes resume --raise KEY=VALUE`.
         public static let keys = ["max_steps", "max_wall", "max_cpu", "max_output", "max_failed_steps", "max_run_age",
-                                  "loop_failures", "loop_repeats"]
+                                  "loop_failures", "loop_repeats", "max_egress_bytes"]
         /// Limits by key; absent → unlimited. `loop_failures` defaults to 3.
         public var limits: [String: Double]
 

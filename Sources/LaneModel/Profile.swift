@@ -73,12 +73,32 @@ public struct Profile: Sendable, Equatable {
         }
     }
 
-    /// Network access. `none` means a fresh network namespace with only loopback up. The key is a
-    /// mode so that an allow-list mode (`mode = "allow-list"`, `allow = [...]`) can be added.
+    /// Network access. `none`: a fresh network namespace with only loopback up. `proxy`: the same
+    /// namespace, plus a listener on loopback that hands each connection to the supervisor's
+    /// egress proxy, which lets through only what `allow` names and `deny` does not (docs/network.md).
     public struct Network: Sendable, Equatable {
-        public enum Mode: String, Sendable, Equatable { case none }
+        public enum Mode: String, Sendable, Equatable { case none, proxy }
         public var mode: Mode
-        public init(mode: Mode = .none) { self.mode = mode }
+        /// Host patterns the step may reach (see `EgressRule`).
+        public var allow: [EgressRule]
+        /// Host patterns it may never reach; deny wins over allow.
+        public var deny: [EgressRule]
+        /// Connections open at once through the proxy; more are refused (and recorded).
+        public var maxConnections: Int
+        /// Bytes (both ways, all connections) one step may move through the proxy; nil = no cap.
+        public var maxBytes: UInt64?
+
+        public init(mode: Mode = .none, allow: [EgressRule] = [], deny: [EgressRule] = [],
+                    maxConnections: Int = 256, maxBytes: UInt64? = nil) {
+            self.mode = mode
+            self.allow = allow
+            self.deny = deny
+            self.maxConnections = maxConnections
+            self.maxBytes = maxBytes
+        }
+
+        /// The loopback port the step's proxy listens on (inside the step's own namespace).
+        public static let proxyPort: UInt16 = 3128
     }
 
     /// The seccomp policy: the base allow-list plus extra allowed and denied syscall names.

@@ -42,6 +42,8 @@ public struct StepResult: Sendable, Equatable {
     public var hostIdentity: String?
     /// The step's change set (filesystem.commit = auto or review); nil under direct.
     public var changes: StepChanges?
+    /// Proxy mode (issue 12): every connection attempt through the step's egress proxy.
+    public var network: NetworkRecord?
 
     public init(lane: String, profile: String, profileFingerprint: String, outcome: Outcome,
                 exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Double = 0, cpuMs: Double = 0,
@@ -133,6 +135,7 @@ public struct StepResult: Sendable, Equatable {
         o.add("unprotected", .array(unprotected.map { .string($0) }))
         o.add("host_identity", hostIdentity.map { .string($0) } ?? .null)
         o.add("changes", changes.map { $0.json() } ?? .null)
+        o.add("network", network.map { $0.json() } ?? .null)
         return o.rendered
     }
 }

@@ -24,6 +24,7 @@ public enum PlanCodec {
         w.u32(plan.sandboxUid)
         w.u32(plan.sandboxGid)
         w.u32(plan.loopbackUp ? 1 : 0)
+        w.u32(UInt32(plan.egressPort))
         return w.out
     }
 
@@ -45,10 +46,12 @@ public enum PlanCodec {
         let uid = try r.u32()
         let gid = try r.u32()
         let lo = try r.u32() == 1
+        let egress = try r.u32()
+        guard egress <= UInt32(UInt16.max) else { throw PlanDecodingError(offset: r.offset) }
         guard r.offset == bytes.count else { throw PlanDecodingError(offset: r.offset) }
         return SpawnPlan(argv: argv, environment: env, workdir: workdir, hostname: hostname,
                          mounts: mounts, rlimits: limits, seccompFilter: filter,
-                         sandboxUid: uid, sandboxGid: gid, loopbackUp: lo)
+                         sandboxUid: uid, sandboxGid: gid, loopbackUp: lo, egressPort: UInt16(egress))
     }
 }
 

@@ -19,10 +19,14 @@ public struct SpawnPlan: Sendable, Equatable {
     public var sandboxGid: UInt32
     /// Bring the loopback interface of the new network namespace up.
     public var loopbackUp: Bool
+    /// Proxy mode (issue 12): lane-init listens on 127.0.0.1:`egressPort` and passes each
+    /// connection to the supervisor over fd 5 (a unix socket). 0: no listener, no fd 5.
+    public var egressPort: UInt16
 
     public init(argv: [String], environment: [String], workdir: String, hostname: String = "lane",
                 mounts: [MountStep], rlimits: [ResourceLimit], seccompFilter: [UInt8],
-                sandboxUid: UInt32 = 1000, sandboxGid: UInt32 = 1000, loopbackUp: Bool = true) {
+                sandboxUid: UInt32 = 1000, sandboxGid: UInt32 = 1000, loopbackUp: Bool = true,
+                egressPort: UInt16 = 0) {
         self.argv = argv
         self.environment = environment
         self.workdir = workdir
@@ -33,7 +37,11 @@ public struct SpawnPlan: Sendable, Equatable {
         self.sandboxUid = sandboxUid
         self.sandboxGid = sandboxGid
         self.loopbackUp = loopbackUp
+        self.egressPort = egressPort
     }
+
+    /// The fd lane-init finds the egress channel on when `egressPort` is not 0.
+    public static let egressChannelFd: Int32 = 6
 }
 
 /// One step of building the sandbox's filesystem. Targets are paths inside the new root.

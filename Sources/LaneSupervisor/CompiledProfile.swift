@@ -40,9 +40,15 @@ public struct CompiledProfile: Sendable {
             "fs \(fs.workspace.rawValue) ro=\(fs.readOnly) rw=\(fs.readWrite) tmpfs=\(fs.tmpfs.map { "\($0.path):\($0.sizeBytes)" }) protected=\(fs.protected)"
                 // Only a non-default commit changes it further.
                 + (fs.commit == .direct ? "" : " commit=\(fs.commit.rawValue)"),
-            "net \(profile.network.mode.rawValue)",
+            Self.networkLine(profile.network),
         ].joined(separator: "\n")
         hasher.update(data: Array(description.utf8))
         fingerprint = hexString(hasher.finalize())
+    }
+
+    /// `none` keeps the line it always had (fingerprints of existing profiles do not change).
+    static func networkLine(_ n: Profile.Network) -> String {
+        guard n.mode == .proxy else { return "net \(n.mode.rawValue)" }
+        return "net proxy allow=\(n.allow.map(\.text)) deny=\(n.deny.map(\.text)) conns=\(n.maxConnections) bytes=\(n.maxBytes.map(String.init) ?? "-")"
     }
 }

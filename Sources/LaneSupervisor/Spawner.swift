@@ -32,8 +32,10 @@ struct Spawner {
     /// `identity`: the host ids the sandbox maps to (nil: the caller's). `trees`: host paths
     /// (read-only or not) this process opens as detached mount trees, id-mapped when
     /// `identity.idmapWorkspace`, and hands to PID 1 on fd 5 for its `.attach` steps.
+    /// `egressChannel`: lane-init's end of the egress socketpair (proxy mode); it becomes the
+    /// helper's fd 6 (`SpawnPlan.egressChannelFd`) and is closed here after the spawn.
     func spawn(_ plan: SpawnPlan, cgroup: (any StepCgroup)? = nil, identity: StepIdentity? = nil,
-               trees: [(source: String, readOnly: Bool)] = []) throws(LanesError) -> SpawnedSandbox {
+               trees: [(source: String, readOnly: Bool)] = [], egressChannel: Int32? = nil) throws(LanesError) -> SpawnedSandbox {
         let planFd = try writePlan(plan)
         let stdin = try pipe(), stdout = try pipe(), stderr = try pipe(), status = try pipe()
         let sync = try pipe(), err = try pipe()
@@ -44,6 +46,7 @@ struct Spawner {
         }
         let treeSocket = OwnedDescriptor(adopting: pairFds[0]), treeSocketChild = OwnedDescriptor(adopting: pairFds[1])
         let childEnds = [stdin.read.raw, stdout.write.raw, stderr.write.raw, planFd.raw, status.write.raw, treeSocketChild.raw]
+            + (egressChannel.map { [$0] } ?? [])  // fd 6 (SpawnPlan.egressChannelFd)
         let argv = CStringArray(["lane-init"]), envp = CStringArray([])
         // uid 0 of a user namespace whose setgroups is denied (a rootless container) cannot
         // drop groups: it takes the unprivileged path, like any other uid.
@@ -62,6 +65,7 @@ struct Spawner {
         // The child has its copies (or there is no child): our copies of its ends go now.
         stdin.read.close(); stdout.write.close(); stderr.write.close(); status.write.close()
         sync.read.close(); err.write.close(); treeSocketChild.close()
+        if let egressChannel { close(egressChannel) }
         _ = consume planFd
         guard rc == 0 else {
             let hint = rc == -EPERM || rc == -ENOSPC || rc == -EINVAL

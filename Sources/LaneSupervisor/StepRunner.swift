@@ -46,7 +46,11 @@ public struct StepRunner {
             if !request.profile.filesystem.protected.isEmpty { result.protections.append("protected_paths") }
             let staged = try WorkspaceChanges.prepare(request)
             if let staged { result.protections.append("workspace_commit:\(staged.set.commit)") }
-            let plan = SpawnPlan(
+            // Proxy mode: the proxy runs before the clone, so lane-init's channel exists.
+            let egress = try StepEgress.start(request)
+            defer { if let egress { result.network = egress.proxy.stop() } }
+            if egress != nil { result.protections.append("egress_proxy") }
+            var plan = SpawnPlan(
                 argv: request.argv,
                 environment: Self.environment(request),
                 workdir: request.workspace,
@@ -58,10 +62,12 @@ public struct StepRunner {
                 rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
             let trees = identity.rootful ? SandboxLayout.workspaceTrees(profile: request.profile, lane: request.lane, workspace: request.workspace,
                                                                         overlay: staged != nil) : []
+            if egress != nil { plan.egressPort = Profile.Network.proxyPort }
             let cgroup = try makeCgroup(request.profile.limits, &result)
             let sandbox: SpawnedSandbox
             do throws(LanesError) {
-                sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup, identity: identity, trees: trees)
+                sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup, identity: identity, trees: trees,
+                                                                egressChannel: egress?.childEnd)
             } catch {
                 _ = cgroup?.destroy(timeout: 2)
                 throw error
@@ -104,6 +110,12 @@ public struct StepRunner {
         for c in request.credentials where c.delivery == .env {
             env.removeAll { $0.0 == c.name }
             env.append((c.name, c.value))
+        }
+        if request.profile.network.mode == .proxy {
+            for (name, value) in StepEgress.environment(port: Profile.Network.proxyPort) {
+                env.removeAll { $0.0 == name }
+                env.append((name, Array(value.utf8)))
+            }
         }
         return env.sorted { $0.0 < $1.0 }.map { $0.0 + "=" + String(decoding: $0.1, as: UTF8.self) }
     }

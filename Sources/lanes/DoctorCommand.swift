@@ -27,6 +27,10 @@ struct DoctorCommand: ParsableCommand {
         }
         let overlay = WorkspaceChanges.overlayUnavailableReason()
         printOut("  \(overlay == nil ? "ok  " : "FAIL") \("overlay".padding(16)) \(overlay ?? "overlayfs in a user namespace (filesystem.commit = auto/review)")\n")
+        // Proxy mode (docs/network.md): the fd channel and the supervisor's proxy. Profiles with
+        // `mode = "proxy"` are also run below as real steps, which starts lane-init's listener.
+        let egress = EgressProbe.probe()
+        printOut("  \(egress == nil ? "ok  " : "FAIL") \("egress proxy".padding(16)) \(egress ?? "network mode \"proxy\" can run (loopback listener → supervisor proxy)")\n")
         let cgroups = Cgroups.report()
         printOut("cgroups for step limits\n" + cgroups.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n")
         guard let store = Paths.locateConfig(configOptions.config) else {

@@ -9,7 +9,7 @@ import Testing
 struct ConfigTests {
     let parser = ProfileParser(knownSyscall: SeccompCompiler.isKnown)
 
-    @Test("the shipped profiles and lanes parse", arguments: ["read-only", "workspace-write"])
+    @Test("the shipped profiles and lanes parse", arguments: ["read-only", "workspace-write", "workspace-net"])
     func shippedProfiles(name: String) throws {
         let file = LanesCLIPaths.root + "/Profiles/\(name).toml"
         let profile = try parser.parse(name: name, file: file, text: try String(contentsOfFile: file, encoding: .utf8))

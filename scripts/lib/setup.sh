@@ -1,6 +1,8 @@
 # Shared set-up for scripts/test, scripts/lanes and scripts/bench: the system packages Lanes
 # needs, installed when running as root, or the exact command printed when not.
-LANES_APT_PACKAGES=(libseccomp-dev libcap-dev libsqlite3-dev bubblewrap hyperfine rsync)
+# rsync: the set-id tests (cp -p, rsync -p). iproute2, curl, openssl, git: the egress tests' test
+# hosts (Tests/EscapeTests/Probes/egress-fixture.sh).
+LANES_APT_PACKAGES=(libseccomp-dev libcap-dev libsqlite3-dev bubblewrap hyperfine rsync iproute2 curl openssl git)
 
 lanes_missing_packages() {
     local missing=()
