@@ -41,6 +41,7 @@ public enum InputSyntax {
     /// (documented in docs/governance.md). A closed list: a typo must not silently declare
     /// nothing that a gate would have caught.
     public static let effects: [String: String] = [
+        "changes_records": "changes records others rely on (tickets, ledgers, customer data)",
         "irreversible": "cannot be undone (a push, a deletion outside the workspace, a payment)",
         "destructive": "deletes or overwrites data that is not in the workspace",
         "external": "acts on a system outside the sandbox (a message, a remote API call)",

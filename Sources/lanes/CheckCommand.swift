@@ -1,13 +1,19 @@
 import ArgumentParser
 import Glibc
 import LaneConfig
+import LaneModel
+import LaneSupervisor
 import LaneSys
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Validate profiles and lanes; print every error as FILE:LINE: message.",
-        discussion: "Without FILE arguments every profile and lane found is checked. Exit 0 only when all are valid, 1 otherwise.")
+        discussion: """
+            Without FILE arguments every profile and lane found is checked. A lane's profile must exist and be valid; a \
+            profile's limits must fit under this host's hard limits. Exit 0 only when all are valid, 1 otherwise, \
+            125 when there is no configuration to check.
+            """)
 
     @OptionGroup var configOptions: ConfigOptions
 
@@ -21,7 +27,17 @@ struct CheckCommand: ParsableCommand {
                 printError("lanes check: no Profiles/ and Lanes/ found (use --config DIR or LANES_CONFIG)")
                 throw ExitCode(125)
             }
+            // MERGE(issue 11): a configuration directory without Profiles/ and Lanes/ (`--config /nope`)
+            // or with nothing in them is an error, never a silent pass.
+            guard isDirectory(store.profilesDirectory) || isDirectory(store.lanesDirectory) else {
+                printError("lanes check: \(store.root) (\(store.origin)) has no Profiles/ or Lanes/ directory")
+                throw ExitCode(125)
+            }
             targets = store.profileNames().map(store.profileFile) + store.laneNames().map(store.laneFile)
+            guard !targets.isEmpty else {
+                printError("lanes check: no profile or lane files in \(store.profilesDirectory) or \(store.lanesDirectory)")
+                throw ExitCode(125)
+            }
         }
         var failures = 0
         for file in targets {
@@ -43,14 +59,28 @@ struct CheckCommand: ParsableCommand {
         let isProfile = file.split(separator: "/").dropLast().last == "Profiles"
         do {
             if isProfile {
-                _ = try ProfileParser(knownSyscall: SeccompCompiler.isKnown).parse(name: name, file: file, text: text)
+                let profile = try ProfileParser(knownSyscall: SeccompCompiler.isKnown).parse(name: name, file: file, text: text)
+                // MERGE(issue 11): limits the host cannot grant fail here, not at the first step.
+                return ConfigReferences.check(profile: profile, file: file, text: text, hard: HostLimits.current())
             } else {
-                _ = try LaneParser().parse(name: name, file: file, text: text)
+                let lane = try LaneParser().parse(name: name, file: file, text: text)
+                // MERGE(issue 11): the lane's profile is resolved (and checked) like `lanes run` would.
+                return ConfigReferences.check(lane: lane, laneFile: file, text: text, profiles: profilesDirectory(for: file),
+                                              parser: ProfileParser(knownSyscall: SeccompCompiler.isKnown))
             }
-            return []
         } catch {
             return error.diagnostics
         }
+    }
+}
+
+extension CheckCommand {
+    /// Where a lane file's profile is looked up: `../Profiles` next to its `Lanes/` directory,
+    /// else the configuration in use (as `lanes run` would).
+    func profilesDirectory(for laneFile: String) -> String {
+        let dir = Paths.parent(laneFile.hasPrefix("/") ? laneFile : Paths.currentDirectory + "/" + laneFile)
+        if dir.split(separator: "/").last == "Lanes" { return Paths.parent(dir) + "/Profiles" }
+        return Paths.locateConfig(configOptions.config)?.profilesDirectory ?? Paths.parent(dir) + "/Profiles"
     }
 }
 

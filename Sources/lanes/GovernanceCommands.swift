@@ -213,9 +213,7 @@ struct PendingCommand: ParsableCommand {
 }
 
 func duration(_ s: Double) -> String {
-    if s < 120 { return "\(Int(s))s" }
-    if s < 7200 { return "\(Int(s / 60))m" }
-    return "\(Int(s / 3600))h"
+    DurationText.short(s)  // MERGE(issue 11): rounded, not truncated ("in 8h" for an 8 h timeout)
 }
 
 /// approve / deny share this.

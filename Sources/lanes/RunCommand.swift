@@ -89,7 +89,7 @@ struct RunCommand: ParsableCommand {
     var idempotent = false
 
     // MERGE(issue 11): only the documented effects (InputSyntax.effects).
-    @Option(help: ArgumentHelp("Declare the step's effect (irreversible, destructive, external, production, spend); the lane's [review] effects gate it.", valueName: "EFFECT"),
+    @Option(help: ArgumentHelp("Declare the step's effect (\(InputSyntax.effects.keys.sorted().joined(separator: ", "))); the lane's [review] effects gate it.", valueName: "EFFECT"),
             transform: ArgumentSyntax.effect)
     var effect: String?
 
