@@ -12,8 +12,12 @@ import PackageDescription
 /// - `LaneConfig`: TOML files → model, strict keys, `FILE:LINE:` diagnostics.
 /// - `LaneSys`: host-facing system code: the seccomp compiler, host probes, fds.
 /// - `LaneSupervisor`: builds the plan, spawns, relays output, enforces the deadline.
+/// - `LaneJournal`: the store: records, the hash chain, the kept run state, one SQLite path.
+/// - `LaneGovernance`: gates, budgets, loops and stops decided over the store.
+/// - `LaneState`: the state directory: paths, secrets, supervisor liveness locks.
+/// - `LaneRuntime`: the step service every front door calls (request → report), warm caches.
 /// - `lane-init`: the single-threaded helper that becomes PID 1 of the sandbox.
-/// - `lanes`: the command-line interface.
+/// - `lanes`: the command-line interface (parses and prints; no orchestration).
 let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
 let swiftSettings: [SwiftSetting] = Context.environment["CI"] == "true" ? strict : []
 /// Release binaries for `scripts/lanes` and `scripts/bench` are fully static executables: no
@@ -33,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .target(name: "CLaneSys"),
@@ -63,14 +68,31 @@ let package = Package(
         .executableTarget(
             name: "lanes",
             dependencies: [
-                "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneJournal",
+                "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneJournal", "LaneGovernance",
+                "LaneState", "LaneRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings, linkerSettings: staticExecutable),
         .target(
             name: "LaneJournal",
             dependencies: ["LaneModel", "CSQLiteConfig", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "LaneState",
+            dependencies: ["LaneModel", "LaneSys", "LaneJournal"],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "LaneGovernance",
+            dependencies: ["LaneModel", "LaneSys", "LaneJournal", "LaneState"],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "LaneRuntime",
+            dependencies: [
+                "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneJournal", "LaneGovernance", "LaneState",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings),
         .target(name: "LaneTestSupport", swiftSettings: swiftSettings),
         .testTarget(
@@ -79,8 +101,12 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(name: "EscapeTests", dependencies: ["LaneTestSupport"], exclude: ["Probes"], swiftSettings: swiftSettings),
         .testTarget(name: "CgroupTests", dependencies: ["LaneSys", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "JournalTests", dependencies: ["LaneJournal", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "GovernanceTests", dependencies: ["LaneJournal", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "JournalTests", dependencies: ["LaneJournal", "LaneState", "LaneSys", "LaneModel", "LaneTestSupport"],
+                    exclude: ["Fixtures"], swiftSettings: swiftSettings),
+        .testTarget(name: "GovernanceTests", dependencies: ["LaneJournal", "LaneGovernance", "LaneState", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RuntimeTests", dependencies: ["LaneRuntime", "LaneJournal", "LaneModel", "LaneTestSupport",
+                    .product(name: "Logging", package: "swift-log"), .product(name: "InMemoryLogging", package: "swift-log"),
+                    "LaneConfig", "LaneGovernance", "LaneState"], swiftSettings: swiftSettings),
     ]
 )
 
@@ -89,5 +115,5 @@ let package = Package(
 if Context.environment["LANES_BENCH"] != nil {
     package.products.append(.executable(name: "journal-bench", targets: ["journal-bench"]))
     package.targets.append(.executableTarget(
-        name: "journal-bench", dependencies: ["LaneJournal"], path: "Benchmarks/JournalBench"))
+        name: "journal-bench", dependencies: ["LaneJournal", "LaneState"], path: "Benchmarks/JournalBench"))
 }

@@ -26,30 +26,8 @@ enum CanonicalBody {
         return w.text
     }
 
-    /// A close body: the close's fields plus `intent_seq`.
-    static func close(_ c: StepClose, intentSeq: Int) throws -> String {
-        var w = Writer()
-        w.open()
-        w.key("cpu_ms"); try w.double(c.cpuMs)
-        if let e = c.error { w.key("error"); w.string(e) }
-        if let e = c.exitCode { w.key("exit_code"); w.int(Int(e)) }
-        w.key("exit_status"); w.int(Int(c.exitStatus))
-        w.key("intent_seq"); w.int(intentSeq)
-        if let l = c.limit { w.key("limit"); w.string(l) }
-        w.key("max_rss_kb"); w.int(c.maxRssKb)
-        w.key("outcome"); w.string(c.outcome)
-        w.key("profile"); w.string(c.profile)
-        w.key("profile_fingerprint"); w.string(c.profileFingerprint)
-        w.key("protections"); w.strings(c.protections)
-        if let s = c.signal { w.key("signal"); w.int(Int(s)) }
-        w.key("stderr"); w.base64(Array(c.stderr))
-        w.key("stderr_truncated"); w.bool(c.stderrTruncated)
-        w.key("stdout"); w.base64(Array(c.stdout))
-        w.key("stdout_truncated"); w.bool(c.stdoutTruncated)
-        w.key("wall_ms"); try w.double(c.wallMs)
-        w.close()
-        return w.text
-    }
+    /// A close body (`CloseBody`): the result as reported plus `intent_seq`.
+    static func close(_ r: StepResult, intentSeq: Int) -> String { CloseBody.encode(r, intentSeq: intentSeq) }
 
     static func runOpened(_ r: RunOpened) -> String {
         var w = Writer()

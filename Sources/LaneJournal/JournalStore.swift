@@ -1,3 +1,5 @@
+import LaneModel
+
 /// The journal: the supervisor's durable, append-only record of every run and step.
 ///
 /// ## Contract (every implementation must pass `JournalConformance` in Tests/JournalTests)
@@ -36,7 +38,7 @@ public protocol JournalStore: Sendable {
     func begin(_ request: BeginRequest) throws(JournalError) -> BeginDecision
     /// Durably appends the close record of the intent at `intentSeq`.
     @discardableResult
-    func close(run: String, step: String, intentSeq: Int, result: StepClose) throws(JournalError) -> JournalRecord
+    func close(run: String, step: String, intentSeq: Int, result: StepResult) throws(JournalError) -> JournalRecord
     /// Every run, newest first.
     func runs() throws(JournalError) -> [RunSummary]
     /// One run's records in seq order, as stored.
@@ -85,7 +87,8 @@ public enum BeginDecision: Sendable, Equatable {
     /// The intent is durable: run the step, then `close` it.
     case started(step: String, intentSeq: Int, retried: Bool)
     /// The step already completed with the same intent: report the recorded result.
-    case replay(step: String, close: StepClose)
+    /// `json` is the result exactly as the live step reported it (`JournalRecord.closeJSON`).
+    case replay(step: String, result: StepResult, json: String)
     /// The step exists with a different intent; the names of the differing fields.
     case nondeterministic(step: String, differences: [String])
     /// An intent without a close whose supervisor is gone, and retrying is not allowed.
@@ -200,7 +203,7 @@ public struct StepSummary: Sendable, Equatable {
     public var attempts: Int
     public var intent: StepIntent?
     /// The close of the latest intent, if it has one.
-    public var close: StepClose?
+    public var close: StepResult?
     /// Seq of its first record (steps are listed in this order).
     public var firstSeq: Int
 

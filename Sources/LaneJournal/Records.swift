@@ -86,58 +86,6 @@ public struct Supervisor: Codable, Sendable, Equatable {
     }
 }
 
-/// How a step ended, as recorded in its close record.
-public struct StepClose: Codable, Sendable, Equatable {
-    public var outcome: String
-    /// The exit status `lanes run` returned for it.
-    public var exitStatus: Int32
-    public var exitCode: Int32?
-    public var signal: Int32?
-    /// Which limit fired, if one did (e.g. "wall_clock", "output").
-    public var limit: String?
-    public var wallMs: Double
-    public var cpuMs: Double
-    public var maxRssKb: Int
-    /// Captured output, capped and redacted.
-    public var stdout: Data
-    public var stderr: Data
-    public var stdoutTruncated: Bool
-    public var stderrTruncated: Bool
-    public var protections: [String]
-    public var error: String?
-    public var profile: String
-    public var profileFingerprint: String
-
-    public init(outcome: String, exitStatus: Int32, exitCode: Int32?, signal: Int32?, limit: String?,
-                wallMs: Double, cpuMs: Double, maxRssKb: Int, stdout: Data, stderr: Data,
-                stdoutTruncated: Bool, stderrTruncated: Bool, protections: [String], error: String?,
-                profile: String, profileFingerprint: String) {
-        self.outcome = outcome
-        self.exitStatus = exitStatus
-        self.exitCode = exitCode
-        self.signal = signal
-        self.limit = limit
-        self.wallMs = wallMs
-        self.cpuMs = cpuMs
-        self.maxRssKb = maxRssKb
-        self.stdout = stdout
-        self.stderr = stderr
-        self.stdoutTruncated = stdoutTruncated
-        self.stderrTruncated = stderrTruncated
-        self.protections = protections
-        self.error = error
-        self.profile = profile
-        self.profileFingerprint = profileFingerprint
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case outcome, signal, limit, stdout, stderr, protections, error, profile
-        case exitStatus = "exit_status", exitCode = "exit_code", wallMs = "wall_ms", cpuMs = "cpu_ms"
-        case maxRssKb = "max_rss_kb", stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated"
-        case profileFingerprint = "profile_fingerprint"
-    }
-}
-
 /// The body of the first record of a run.
 public struct RunOpened: Codable, Sendable, Equatable {
     public var lane: String
@@ -156,7 +104,7 @@ public struct JournalRecord: Sendable, Equatable {
         case run
         /// A step's intent (body: `StepIntent`), committed before the spawn.
         case intent
-        /// A step's close (body: `StepClose` plus the seq of the intent it closes).
+        /// A step's close (body: `StepResult` plus the seq of the intent it closes).
         case close
         /// A governance decision: an approval requested, approved, denied or expired; the run
         /// halted, resumed or stopped (body: `Decision`, Governance.swift). Who, when and why.
@@ -226,13 +174,13 @@ public struct JournalRecord: Sendable, Equatable {
 
     /// The intent, for an intent record.
     public var intent: StepIntent? { kind == .intent ? try? decode(StepIntent.self) : nil }
-    /// The close, for a close record.
-    public var close: StepClose? { kind == .close ? try? decode(StepClose.self) : nil }
+    /// The result, for a close record: exactly as the step reported it (older records: as
+    /// much of it as they hold). The lane is the run's (empty for older records).
+    public var close: StepResult? { kind == .close ? CloseBody.result(body) : nil }
+    /// The result's JSON, for a close record: the text the live step reported, stored verbatim.
+    public var closeJSON: String? { kind == .close ? CloseBody.resultJSON(body) : nil }
     /// For a close record: the seq of the intent it closes.
-    public var closesSeq: Int? {
-        struct Ref: Decodable { var intent_seq: Int }
-        return kind == .close ? (try? decode(Ref.self))?.intent_seq : nil
-    }
+    public var closesSeq: Int? { kind == .close ? CloseBody.intentSeq(body) : nil }
 }
 
 /// Canonical JSON for record bodies: sorted keys, no escaped slashes.

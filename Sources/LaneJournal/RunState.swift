@@ -37,9 +37,9 @@ public struct RunState: Codable, Sendable, Equatable {
         /// A failed close: the intent it closes.
         public var closedIntent: StepIntent?
         /// The body of a close or decision being appended (saves decoding it again).
-        public var close: StepClose?
+        public var close: StepResult?
         public var decision: Decision?
-        public init(firstIntentOfStep: Bool = false, closedIntent: StepIntent? = nil, close: StepClose? = nil, decision: Decision? = nil) {
+        public init(firstIntentOfStep: Bool = false, closedIntent: StepIntent? = nil, close: StepResult? = nil, decision: Decision? = nil) {
             self.firstIntentOfStep = firstIntentOfStep
             self.closedIntent = closedIntent
             self.close = close
@@ -77,7 +77,7 @@ public struct RunState: Codable, Sendable, Equatable {
             usage.cpuSeconds += c.cpuMs / 1000
             usage.outputBytes += Double(c.stdout.count + c.stderr.count)
             if c.exitStatus != 0 { usage.failedSteps += 1 }
-            if outcomes[c.outcome] == nil { outcomes[c.outcome] = FirstSeen(seq: r.seq, step: r.step ?? "?") }
+            if outcomes[c.outcome.rawValue] == nil { outcomes[c.outcome.rawValue] = FirstSeen(seq: r.seq, step: r.step ?? "?") }
             if c.exitStatus == 0 {
                 loop = LoopStreak()
             } else if let i = facts.closedIntent {

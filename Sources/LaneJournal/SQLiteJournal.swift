@@ -1,5 +1,6 @@
 import CSQLiteConfig
 import Foundation
+import LaneModel
 import GRDB
 
 /// The journal in one SQLite file (`journal.sqlite` in the state directory).
@@ -36,9 +37,14 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
     /// The schema this build writes (`PRAGMA user_version`).
     static let schemaVersion = 2
 
+    /// The process that writes through this instance: decisions appended without a supervisor
+    /// are stamped with it (the state directory's opener passes `Supervisor.current`).
+    public let writer: Supervisor?
+
     /// Opens (creating and migrating when needed) the journal at `path`.
-    public init(path: String) throws(JournalError) {
+    public init(path: String, writer: Supervisor? = nil) throws(JournalError) {
         self.path = path
+        self.writer = writer
         let lockFD = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0 else { throw JournalError(.unavailable, "cannot open \(path).lock: \(String(cString: strerror(errno)))") }
         group = GroupCommit(lockFD: lockFD, databasePath: path)
@@ -141,8 +147,6 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
-    /// Whether the supervisor of an intent in this journal still runs (`Supervisor.isAlive(stateDirectory:)`).
-    public func isAlive(_ supervisor: Supervisor) -> Bool { supervisor.isAlive(stateDirectory: directory) }
 
     // MARK: JournalStore
 
@@ -156,9 +160,8 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
     }
 
     @discardableResult
-    public func close(run: String, step: String, intentSeq: Int, result: StepClose) throws(JournalError) -> JournalRecord {
-        let body: String
-        do { body = try CanonicalBody.close(result, intentSeq: intentSeq) } catch { throw JournalError(.unavailable, "cannot encode the result: \(error)") }
+    public func close(run: String, step: String, intentSeq: Int, result: StepResult) throws(JournalError) -> JournalRecord {
+        let body = CanonicalBody.close(result, intentSeq: intentSeq)
         return try write(run: run) { tx in try tx.close(step: step, intentSeq: intentSeq, result: result, body: body) }
     }
 
@@ -221,7 +224,7 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
                 // is written once after the last piece (`GroupCommit.Batch.finish`). A piece that
                 // fails is rolled back by its savepoint, so its changes to the run are undone too.
                 let created = context.batch.runs[run] == nil
-                let tx = try context.batch.runs[run] ?? SQLiteRunTransaction(statements: context.statements, run: run, epoch: context.epoch)
+                let tx = try context.batch.runs[run] ?? SQLiteRunTransaction(statements: context.statements, run: run, epoch: context.epoch, writer: self.writer)
                 context.batch.runs[run] = tx
                 let saved = tx.snapshot()
                 do {
@@ -233,25 +236,11 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
             }
         } catch let error as JournalError {
             throw error
-        } catch let error as GovernanceError {
+        } catch let error as TransactionRefusal {
             throw JournalError(.conflict, error.message)
         } catch {
             throw JournalError(.unavailable, "cannot write \(path): \(Self.describe(error))")
         }
-    }
-
-    /// Runs `body` and lets a `GovernanceError` it throws through unchanged (for the CLI's messages).
-    public func decide<T>(run: String, _ body: @escaping (RunTransaction) throws -> T) throws -> T {
-        var failure: GovernanceError?
-        let out: T? = try transact(run: run) { tx -> T? in
-            do { return try body(tx) } catch let e as GovernanceError where e.expired {
-                failure = e  // the expiry record commits; the caller still hears about it
-                return nil
-            }
-        }
-        if let failure { throw failure }
-        guard let out else { throw GovernanceError("no result") }
-        return out
     }
 
     // MARK: maintenance

@@ -1,4 +1,5 @@
 import Foundation
+import LaneModel
 
 /// One run inside one write transaction of `SQLiteJournal`: the step decisions of the journal
 /// (`begin`, `close`) and what governance reads and appends.
@@ -13,6 +14,8 @@ final class SQLiteRunTransaction: RunTransaction {
     private let sql: SQLiteStatements
     let run: String
     private let epoch: String
+    /// The supervisor whose decisions this transaction writes (`SQLiteJournal.writer`).
+    private let writer: Supervisor?
     private var row: RunRow?
     private(set) var state = RunState()
     private var loaded: [JournalRecord]?
@@ -27,7 +30,8 @@ final class SQLiteRunTransaction: RunTransaction {
         var stateBody: String?
     }
 
-    init(statements: SQLiteStatements, run: String, epoch: String) throws {
+    init(statements: SQLiteStatements, run: String, epoch: String, writer: Supervisor?) throws {
+        self.writer = writer
         sql = statements
         self.run = run
         self.epoch = epoch
@@ -129,23 +133,24 @@ final class SQLiteRunTransaction: RunTransaction {
     func append(_ decision: Decision, step: String?) throws -> JournalRecord {
         var d = decision
         d.step = step ?? decision.step
+        if d.supervisor == nil { d.supervisor = writer }
         return try append(.decision, step: nil, body: Canonical.encode(d), facts: RunState.Facts(decision: d))
     }
 
     @discardableResult
-    func close(step: String, intentSeq: Int, result: StepClose) throws -> JournalRecord {
+    func close(step: String, intentSeq: Int, result: StepResult) throws -> JournalRecord {
         try close(step: step, intentSeq: intentSeq, result: result, body: CanonicalBody.close(result, intentSeq: intentSeq))
     }
 
     /// `close` with the body already encoded.
     @discardableResult
-    func close(step: String, intentSeq: Int, result: StepClose, body: String) throws -> JournalRecord {
+    func close(step: String, intentSeq: Int, result: StepResult, body: String) throws -> JournalRecord {
         guard let last = try lastStepRecord(step), last.seq == intentSeq, last.kind == .intent else {
             throw JournalError(.conflict, "step \(step) of run \(run) is not waiting for a close of intent \(intentSeq)")
         }
         // Loop detection compares a failed step's intent with the previous failure's.
         let closed = result.exitStatus != 0 ? try last.decode(StepIntent.self) : nil
-        return try append(.close, step: step, body: body, facts: RunState.Facts(closedIntent: closed, close: result))
+        return try append(.close, step: step, body: body, facts: RunState.Facts(closedIntent: closed, close: result.asReported))
     }
 
     func begin(_ request: BeginRequest) throws -> BeginDecision {
@@ -161,7 +166,8 @@ final class SQLiteRunTransaction: RunTransaction {
             }
             let diff = request.intent.differences(from: intent)
             if !diff.isEmpty { return .nondeterministic(step: id, differences: diff) }
-            return .replay(step: id, close: try last.decode(StepClose.self))
+            guard let result = last.close, let json = last.closeJSON else { throw broken("close record \(last.seq) cannot be read") }
+            return .replay(step: id, result: result, json: json)
         }
         let previous = try last.decode(StepIntent.self)
         let diff = request.intent.differences(from: previous)

@@ -15,7 +15,7 @@ public enum JSONValue: Sendable, Equatable {
         switch self {
         case let .string(s): JSONValue.quote(s, into: &out)
         case let .int(i): out.append(contentsOf: String(i).utf8)
-        case let .double(d): out.append(contentsOf: (d.isFinite ? String((d * 1000).rounded() / 1000) : "null").utf8)
+        case let .double(d): out.append(contentsOf: (d.isFinite ? String(Self.reported(d)) : "null").utf8)
         case let .bool(b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .null: out.append(contentsOf: "null".utf8)
         case let .array(a):
@@ -28,6 +28,9 @@ public enum JSONValue: Sendable, Equatable {
         case let .object(o): o.render(into: &out)
         }
     }
+
+    /// A number as JSON results state it: three decimals (milliseconds to the microsecond).
+    public static func reported(_ d: Double) -> Double { d.isFinite ? (d * 1000).rounded() / 1000 : d }
 
     static func quote(_ s: String) -> String {
         var out: [UInt8] = []

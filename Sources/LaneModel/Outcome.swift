@@ -13,6 +13,37 @@ public enum Outcome: String, Sendable, Equatable, CaseIterable {
     case pidsLimited = "pids_limited"
     /// A process used up its CPU time (RLIMIT_CPU: SIGXCPU, then SIGKILL).
     case cpuTimeExceeded = "cpu_time_exceeded"
+    /// Nothing ran: the journal or governance refused the step (replay conflict, in doubt, in
+    /// flight, awaiting approval, denied, halted, stopped, journal error); `reason` says which.
+    case refused
+}
+
+/// Why a step was refused (`reason` in the JSON result, with `outcome: "refused"`).
+public enum RefusalReason: String, Sendable, Equatable, CaseIterable {
+    case usage
+    case journalError = "journal_error"
+    case nondeterministic
+    case inDoubt = "in_doubt"
+    case inFlight = "in_flight"
+    case awaitingApproval = "awaiting_approval"
+    case denied
+    case halted
+    case stopped
+
+    /// The exit status `lanes run` returns for it (README, `lanes run --help`).
+    public var exitStatus: Int32 {
+        switch self {
+        case .usage: return 64
+        case .journalError: return 74
+        case .nondeterministic: return 75
+        case .inDoubt: return 76
+        case .inFlight: return 77
+        case .awaitingApproval: return 78
+        case .denied: return 79
+        case .halted: return 80
+        case .stopped: return 81
+        }
+    }
 }
 
 /// Which limit ended (or failed) a step: the `limit` field of the JSON result.

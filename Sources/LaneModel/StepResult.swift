@@ -31,6 +31,8 @@ public struct StepResult: Sendable, Equatable {
     public var memoryPeakBytes: UInt64?
     public var cgroupCpuMs: Double?
     public var pidsPeak: UInt64?
+    /// For `refused`: why (the exit status follows from it).
+    public var reason: RefusalReason?
 
     public init(lane: String, profile: String, profileFingerprint: String, outcome: Outcome,
                 exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Double = 0, cpuMs: Double = 0,
@@ -57,7 +59,11 @@ public struct StepResult: Sendable, Equatable {
     public var exitStatus: Int32 {
         switch outcome {
         case .exited: return exitCode ?? 0
-        case .signaled, .seccompViolation, .stopped: return ExitStatus.signaled(signal ?? 9)
+        case .signaled, .seccompViolation: return ExitStatus.signaled(signal ?? 9)
+        // 81 when `lanes stop` (or halt_on) ended it (set as the exit code); 130/143 when lanes
+        // itself got SIGINT/SIGTERM from its caller.
+        case .stopped: return exitCode ?? ExitStatus.signaled(signal ?? 9)
+        case .refused: return reason?.exitStatus ?? exitCode ?? ExitStatus.failedToStart
         case .timedOut: return ExitStatus.timedOut
         case .oomKilled: return ExitStatus.oomKilled
         case .cpuTimeExceeded: return ExitStatus.cpuTimeExceeded
@@ -67,7 +73,27 @@ public struct StepResult: Sendable, Equatable {
         }
     }
 
-    /// The result as one JSON object.
+    /// A refusal: nothing ran. `message` says why in words, `reason` for a program.
+    public static func refused(lane: String, profile: String = "", profileFingerprint: String = "",
+                               reason: RefusalReason, message: String) -> StepResult {
+        var r = StepResult(lane: lane, profile: profile, profileFingerprint: profileFingerprint, outcome: .refused,
+                           exitCode: reason.exitStatus, error: message)
+        r.reason = reason
+        return r
+    }
+
+    /// The result as its JSON states it: times to the microsecond (what the journal stores and
+    /// a replay reads back, so folds of live and recorded results agree).
+    public var asReported: StepResult {
+        var r = self
+        r.wallMs = JSONValue.reported(wallMs)
+        r.cpuMs = JSONValue.reported(cpuMs)
+        r.cgroupCpuMs = cgroupCpuMs.map(JSONValue.reported)
+        return r
+    }
+
+    /// The result as one JSON object (documented in docs/step-result.schema.json). Every field is
+    /// always present, null when it does not apply, so a refusal and a run have one shape.
     public func json() -> String {
         var o = JSONObject()
         o.add("lane", .string(lane))
@@ -85,7 +111,8 @@ public struct StepResult: Sendable, Equatable {
         o.add("stderr", .string(String(decoding: stderr, as: UTF8.self)))
         o.add("stderr_truncated", .bool(stderrTruncated))
         o.add("protections", .array(protections.map { .string($0) }))
-        if let error { o.add("error", .string(error)) }
+        o.add("error", error.map { .string($0) } ?? .null)
+        o.add("reason", reason.map { .string($0.rawValue) } ?? .null)
         o.add("limit", limit.map { .string($0.rawValue) } ?? .null)
         o.add("limits_hit", .array(limitsHit.map { .string($0.rawValue) }))
         o.add("limits_not_applied", .array(limitsNotApplied.map { .string($0) }))

@@ -91,15 +91,18 @@ public enum LanesCLI {
     }
 
     /// Starts `lanes ARGS…` in the background with its output discarded (for stop and kill tests).
-    public static func start(_ arguments: [String], config: String, state: String, cwd: String) throws -> Process {
+    /// With `captureStdout` its stdout is a `Pipe` (`process.standardOutput`) to read after it ends.
+    public static func start(_ arguments: [String], config: String, state: String, cwd: String,
+                             environment: [String: String] = [:], captureStdout: Bool = false) throws -> Process {
         let process = Process()
         let (program, args) = HostMode.wrap(lanesPath, arguments)
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = args
         process.environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANES_CONFIG": config, "LANES_STATE": state,
                                "HOME": HostMode.noHome ? "/nonexistent" : "/tmp"]
+            .merging(environment) { $1 }
         process.currentDirectoryURL = URL(fileURLWithPath: cwd)
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = captureStdout ? Pipe() : FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
         try process.run()

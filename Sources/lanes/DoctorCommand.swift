@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import LaneConfig
 import LaneModel
+import LaneRuntime
 import LaneSupervisor
 import LaneSys
 

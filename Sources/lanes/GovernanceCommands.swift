@@ -1,166 +1,14 @@
 import ArgumentParser
 import Foundation
 import LaneConfig
+import LaneGovernance
 import LaneJournal
 import LaneModel
+import LaneRuntime
 import LaneSupervisor
 import LaneSys
 
 // Governance commands: pending, approve, deny, resume, stop, export (docs/governance.md).
-
-/// Governance's part of `lanes run`: decides in the begin transaction, and after the step
-/// records a halt or stop the step caused.
-struct GovernanceHook {
-    let lane: Lane
-    let effect: String?
-
-    func begin(_ journal: SQLiteJournal, _ request: BeginRequest) throws(JournalError) -> GovernedDecision {
-        let lane = self.lane, effect = self.effect
-        return try journal.transact(run: request.run) { tx in try Governance.begin(tx, request: request, lane: lane, effect: effect) }
-    }
-
-    /// Records the step's close and, in the same transaction, a halt or stop the step caused
-    /// (loops, budgets, halt_on); then reports it and, for a stop, stops the run's other steps.
-    func close(_ journal: SQLiteJournal, run: String, step: String, intentSeq: Int, result: StepClose) throws(JournalError) {
-        let lane = self.lane
-        let verdict = try journal.transact(run: run) { tx -> Governance.Verdict? in
-            try tx.close(step: step, intentSeq: intentSeq, result: result)
-            return try Governance.afterStep(tx, lane: lane)
-        }
-        switch verdict {
-        case let .halt(d)?:
-            printError("lanes: run \(run) is now halted: \(d.reason ?? ""); further steps are refused until `lanes resume \(run) --by NAME`")
-        case let .stop(d)?:
-            printError("lanes: run \(run) is stopped: \(d.reason ?? ""); stopping its other steps")
-            let report = RunStopper.stop(journal: journal, run: run, by: "lanes", reason: d.reason ?? "halt_on", record: false)
-            if !report.survivors.isEmpty { printError("lanes: still running after the stop: \(report.survivors.joined(separator: ", "))") }
-        case nil:
-            break
-        }
-    }
-}
-
-/// Finds and kills every in-flight step of a run, in any `lanes` process, through the journal.
-enum RunStopper {
-    struct Report {
-        var steps: [String] = []
-        var recordedByStop: [String] = []
-        var survivors: [String] = []
-        var seconds = 0.0
-    }
-
-    struct Target {
-        var step: String
-        var intentSeq: Int
-        var supervisor: Supervisor
-        /// Every process under the supervisor when the stop began (pid, start time).
-        var processes: [(Int32, UInt64)]
-    }
-
-    /// Records the stop (unless `record` is false: already recorded), SIGTERMs each in-flight
-    /// step's supervisor (which stops its step and records `stopped`), repeats the SIGTERM
-    /// after `grace` (the supervisor then SIGKILLs the sandbox at once), SIGKILLs supervisors
-    /// still alive after `grace * 3` (PDEATHSIG ends their sandboxes) and writes their `stopped`
-    /// close records itself. Returns once nothing of the run remains, or after `bound` seconds.
-    static func stop(journal: SQLiteJournal, run: String, by: String, reason: String, record: Bool = true,
-                     grace: Double = 0.5, bound: Double = 10) -> Report {
-        var report = Report()
-        let start = Date()
-        let me = getpid()
-        let targets: [Target]
-        do {
-            targets = try journal.transact(run: run) { tx -> [Target] in
-                guard tx.exists else { throw GovernanceError("no run \(run)") }
-                if record && tx.state.governance.stopped == nil {
-                    try tx.append(Decision(action: .stopped, by: by, reason: reason), step: nil)
-                }
-                let records = try tx.allRecords()
-                return StepSummary.fold(records).compactMap { s -> Target? in
-                    guard s.close == nil, let i = s.intent, i.supervisor.pid != me, i.supervisor.isAlive else { return nil }
-                    let seq = records.last { $0.step == s.step && $0.kind == .intent }?.seq ?? 0
-                    return Target(step: s.step, intentSeq: seq, supervisor: i.supervisor, processes: descendants(of: i.supervisor.pid))
-                }
-            }
-        } catch {
-            report.survivors = ["(the stop could not be recorded: \(error.description))"]
-            return report
-        }
-        report.steps = targets.map(\.step)
-        func signal(_ t: Target, _ sig: Int32) {
-            if running(t.supervisor) { kill(t.supervisor.pid, sig) }  // start time checked just before
-        }
-        func waitGone(until deadline: Double) {
-            while Date().timeIntervalSince(start) < deadline && targets.contains(where: { running($0.supervisor) }) { usleep(10_000) }
-        }
-        targets.forEach { signal($0, SIGTERM) }
-        waitGone(until: grace)
-        targets.forEach { signal($0, SIGTERM) }  // a second signal: the supervisor kills its sandbox at once
-        waitGone(until: grace * 3)
-        targets.forEach { signal($0, SIGKILL) }
-        // PDEATHSIG ends each killed supervisor's sandbox; anything left is killed by pid.
-        for t in targets { for (pid, st) in t.processes where alive(pid, st) { kill(pid, SIGKILL) } }
-        while Date().timeIntervalSince(start) < bound && targets.contains(where: { t in running(t.supervisor) || t.processes.contains { alive($0.0, $0.1) } }) {
-            usleep(10_000)
-        }
-        // Steps whose supervisor died before recording a result: `lanes stop` records it.
-        do {
-            report.recordedByStop = try journal.transact(run: run) { tx -> [String] in
-                var done: [String] = []
-                for t in targets where !running(t.supervisor) {
-                    let last = try tx.lastStepRecord(t.step)
-                    guard last?.seq == t.intentSeq, last?.kind == .intent else { continue }
-                    let i = last?.intent
-                    try tx.close(step: t.step, intentSeq: t.intentSeq, result: StepClose(
-                        outcome: "stopped", exitStatus: 128 + SIGKILL, exitCode: nil, signal: SIGKILL, limit: nil,
-                        wallMs: (Date().timeIntervalSince1970 - (last?.at ?? 0)) * 1000, cpuMs: 0, maxRssKb: 0, stdout: Data(), stderr: Data(),
-                        stdoutTruncated: false, stderrTruncated: false, protections: [],
-                        error: "stopped by \(by): \(reason); its supervisor (pid \(t.supervisor.pid)) was killed before it recorded a result",
-                        profile: i?.profile ?? "", profileFingerprint: i?.profileFingerprint ?? ""))
-                    done.append(t.step)
-                }
-                return done
-            }
-        } catch {
-            report.survivors.append("(the stopped records could not be written: \(error.description))")
-        }
-        for t in targets {
-            if running(t.supervisor) { report.survivors.append("step \(t.step): supervisor pid \(t.supervisor.pid)") }
-            for (pid, st) in t.processes where alive(pid, st) { report.survivors.append("step \(t.step): pid \(pid) (\(command(pid)))") }
-        }
-        report.seconds = Date().timeIntervalSince(start)
-        return report
-    }
-
-    /// A supervisor that still runs (a zombie waiting for its parent does not).
-    static func running(_ s: Supervisor) -> Bool { s.isAlive && alive(s.pid, s.startTime) }
-
-    static func alive(_ pid: Int32, _ start: UInt64) -> Bool {
-        guard let s = ProcessStat.read(pid) else { return false }
-        return s.startTime == start && s.state != UInt8(ascii: "Z")
-    }
-
-    static func command(_ pid: Int32) -> String {
-        ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    /// Every process below `root` (children, their children, …), with start times.
-    static func descendants(of root: Int32) -> [(Int32, UInt64)] {
-        var children: [Int32: [(Int32, UInt64)]] = [:]
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(name), let s = ProcessStat.read(pid) else { continue }
-            children[s.parent, default: []].append((pid, s.startTime))
-        }
-        var out: [(Int32, UInt64)] = []
-        var queue = [root]
-        while let p = queue.popLast() {
-            for c in children[p] ?? [] {
-                out.append(c)
-                queue.append(c.0)
-            }
-        }
-        return out
-    }
-}
 
 /// A run's status as governance sees it (`lanes runs`): stopped, halted, awaiting_approval, or nil.
 func governanceStatus(_ records: [JournalRecord]) -> String? {
@@ -220,10 +68,7 @@ func duration(_ s: Double) -> String {
 private func answer(_ stateOptions: StateOptions, run: String, step: String, action: Decision.Action, by: String, reason: String?) throws {
     let journal = try stateOptions.journal()
     do {
-        let d = try journal.decide(run: run) { tx in
-            guard tx.exists else { throw GovernanceError("no run \(run)") }
-            return try Governance.answer(tx, step: step, action: action, by: by, reason: reason)
-        }
+        let d = try RunControl.answer(journal, run: run, step: step, action: action, by: by, reason: reason)
         printOut("\(d.action.rawValue): step \(step) of run \(run) by \(by)\(action == .approved ? "; invoke the same command again with --run \(run) --step \(step) to run it once" : "")\n")
     } catch let e as GovernanceError {
         throw failure(e.message, e.expired ? GovernanceExitStatus.denied : 1)
@@ -291,14 +136,7 @@ struct ResumeCommand: ParsableCommand {
         let raises = try parsedRaises()
         let (run, by, reason) = (runID, self.by, self.reason)
         do {
-            let halt = try journal.decide(run: run) { tx -> Decision in
-                guard tx.exists else { throw GovernanceError("no run \(run)") }
-                let state = tx.state.governance
-                if let s = state.stopped { throw GovernanceError("run \(run) was stopped by \(s.decision.by) (\(s.decision.reason ?? "")); a stopped run is not resumed: start a new run") }
-                guard let h = state.halted else { throw GovernanceError("run \(run) is not halted") }
-                try tx.append(Decision(action: .resumed, by: by, reason: reason, raises: raises.isEmpty ? nil : raises), step: nil)
-                return h.decision
-            }
+            let halt = try RunControl.resume(journal, run: run, by: by, reason: reason, raises: raises)
             printOut("resumed run \(run) (was halted: \(halt.reason ?? ""))\(raises.isEmpty ? "" : "; raised " + raises.sorted { $0.key < $1.key }.map { "\($0.key)=\(Decision.number($0.value))" }.joined(separator: " "))\n")
         } catch let e as GovernanceError {
             throw failure(e.message)
@@ -328,7 +166,12 @@ struct StopCommand: ParsableCommand {
 
     func run() throws {
         let journal = try stateOptions.journal()
-        let r = RunStopper.stop(journal: journal, run: runID, by: by, reason: reason, grace: grace)
+        let r: RunStopper.Report
+        do { r = try RunStopper.stop(journal: journal, run: runID, by: by, reason: reason, grace: grace) } catch {
+            // A run that does not exist is only that; "conflict" is kept for a real conflict.
+            throw failure(error.code == .notFound ? "run \(runID) does not exist (lanes runs lists the runs)" : error.description,
+                          error.code == .notFound ? 1 : JournalExitStatus.journalError)
+        }
         let steps = r.steps.isEmpty ? "no step was in flight" : "stopped step(s) \(r.steps.joined(separator: ", "))"
         if r.survivors.isEmpty {
             printOut("run \(runID) stopped by \(by): \(steps) in \(String(format: "%.2f", r.seconds)) s; no process of the run remains; later steps are refused\n")

@@ -8,7 +8,7 @@ private func state(_ s: StepSummary, _ journal: SQLiteJournal) -> String {
     guard let close = s.close else {
         return (s.intent.map { journal.isAlive($0.supervisor) } ?? false) ? "in_flight" : "in_doubt"
     }
-    return close.outcome
+    return close.outcome.rawValue
 }
 
 private func runStatus(_ steps: [StepSummary], _ journal: SQLiteJournal) -> String {
@@ -78,7 +78,7 @@ struct ShowCommand: ParsableCommand {
                 o.add("run", .string(runID))
                 o.add("step", .string(s.step))
                 o.add("state", .string(state(s, journal)))
-                o.add("outcome", c.map { .string($0.outcome) } ?? .null)
+                o.add("outcome", c.map { .string($0.outcome.rawValue) } ?? .null)
                 o.add("exit_status", c.map { .int(Int($0.exitStatus)) } ?? .null)
                 o.add("wall_ms", c.map { .double($0.wallMs) } ?? .null)
                 o.add("attempts", .int(s.attempts))

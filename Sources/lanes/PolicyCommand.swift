@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import LaneConfig
+import LaneRuntime
 import LaneSupervisor
 import LaneSys
 

@@ -1,10 +1,8 @@
 import ArgumentParser
+import Foundation
 import Glibc
-import LaneConfig
-import LaneJournal
 import LaneModel
-import LaneSupervisor
-import LaneSys
+import LaneRuntime
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -106,158 +104,50 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let run = runID ?? newRunID()
-        var stepID = step
-        var replayed = false
-        // A run id made up here names nothing until the journal has the step.
-        var shownRun: String? = runID
-        let result: StepResult
-        switch prepare() {
-        case let .failed(failed):
-            result = failed
-        case let .ready(prepared):
-            if runID == nil { printError("lanes: run \(run)") }
-            shownRun = run
-            let journaled = JournaledStep(journal: prepared.journal, run: run, step: step,
-                                          retryAllowed: idempotent || prepared.request.lane.retry == .safe,
-                                          governance: GovernanceHook(lane: prepared.request.lane, effect: effect))
-            let outcome = journaled.perform(intent: prepared.intent, execute: {
-                StepRunner(initPath: Paths.initHelper).run(prepared.request, compiled: prepared.compiled)
-            })
-            // The result (or the refusal) is recorded: nothing of this step is in flight now.
-            if let lock = prepared.lock { SupervisorLock.release(stateDirectory: prepared.journal.directory, name: lock) }
-            switch outcome {
-            case let .refused(status, id, message):
-                printError("lanes: \(message)")
-                if json { printOut(Self.decorate(nil, run: shownRun, step: id, replayed: false, status: status, message: message) + "\n") }
-                Glibc.exit(status)
-            case let .result(r, id, wasReplayed, retried):
-                result = r
-                stepID = id
-                replayed = wasReplayed
-                if retried { printError("lanes: step \(id) of run \(run) was in doubt and is run again (the lane allows retrying)") }
-                if wasReplayed {
-                    printError("lanes: replayed step \(id) of run \(run) from the journal; nothing was run")
-                    if !json {
-                        writeAll(1, r.stdout)
-                        writeAll(2, r.stderr)
-                    }
-                }
-            }
+        guard let config = Paths.locateConfig(configOptions.config) else {
+            let result = StepResult(lane: lane, profile: "", profileFingerprint: "", outcome: .failedToStart,
+                                    exitCode: ExitStatus.failedToStart,
+                                    error: "config: no Profiles/ and Lanes/ found (use --config DIR or LANES_CONFIG)")
+            finish(StepReport(run: runID, step: step, replayed: false, retried: false, result: result, resultJSON: result.json()))
         }
+        let service = StepService(
+            options: ServiceOptions(config: config, stateDirectory: stateOptions.resolved, initHelper: Paths.initHelper,
+                                    currentDirectory: Paths.currentDirectory,
+                                    hiddenPaths: [Paths.executableDirectory, Paths.parent(Paths.initHelper)]),
+            logger: Log.logger)
+        let call = StepCall(lane: lane, argv: command, workspace: workspace, run: runID, step: step, timeoutSeconds: timeout,
+                            idempotent: idempotent, effect: effect, output: json ? .capture : .relay,
+                            allowHostWorkspace: allowHostWorkspace)  // MERGE(issue 11)
+        let report = service.run(call) { printError("lanes: \($0)") }
+        service.close()
+        finish(report)
+    }
+
+    /// Prints the report (the JSON object, or the replayed output and what went wrong) and exits
+    /// with its status.
+    private func finish(_ report: StepReport) -> Never {
+        let result = report.result
         if json {
-            printOut(Self.decorate(result, run: shownRun, step: stepID, replayed: replayed, status: nil, message: nil) + "\n")
+            if result.outcome == .refused || result.outcome == .failedToStart { printError("lanes: \(result.error ?? "failed")") }
+            printOut(report.json() + "\n")
         } else {
-            report(result)
+            if report.replayed {
+                writeAll(1, result.stdout)
+                writeAll(2, result.stderr)
+            }
+            describe(result)
         }
-        Glibc.exit(result.exitStatus)
+        Glibc.exit(report.exitStatus)
     }
 
-    /// The result JSON with the run, the step and whether it was replayed in front; or, for a
-    /// refusal, an object with the status and the message. `run` is null when the step failed
-    /// before the journal and no `--run` was given (no run was recorded).
-    static func decorate(_ result: StepResult?, run: String?, step: String?, replayed: Bool, status: Int32?, message: String?) -> String {
-        var o = JSONObject()
-        o.add("run", run.map { .string($0) } ?? .null)
-        o.add("step", step.map { .string($0) } ?? .null)
-        o.add("replayed", .bool(replayed))
-        if let status { o.add("exit_status", .int(Int(status))) }
-        if let message { o.add("error", .string(message)) }
-        let head = o.rendered
-        guard let result else { return head }
-        return String(head.dropLast()) + "," + String(result.json().dropFirst())
-    }
-
-    /// Everything a journaled step needs, or the failed result that stops it before the journal.
-    struct Prepared {
-        var request: StepRequest
-        var compiled: CompiledProfile
-        var journal: SQLiteJournal
-        var intent: StepIntent
-        /// This supervisor's liveness lock in the state directory (`SupervisorLock`).
-        var lock: String?
-    }
-
-    private func prepare() -> Preparation<Prepared> {
-        let failed = { (stage: String, message: String) -> Preparation<Prepared> in
-            .failed(StepResult(lane: lane, profile: "", profileFingerprint: "", outcome: .failedToStart,
-                                exitCode: ExitStatus.failedToStart, error: "\(stage): \(message)"))
-        }
-        var request: StepRequest, compiled: CompiledProfile
-        switch execute() {
-        case let .failed(f): return .failed(f)
-        case let .ready((r, c)): (request, compiled) = (r, c)
-        }
-        let state: StateDirectory
-        do { state = try StateDirectory(path: stateOptions.resolved) } catch { return failed("state", error.message) }
-        request.hiddenPaths.append(Paths.resolve(state.path) ?? state.path)
-        switch CredentialResolver.resolve(request.lane, secrets: SecretStore(state: state)) {
-        case let .failure(e): return failed(e.stage, e.message)
-        case let .success(values): request.credentials = values
-        }
-        let journal: SQLiteJournal
-        do { journal = try state.openJournal() } catch {
-            return .failed(StepResult(lane: lane, profile: request.profile.name, profileFingerprint: compiled.fingerprint,
-                                       outcome: .failedToStart, exitCode: JournalExitStatus.journalError, error: "journal: \(error.message)"))
-        }
-        // Held from before the intent until this process ends: how other `lanes` processes, in
-        // any pid namespace, tell that this step is in flight rather than in doubt.
-        let lock = SupervisorLock.hold(stateDirectory: state.path)
-        var supervisor = Supervisor.current
-        supervisor.lock = lock
-        let l = request.profile.limits
-        let envNames = Set(request.profile.environment.keys).union(request.lane.credentials.filter { $0.delivery == .env }.map(\.name))
-        let intent = StepIntent(
-            lane: request.lane.name, argv: request.argv, cwd: request.workspace, environment: Array(envNames),
-            credentials: request.lane.credentials.map(\.name), profile: request.profile.name,
-            profileFingerprint: compiled.fingerprint,
-            limits: ["wall_seconds": request.wallSeconds, "cpu_seconds": Double(l.cpuSeconds), "open_files": Double(l.openFiles),
-                     "file_size_bytes": Double(l.fileSizeBytes), "processes": Double(l.processes), "output_bytes": Double(l.outputBytes)]
-                .merging(allowHostWorkspace ? ["allow_host_workspace": 1] : [:]) { a, _ in a },  // MERGE(issue 11)
-            supervisor: supervisor, idempotent: idempotent)
-        return .ready(Prepared(request: request, compiled: compiled, journal: journal, intent: intent, lock: lock))
-    }
-
-    private func execute() -> Preparation<(StepRequest, CompiledProfile)> {
-        let failed = { (stage: String, message: String) -> Preparation<(StepRequest, CompiledProfile)> in
-            .failed(StepResult(lane: lane, profile: "", profileFingerprint: "", outcome: .failedToStart,
-                                exitCode: ExitStatus.failedToStart, error: "\(stage): \(message)"))
-        }
-        guard let store = Paths.locateConfig(configOptions.config) else {
-            return failed("config", "no Profiles/ and Lanes/ found (use --config DIR or LANES_CONFIG)")
-        }
-        let loaded: (Lane, Profile)
-        do {
-            loaded = try store.load(lane: lane, parser: ProfileParser(knownSyscall: SeccompCompiler.isKnown))
-        } catch {
-            return failed("config", error.description)
-        }
-        let (laneValue, profile) = loaded
-        let compiled: CompiledProfile
-        do { compiled = try CompiledProfile(profile, cache: PolicyCache(directory: stateOptions.resolved + "/policy-cache")) } catch { return failed(error.stage, error.message) }
-        let requested = workspace ?? laneValue.workspace ?? Paths.currentDirectory
-        guard let resolved = Paths.resolve(requested), isDirectory(resolved) else {
-            return failed("workspace", "\"\(requested)\" is not an existing directory")
-        }
-        // MERGE(issue 11): a workspace that exposes the host is refused (HostWorkspace).
-        if let refusal = WorkspaceGuard.refusal(resolved, state: stateOptions.resolved, allowHost: allowHostWorkspace) {
-            return failed("workspace", refusal)
-        }
-        var hidden = [store.profilesDirectory, store.lanesDirectory, Paths.executableDirectory, Paths.parent(Paths.initHelper)]
-        hidden = hidden.compactMap { Paths.resolve($0) }
-        let request = StepRequest(lane: laneValue, profile: profile, argv: command, workspace: resolved,
-                                  timeoutSeconds: timeout, captureOutput: json, hiddenPaths: hidden)
-        return .ready((request, compiled))
-    }
-
-    private func report(_ result: StepResult) {
+    private func describe(_ result: StepResult) {
         switch result.outcome {
-        case .failedToStart:
+        case .failedToStart, .refused:
             printError("lanes: \(result.error ?? "failed to start")")
         case .timedOut:
-            printError("lanes: step timed out after \(timeout ?? 0 > 0 ? timeout! : 0)s deadline; the whole process tree was killed")
+            printError("lanes: step timed out after \(timeout.map { Self.seconds($0) + " " } ?? "its ")deadline; the whole process tree was killed")
         case .stopped:
-            printError("lanes: stopped by signal \(result.signal ?? 0); the step was ended")
+            printError("lanes: \(result.error ?? "stopped by signal \(result.signal ?? 0)"); the step was ended")
         case .seccompViolation:
             printError("lanes: the step made a forbidden system call and was killed (SIGSYS)")
         case .oomKilled:
@@ -273,13 +163,10 @@ struct RunCommand: ParsableCommand {
             printError("lanes: optional limits not applied on this host: \(result.limitsNotApplied.joined(separator: ", "))")
         }
         if result.stdoutTruncated || result.stderrTruncated {
-            printError("lanes: output truncated at the profile's limit (\(result.stdoutTruncated ? "stdout" : "")\(result.stdoutTruncated && result.stderrTruncated ? ", " : "")\(result.stderrTruncated ? "stderr" : ""))")
+            let streams = [result.stdoutTruncated ? "stdout" : nil, result.stderrTruncated ? "stderr" : nil].compactMap { $0 }
+            printError("lanes: output truncated at the profile's limit (\(streams.joined(separator: ", ")))")
         }
     }
-}
 
-/// A step ready to run, or the result that ends it before it starts.
-enum Preparation<T> {
-    case ready(T)
-    case failed(StepResult)
+    static func seconds(_ s: Double) -> String { s == s.rounded() ? "\(Int(s))s" : String(format: "%.1fs", s) }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LaneJournal
 import LaneModel
+import LaneState
 
 struct SecretCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Glibc
 import LaneJournal
+import LaneRuntime
+import LaneState
 
 /// The state directory option every journal and secret command shares.
 struct StateOptions: ParsableArguments {

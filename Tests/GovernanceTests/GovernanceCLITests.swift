@@ -1,4 +1,5 @@
 import Foundation
+import LaneGovernance
 import LaneTestSupport
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import LaneConfig
+import LaneGovernance
 import LaneJournal
 import LaneModel
 import LaneTestSupport
@@ -102,10 +103,9 @@ struct RulesTests {
             Issue.record("not started")
             return
         }
-        try journal.close(run: "r", step: step, intentSeq: seq, result: StepClose(
-            outcome: "exited", exitStatus: 1, exitCode: 1, signal: nil, limit: nil, wallMs: 1500, cpuMs: 250, maxRssKb: 0,
-            stdout: Data("abc".utf8), stderr: Data("de".utf8), stdoutTruncated: false, stderrTruncated: false, protections: [],
-            error: nil, profile: "p", profileFingerprint: "f"))
+        try journal.close(run: "r", step: step, intentSeq: seq, result: StepResult(
+            lane: "l", profile: "p", profileFingerprint: "f", outcome: .exited, exitCode: 1, wallMs: 1500, cpuMs: 250,
+            stdout: Array("abc".utf8), stderr: Array("de".utf8)))
         let usage = RunUsage(try journal.records(run: "r"))
         // The state the store keeps beside the head is the same fold as from the records.
         #expect(try journal.keptState(run: "r") == RunState(try journal.records(run: "r")))

@@ -39,7 +39,7 @@ struct StopTests {
         for p in procs { p.waitUntilExit() }
         #expect(processes(containing: marker).isEmpty)
         let log = try f.log("s")
-        let closes = log.filter { $0["kind"] as? String == "close" }.compactMap { ($0["body"] as? [String: Any])?["outcome"] as? String }
+        let closes = log.filter { $0["kind"] as? String == "close" }.compactMap { (($0["body"] as? [String: Any])?["result"] as? [String: Any])?["outcome"] as? String }
         #expect(closes == ["stopped", "stopped", "stopped"])
         let stopRecord = log.first { ($0["body"] as? [String: Any])?["action"] as? String == "stopped" }?["body"] as? [String: Any]
         #expect(stopRecord?["by"] as? String == "erin")
@@ -76,7 +76,7 @@ struct StopTests {
         p.waitUntilExit()
         #expect(p.terminationReason == .uncaughtSignal)
         #expect(GovFixture.wait(2) { processes(containing: marker).isEmpty })
-        let close = try f.log("z").first { $0["kind"] as? String == "close" }?["body"] as? [String: Any]
+        let close = (try f.log("z").first { $0["kind"] as? String == "close" }?["body"] as? [String: Any])?["result"] as? [String: Any]
         #expect(close?["outcome"] as? String == "stopped")
         #expect((close?["error"] as? String)?.contains("stopped by erin") == true)
     }

@@ -1,5 +1,7 @@
 import Foundation
 import LaneJournal
+import LaneModel
+import LaneState
 import Testing
 
 /// The conformance suite of the `JournalStore` contract (see JournalStore.swift). Every store
@@ -16,10 +18,9 @@ enum JournalConformance {
                    profileFingerprint: fingerprint, limits: ["wall_seconds": 10], supervisor: supervisor)
     }
 
-    static func closeValue(_ status: Int32 = 0, stdout: String = "hi\n") -> StepClose {
-        StepClose(outcome: "exited", exitStatus: status, exitCode: status, signal: nil, limit: nil, wallMs: 1, cpuMs: 1,
-                  maxRssKb: 1, stdout: Data(stdout.utf8), stderr: Data(), stdoutTruncated: false, stderrTruncated: false,
-                  protections: [], error: nil, profile: "p", profileFingerprint: "fp")
+    static func closeValue(_ status: Int32 = 0, stdout: String = "hi\n") -> StepResult {
+        StepResult(lane: "lane", profile: "p", profileFingerprint: "fp", outcome: .exited, exitCode: status, wallMs: 1, cpuMs: 1,
+                   maxRssKb: 1, stdout: Array(stdout.utf8))
     }
 
     static func request(_ run: String, _ step: String?, _ intent: StepIntent, retry: Bool = false, alive: Bool = false) -> BeginRequest {
@@ -73,7 +74,7 @@ enum JournalConformance {
         #expect(closeRecord.closesSeq == s.seq)
         let before = try store.records(run: "r").count
         let again = try store.begin(request("r", "a", intent(supervisor: Supervisor(pid: 1, startTime: 2, bootID: "b", host: "other"))))
-        #expect(again == .replay(step: "a", close: closeValue(3, stdout: "out")))
+        #expect(again == .replay(step: "a", result: closeValue(3, stdout: "out"), json: closeValue(3, stdout: "out").json()))
         #expect(try store.begin(request("r", "a", intent(["echo", "other"]))) == .nondeterministic(step: "a", differences: ["argv"]))
         #expect(try store.begin(request("r", "a", intent(fingerprint: "changed"))) == .nondeterministic(step: "a", differences: ["profile_fingerprint"]))
         #expect(try store.records(run: "r").count == before)
@@ -117,7 +118,7 @@ enum JournalConformance {
         let again = try make("reopen")
         #expect(try again.records(run: "r").map(\.kind) == [.run, .intent, .close])
         #expect(try again.verify(run: "r") == nil)
-        #expect(try again.begin(request("r", "1", intent())) == .replay(step: "1", close: closeValue()))
+        #expect(try again.begin(request("r", "1", intent())) == .replay(step: "1", result: closeValue(), json: closeValue().json()))
     }
 
     /// 8 threads × 50 steps on one run: ordinals 1…400 once each, 800 step records, a sound chain.

@@ -1,6 +1,7 @@
+@testable import LaneJournal
 import Foundation
 import GRDB
-@testable import LaneJournal
+import LaneState
 import LaneTestSupport
 import Testing
 

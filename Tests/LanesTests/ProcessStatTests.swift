@@ -1,5 +1,6 @@
 import Glibc
 import LaneModel
+import LaneSys
 import Testing
 
 @Suite("/proc/PID/stat")

@@ -2,25 +2,25 @@ import Glibc
 import LaneConfig
 
 /// Where `lanes` itself lives, and what follows from that.
-enum Paths {
+public enum Paths {
     /// The resolved path of the running executable.
-    static let executable: String = {
+    public static let executable: String = {
         var buf = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buf, buf.count - 1)
         return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "/usr/local/bin/lanes"
     }()
 
-    static var executableDirectory: String { parent(executable) }
+    public static var executableDirectory: String { parent(executable) }
 
     /// The helper: `LANES_INIT`, else `lane-init` next to `lanes`.
-    static var initHelper: String {
+    public static var initHelper: String {
         if let env = environment("LANES_INIT"), !env.isEmpty { return env }
         return executableDirectory + "/lane-init"
     }
 
     /// The profiles and lanes installed with the package: `../share/lanes` next to the binary,
     /// or the source tree the binary was built in.
-    static var installedConfig: String? {
+    public static var installedConfig: String? {
         let share = parent(executableDirectory) + "/share/lanes"
         if isDirectory(share + "/Profiles") { return share }
         var dir = executableDirectory
@@ -31,41 +31,30 @@ enum Paths {
         return nil
     }
 
-    static var currentDirectory: String {
+    public static var currentDirectory: String {
         var buf = [CChar](repeating: 0, count: 4096)
         guard getcwd(&buf, buf.count) != nil else { return "/" }
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    static func environment(_ name: String) -> String? {
+    public static func environment(_ name: String) -> String? {
         guard let v = getenv(name) else { return nil }
         return String(cString: v)
     }
 
-    static func parent(_ path: String) -> String {
+    public static func parent(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
         return String(path[..<slash])
     }
 
     /// realpath(3), or nil with errno set.
-    static func resolve(_ path: String) -> String? {
+    public static func resolve(_ path: String) -> String? {
         guard let p = realpath(path, nil) else { return nil }
         defer { free(p) }
         return String(cString: p)
     }
 
-    static func locateConfig(_ explicit: String?) -> ConfigStore? {
+    public static func locateConfig(_ explicit: String?) -> ConfigStore? {
         ConfigStore.locate(explicit: explicit, environment: environment, cwd: currentDirectory, installed: installedConfig)
     }
-}
-
-/// Writes a line to stderr.
-func printError(_ line: String) {
-    let text = line + "\n"
-    _ = text.withCString { write(2, $0, strlen($0)) }
-}
-
-/// Writes to stdout without buffering surprises at exit.
-func printOut(_ text: String) {
-    _ = text.withCString { write(1, $0, strlen($0)) }
 }

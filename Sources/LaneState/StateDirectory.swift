@@ -1,5 +1,7 @@
 import Foundation
+import LaneJournal
 import LaneModel
+import LaneSys
 
 /// The state directory: the journal and the secret store. Created 0700; never visible inside a
 /// sandbox (the CLI hides it).
@@ -44,15 +46,20 @@ public struct StateDirectory: Sendable {
     public func openJournal() throws(JournalError) -> SQLiteJournal {
         let fd = open(journalPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if fd >= 0 { close(fd) }
-        return try SQLiteJournal(path: journalPath)
+        return try SQLiteJournal(path: journalPath, writer: .current)
     }
+}
+
+extension SQLiteJournal {
+    /// Whether the supervisor of an intent in this journal still runs (`Supervisor.isAlive(stateDirectory:)`).
+    public func isAlive(_ supervisor: Supervisor) -> Bool { supervisor.isAlive(stateDirectory: directory) }
 }
 
 extension Supervisor {
     /// This process.
     public static var current: Supervisor {
         let pid = getpid()
-        return Supervisor(pid: pid, startTime: startTime(of: pid) ?? 0, bootID: bootID, host: hostName)
+        return Supervisor(pid: pid, startTime: startTime(of: pid) ?? 0, bootID: currentBootID, host: hostName)
     }
 
     /// gethostname(2): `ProcessInfo.hostName` may ask the resolver.
@@ -66,7 +73,7 @@ extension Supervisor {
     /// recorded a lock (`SupervisorLock`), whether that lock is still held — true across pid
     /// namespaces and immune to pid reuse; otherwise `isAlive`.
     public func isAlive(stateDirectory: String) -> Bool {
-        guard bootID == Supervisor.bootID else { return false }
+        guard bootID == Supervisor.currentBootID else { return false }
         guard let lock else { return isAlive }
         return SupervisorLock.isHeld(stateDirectory: stateDirectory, name: lock)
     }
@@ -74,16 +81,17 @@ extension Supervisor {
     /// Whether that supervisor still runs, by pid: same boot, and a process with that pid
     /// started at that time. Wrong for a supervisor in another pid namespace (its pid means
     /// something else here); `isAlive(stateDirectory:)` is not.
+    /// A zombie waiting for its parent is not running: it counts as dead. This is the one
+    /// pid-based liveness check (`lanes stop` uses it too).
     public var isAlive: Bool {
-        guard bootID == Supervisor.bootID else { return false }
-        guard let t = Supervisor.startTime(of: pid) else { return false }
-        return t == startTime
+        guard bootID == Supervisor.currentBootID else { return false }
+        return ProcessStat.isRunning(pid: pid, startTime: startTime)
     }
 
     /// Field 22 of /proc/PID/stat.
     static func startTime(of pid: Int32) -> UInt64? { ProcessStat.read(pid)?.startTime }
 
-    static let bootID: String = {
+    static let currentBootID: String = {
         guard let bytes = readProcFile("/proc/sys/kernel/random/boot_id") else { return "unknown" }
         let text = String(decoding: bytes.filter { $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: " ") }, as: UTF8.self)
         return text.isEmpty ? "unknown" : text

@@ -1,4 +1,5 @@
 import Foundation
+import LaneJournal
 
 /// Secrets in the state directory: one file per secret, mode 0600, in `secrets/` (0700).
 /// Values are read and written as bytes and never printed; only names and times are listed.

@@ -13,6 +13,12 @@ public struct ProcessStat: Sendable, Equatable {
     public var startTime: UInt64
 
     /// The process's stat, or nil when there is no such process (in this pid namespace).
+    /// Whether the process `pid` that started at `startTime` still runs (not reused, not a zombie).
+    public static func isRunning(pid: Int32, startTime: UInt64) -> Bool {
+        guard let s = read(pid) else { return false }
+        return s.startTime == startTime && s.state != UInt8(ascii: "Z")
+    }
+
     public static func read(_ pid: Int32) -> ProcessStat? {
         readProcFile("/proc/\(pid)/stat").flatMap { parse($0[...]) }
     }

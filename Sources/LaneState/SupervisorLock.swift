@@ -1,4 +1,5 @@
 import Foundation
+import LaneJournal
 
 /// How a supervisor shows that it still runs, to every process sharing its state directory.
 ///

@@ -1,0 +1,180 @@
+import Foundation
+import LaneConfig
+import LaneGovernance
+import LaneJournal
+import LaneModel
+import LaneState
+import LaneSupervisor
+import LaneSys
+import Logging
+
+/// Where a `StepService` finds what it needs. Front doors fill it from their flags and
+/// environment; nothing here reads the process environment itself.
+public struct ServiceOptions: Sendable {
+    /// `--config DIR` / `LANES_CONFIG` etc., already resolved by `Paths.locateConfig`.
+    public var config: ConfigStore
+    /// The state directory (journal, secrets, supervisor locks, policy cache).
+    public var stateDirectory: String
+    /// The `lane-init` helper.
+    public var initHelper: String
+    /// The workspace when neither the call nor the lane names one.
+    public var currentDirectory: String
+    /// Directories never visible in a sandbox, even inside a workspace (the binaries' directory).
+    public var hiddenPaths: [String]
+
+    public init(config: ConfigStore, stateDirectory: String, initHelper: String, currentDirectory: String,
+                hiddenPaths: [String] = []) {
+        self.config = config
+        self.stateDirectory = stateDirectory
+        self.initHelper = initHelper
+        self.currentDirectory = currentDirectory
+        self.hiddenPaths = hiddenPaths
+    }
+}
+
+/// Owns a step from request to report: configuration → compiled policy → credentials →
+/// journal intent and governance → sandbox → close → report. Every front door (the CLI,
+/// `lanes mcp`) calls `run`; what is worth keeping between steps (parsed lanes and compiled
+/// policies, the journal connection, this process's liveness lock) is kept, so a long-lived
+/// process pays start-up once. Safe to call from several threads at once: each call blocks its
+/// thread for the step's duration, and the journal group-commits concurrent steps.
+public final class StepService: @unchecked Sendable {
+    public let options: ServiceOptions
+    private let logger: Logger
+    private let configs: ConfigCache
+    private let lock = NSLock()
+    private var state: StateDirectory?
+    private var journal: SQLiteJournal?
+    /// This process's liveness lock (`SupervisorLock`), held from the first intent until `close()`.
+    private var supervisorLock: String?
+
+    public init(options: ServiceOptions, logger: Logger = Logger(label: "lanes")) {
+        self.options = options
+        self.logger = logger
+        self.configs = ConfigCache(store: options.config,
+                                   policyCache: PolicyCache(directory: options.stateDirectory + "/policy-cache"))
+    }
+
+    /// Releases the liveness lock (the kernel drops it anyway when the process ends).
+    public func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        if let name = supervisorLock, let state { SupervisorLock.release(stateDirectory: state.path, name: name) }
+        supervisorLock = nil
+    }
+
+    /// Runs one step (or replays or refuses it). `notify` gets one-line notices as they happen
+    /// ("run ID" for a new run, "replayed …", halts); the CLI prints them on stderr.
+    public func run(_ call: StepCall, notify: @escaping (String) -> Void = { _ in }) -> StepReport {
+        var log = logger
+        log[metadataKey: "lane"] = "\(call.lane)"
+        let prepared: Prepared
+        switch prepare(call) {
+        case let .failure(error):
+            log.warning("step refused before the journal", metadata: ["stage": "\(error.stage)"])
+            // A run named by the caller is shown; one made up here names nothing recorded.
+            let result = StepResult(lane: call.lane, profile: "", profileFingerprint: "", outcome: .failedToStart,
+                                    exitCode: error.stage == "journal" ? JournalExitStatus.journalError : ExitStatus.failedToStart,
+                                    error: error.description)
+            return StepReport(run: call.run, step: call.step, replayed: false, retried: false, result: result, resultJSON: result.json())
+        case let .success(p):
+            prepared = p
+        }
+        let run = call.run ?? newRunID()
+        if call.run == nil { notify("run \(run)") }
+        log[metadataKey: "run"] = "\(run)"
+        let journaled = JournaledStep(journal: prepared.journal, run: run, step: call.step, lane: prepared.request.lane,
+                                      effect: call.effect, retryAllowed: call.idempotent || prepared.request.lane.retry == .safe,
+                                      notify: notify)
+        let runner = StepRunner(initPath: options.initHelper)
+        let outcome = journaled.perform(intent: prepared.intent) {
+            log.info("step starting", metadata: ["argv0": "\(call.argv.first ?? "")"])
+            return runner.run(prepared.request, compiled: prepared.compiled)
+        }
+        switch outcome {
+        case let .refused(reason, id, message):
+            log.info("step refused", metadata: ["step": "\(id ?? "")", "reason": "\(reason.rawValue)"])
+            let result = StepResult.refused(lane: call.lane, profile: prepared.request.profile.name,
+                                            profileFingerprint: prepared.compiled.fingerprint, reason: reason, message: message)
+            return StepReport(run: run, step: id, replayed: false, retried: false, result: result, resultJSON: result.json())
+        case let .result(result, json, id, replayed, retried):
+            log.info(replayed ? "step replayed" : "step closed",
+                     metadata: ["step": "\(id)", "outcome": "\(result.outcome.rawValue)", "exit_status": "\(result.exitStatus)"])
+            if retried { notify("step \(id) of run \(run) was in doubt and is run again (the lane allows retrying)") }
+            if replayed { notify("replayed step \(id) of run \(run) from the journal; nothing was run") }
+            return StepReport(run: run, step: id, replayed: replayed, retried: retried, result: result, resultJSON: json)
+        }
+    }
+
+    /// Everything a journaled step needs.
+    struct Prepared {
+        var request: StepRequest
+        var compiled: CompiledProfile
+        var journal: SQLiteJournal
+        var intent: StepIntent
+    }
+
+    private func prepare(_ call: StepCall) -> Result<Prepared, LanesError> {
+        let lane: Lane, compiled: CompiledProfile
+        do { (lane, compiled) = try configs.load(lane: call.lane) } catch { return .failure(error) }
+        let requested = call.workspace ?? lane.workspace ?? options.currentDirectory
+        guard let workspace = Paths.resolve(requested), isDirectory(workspace) else {
+            return .failure(LanesError(.notFound, stage: "workspace", "\"\(requested)\" is not an existing directory"))
+        }
+        let store = configs.store
+        var hidden = [store.profilesDirectory, store.lanesDirectory] + options.hiddenPaths
+        let state: StateDirectory, journal: SQLiteJournal, supervisorLock: String?
+        switch openState() {
+        case let .failure(error): return .failure(error)
+        case let .success(opened): (state, journal, supervisorLock) = opened
+        }
+        hidden.append(state.path)
+        var request = StepRequest(lane: lane, profile: compiled.profile, argv: call.argv, workspace: workspace,
+                                  timeoutSeconds: call.timeoutSeconds, captureOutput: call.output == .capture,
+                                  hiddenPaths: hidden.compactMap { Paths.resolve($0) })
+        switch CredentialResolver.resolve(lane, secrets: SecretStore(state: state)) {
+        case let .failure(e): return .failure(e)
+        case let .success(values): request.credentials = values
+        }
+        var supervisor = Supervisor.current
+        supervisor.lock = supervisorLock
+        let l = compiled.profile.limits
+        let envNames = Set(compiled.profile.environment.keys).union(lane.credentials.filter { $0.delivery == .env }.map(\.name))
+        let intent = StepIntent(
+            lane: lane.name, argv: call.argv, cwd: workspace, environment: Array(envNames),
+            credentials: lane.credentials.map(\.name), profile: compiled.profile.name, profileFingerprint: compiled.fingerprint,
+            limits: ["wall_seconds": request.wallSeconds, "cpu_seconds": Double(l.cpuSeconds), "open_files": Double(l.openFiles),
+                     "file_size_bytes": Double(l.fileSizeBytes), "processes": Double(l.processes), "output_bytes": Double(l.outputBytes)],
+            supervisor: supervisor, idempotent: call.idempotent)
+        return .success(Prepared(request: request, compiled: compiled, journal: journal, intent: intent))
+    }
+
+    /// The state directory, the journal and this process's liveness lock, opened once.
+    private func openState() -> Result<(StateDirectory, SQLiteJournal, String?), LanesError> {
+        lock.lock()
+        defer { lock.unlock() }
+        if let state, let journal { return .success((state, journal, supervisorLock)) }
+        let opened: StateDirectory
+        do { opened = try StateDirectory(path: options.stateDirectory) } catch {
+            return .failure(LanesError(.setupFailed, stage: "state", error.message))
+        }
+        let j: SQLiteJournal
+        do { j = try opened.openJournal() } catch {
+            return .failure(LanesError(.setupFailed, stage: "journal", error.message))
+        }
+        // Held from before the first intent until this process ends: how other `lanes`
+        // processes, in any pid namespace, tell that its steps are in flight rather than in doubt.
+        supervisorLock = SupervisorLock.hold(stateDirectory: opened.path)
+        state = opened
+        journal = j
+        return .success((opened, j, supervisorLock))
+    }
+
+    /// The journal, opened once (for run control and inspection by front doors).
+    public func openJournal() throws(LanesError) -> SQLiteJournal {
+        switch openState() {
+        case let .failure(e): throw e
+        case let .success(o): return o.1
+        }
+    }
+}
