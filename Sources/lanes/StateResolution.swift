@@ -1,5 +1,6 @@
 import Glibc
 import LaneConfig
+import LaneRuntime
 
 /// The host side of `StateLocation`: the facts it decides on, the notice it asks for, and the
 /// creation of a directory under a shared parent (`/var/tmp`) with its ownership re-checked.

@@ -90,6 +90,14 @@ struct HonestAnswersTests {
         #expect(!FileManager.default.fileExists(atPath: state + "/journal.sqlite"), "journaled before the arguments were checked")
     }
 
+    @Test("every command that takes a run id checks its syntax", arguments: [["show", "a/b c"], ["log", ""], ["output", "../x"], ["verify", "x;y"], ["export", "a b"]])
+    func runIDEverywhere(_ args: [String]) throws {
+        let state = try LanesCLI.temporaryDirectory("lanes-state") + "/state"
+        let out = try LanesCLI.run(args, environment: ["LANES_STATE": state])
+        #expect(out.status == 64, "\(out)")
+        #expect(out.stderr.contains("run id"), "\(out)")
+    }
+
     @Test("--timeout takes the profiles' duration syntax")
     func timeoutUnits() throws {
         let ws = try LanesCLI.temporaryDirectory()
