@@ -10,6 +10,8 @@ import PackageDescription
 /// - `LaneModel`: pure values (Profile, Lane, outcomes, errors). No Foundation.
 /// - `LanePlan`: the spawn plan handed from `lanes` to `lane-init`, and its binary codec.
 /// - `LaneConfig`: TOML files → model, strict keys, `FILE:LINE:` diagnostics.
+/// - `LaneSyscall`: the one syscall layer on swift-system: owned descriptors, read-all and
+///   write-all with one EINTR loop, `Errno`, the monotonic clock. Foundation-free (lane-init).
 /// - `LaneSys`: host-facing system code: the seccomp compiler, host probes, fds.
 /// - `LaneSupervisor`: builds the plan, spawns, relays output, enforces the deadline.
 /// - `LaneJournal`: the store: records, the hash chain, the kept run state, one SQLite path.
@@ -38,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         .target(name: "CLaneSys"),
@@ -46,29 +49,33 @@ let package = Package(
                        providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         .target(name: "LaneModel", swiftSettings: swiftSettings),
-        .target(name: "LanePlan", swiftSettings: swiftSettings),
+        .target(name: "LanePlan", dependencies: ["CLaneSys"], swiftSettings: swiftSettings),
+        .target(
+            name: "LaneSyscall",
+            dependencies: ["CLaneSys", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: swiftSettings),
         .target(
             name: "LaneConfig",
-            dependencies: ["LaneModel", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["LaneModel", "LaneSyscall", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: swiftSettings),
         .target(
             name: "LaneSys",
-            dependencies: ["CLaneSys", "CSeccomp", "LaneModel", "LanePlan"],
+            dependencies: ["CLaneSys", "CSeccomp", "LaneModel", "LanePlan", "LaneSyscall"],
             swiftSettings: swiftSettings),
         .target(
             name: "LaneSupervisor",
             dependencies: [
-                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneConfig",
+                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneSyscall", "LaneConfig",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(
-            name: "lane-init", dependencies: ["CLaneSys", "CCap", "LanePlan"],
+            name: "lane-init", dependencies: ["CLaneSys", "CCap", "LanePlan", "LaneSyscall"],
             path: "Sources/LaneInit", swiftSettings: swiftSettings, linkerSettings: staticExecutable),
         .executableTarget(
             name: "lanes",
             dependencies: [
-                "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneJournal", "LaneGovernance",
+                "LaneModel", "LaneConfig", "LaneSys", "LaneSyscall", "LaneSupervisor", "LaneJournal", "LaneGovernance",
                 "LaneState", "LaneRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -97,10 +104,11 @@ let package = Package(
         .target(name: "LaneTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "LanesTests",
-            dependencies: ["LaneModel", "LanePlan", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneTestSupport"],
+            dependencies: ["LaneModel", "LanePlan", "LaneConfig", "LaneSys", "LaneSyscall", "LaneSupervisor",
+                           "LaneTestSupport", "lane-init", "CLaneSys"],
             swiftSettings: swiftSettings),
         .testTarget(name: "EscapeTests", dependencies: ["LaneTestSupport"], exclude: ["Probes"], swiftSettings: swiftSettings),
-        .testTarget(name: "CgroupTests", dependencies: ["LaneSys", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CgroupTests", dependencies: ["LaneSys", "LaneSyscall", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "JournalTests", dependencies: ["LaneJournal", "LaneState", "LaneSys", "LaneModel", "LaneTestSupport"],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "GovernanceTests", dependencies: ["LaneJournal", "LaneGovernance", "LaneState", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),

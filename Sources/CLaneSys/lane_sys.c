@@ -98,7 +98,7 @@ static void child_main(const struct lane_spawn_args *a) {
     sigemptyset(&none);
     (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(long));
     syscall(SYS_execve, a->path, a->argv, a->envp);
-    child_fail(err_fd, LANE_STAGE_EXEC, errno);
+    child_fail(err_fd, LANE_STAGE_EXEC_INIT, errno);
 }
 
 int lane_spawn(const struct lane_spawn_args *a, pid_t *pid, int *pidfd) {
@@ -133,7 +133,7 @@ int lane_seal_and_exec(const void *filter, size_t filter_len, const char *path,
                        char *const *argv, char *const *envp, int err_fd) {
     int rec[2];
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-        rec[0] = 1; rec[1] = errno;
+        rec[0] = LANE_STAGE_NO_NEW_PRIVS; rec[1] = errno;
         (void)write(err_fd, rec, sizeof rec);
         return -rec[1];
     }
@@ -143,13 +143,13 @@ int lane_seal_and_exec(const void *filter, size_t filter_len, const char *path,
         prog.filter = (struct sock_filter *)filter;
         // SECCOMP_FILTER_FLAG_TSYNC is not needed: the caller is single-threaded.
         if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
-            rec[0] = 2; rec[1] = errno;
+            rec[0] = LANE_STAGE_SECCOMP; rec[1] = errno;
             (void)write(err_fd, rec, sizeof rec);
             return -rec[1];
         }
     }
     execve(path, argv, envp);
-    rec[0] = 3; rec[1] = errno;
+    rec[0] = LANE_STAGE_EXEC; rec[1] = errno;
     (void)write(err_fd, rec, sizeof rec);
     return -rec[1];
 }
@@ -254,10 +254,10 @@ struct lane_mount_attr {
 
 int lane_bind(const char *source, const char *target, int read_only, int *stage) {
     struct lane_open_how how = {O_PATH | O_CLOEXEC, 0, LANE_RESOLVE_NO_SYMLINKS};
-    *stage = 1;
+    *stage = LANE_STAGE_BIND_OPEN;
     int src = (int)syscall(SYS_openat2, AT_FDCWD, source, &how, sizeof how);
     if (src < 0) return -1;
-    *stage = 2;
+    *stage = LANE_STAGE_BIND_OPEN_TREE;
     int tree = (int)syscall(SYS_open_tree, src, "", OPEN_TREE_CLONE | AT_RECURSIVE | AT_EMPTY_PATH | O_CLOEXEC);
     int saved = errno;
     close(src);
@@ -265,11 +265,11 @@ int lane_bind(const char *source, const char *target, int read_only, int *stage)
     struct lane_mount_attr attr;
     memset(&attr, 0, sizeof attr);
     attr.attr_set = LANE_MOUNT_ATTR_NOSUID | LANE_MOUNT_ATTR_NODEV | (read_only ? LANE_MOUNT_ATTR_RDONLY : 0);
-    *stage = 3;
+    *stage = LANE_STAGE_BIND_SETATTR;
     if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0) {
         saved = errno; close(tree); errno = saved; return -1;
     }
-    *stage = 4;
+    *stage = LANE_STAGE_BIND_MOVE;
     if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) != 0) {
         saved = errno; close(tree); errno = saved; return -1;
     }

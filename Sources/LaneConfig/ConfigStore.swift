@@ -1,5 +1,6 @@
 import Glibc
 import LaneModel
+import LaneSyscall
 
 /// Where profiles and lanes are found, in this order: `--config DIR` or `LANES_CONFIG` (a
 /// directory holding Profiles/ and Lanes/); else `./Profiles` + `./Lanes`; else
@@ -49,12 +50,20 @@ public struct ConfigStore: Sendable {
             throw ConfigErrors([ConfigDiagnostic(file: laneFile, line: nil, keyPath: "", message: "no lane named \"\(name)\" in \(lanesDirectory) (\(origin)); lanes here: \(known.isEmpty ? "none" : known)")])
         }
         let lane = try LaneParser().parse(name: name, file: laneFile, text: text)
-        let profileFile = self.profileFile(lane.profile)
-        guard isSafeName(lane.profile), let profileText = readTextFile(profileFile) else {
-            throw ConfigErrors([ConfigDiagnostic(file: laneFile, line: nil, keyPath: "profile", message: "no profile named \"\(lane.profile)\" in \(profilesDirectory); profiles here: \(profileNames().joined(separator: ", "))")])
-        }
+        let (profileFile, profileText) = try profileSource(of: lane, laneFile: laneFile, laneText: text)
         let profile = try parser.parse(name: lane.profile, file: profileFile, text: profileText)
         return (lane, profile)
+    }
+
+    /// The file and text of a lane's profile, or the `FILE:LINE:` error `lanes run` and
+    /// `lanes check` both report when the lane names a profile that is not there.
+    public func profileSource(of lane: Lane, laneFile: String, laneText: String) throws(ConfigErrors) -> (file: String, text: String) {
+        let profileFile = self.profileFile(lane.profile)
+        guard isSafeName(lane.profile), let profileText = readTextFile(profileFile) else {
+            let line = TOMLSource.load(file: laneFile, text: laneText).0?.line(of: ["profile"])
+            throw ConfigErrors([ConfigDiagnostic(file: laneFile, line: line, keyPath: "profile", message: "no profile named \"\(lane.profile)\" in \(profilesDirectory); profiles here: \(profileNames().joined(separator: ", "))")])
+        }
+        return (profileFile, profileText)
     }
 
     private func tomlNames(_ dir: String) -> [String] {
@@ -88,17 +97,5 @@ public func listDirectory(_ path: String) -> [String] {
 
 /// A whole file as UTF-8 text, or nil when it cannot be read.
 public func readTextFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { return nil }
-        if n == 0 { break }
-        bytes.append(contentsOf: chunk[0..<n])
-    }
-    return String(decoding: bytes, as: UTF8.self)
+    readWholeFile(path).map { String(decoding: $0, as: UTF8.self) }
 }

@@ -43,8 +43,12 @@ public struct ProfileParser {
         }
         if let sc = root.table("seccomp") {
             if let a = sc.string("default_action", allowed: ["errno", "kill"]) { profile.seccomp.defaultAction = .init(rawValue: a) ?? .errno }
-            profile.seccomp.allow = syscallNames(sc, "allow")
-            profile.seccomp.deny = syscallNames(sc, "deny")
+            profile.seccomp.allow = sc.strings("allow") ?? []
+            profile.seccomp.deny = sc.strings("deny") ?? []
+            // The same rules the compiler applies at `lanes run`, so `lanes check` agrees.
+            for problem in SeccompRules.problems(allow: profile.seccomp.allow, deny: profile.seccomp.deny, known: knownSyscall) {
+                sc.error(problem.key, problem.message)
+            }
             root.finish(sc)
         }
         if let lim = root.table("limits") {
@@ -57,6 +61,11 @@ public struct ProfileParser {
             if let v = lim.quantity("output", units: Units.bytes, what: "a size") { l.outputBytes = UInt64(v) }
             if let v = lim.quantity("kill_grace", units: Units.seconds, what: "a duration") { l.killGraceSeconds = v }
             if l.wallSeconds <= 0 { lim.error("wall_clock", "expected a duration > 0") }
+            // Known before any step runs: below the minimum lane-init cannot make the tool's
+            // pipe (run refuses at stage "pipe"); above the kernel's ceiling no host can set it.
+            if lim.table["open_files"] != nil && !Profile.Limits.openFilesRange.contains(l.openFiles) {
+                lim.error("open_files", "expected a count from \(Profile.Limits.openFilesRange.lowerBound) (lane-init and the tool's stdio need them) to \(Profile.Limits.openFilesRange.upperBound) (the kernel's ceiling), found \(l.openFiles)")
+            }
             // cgroup limits (see docs/cgroups.md): enforced per step, or the step is refused.
             if let v = lim.quantity("memory", units: Units.bytes, what: "a size") {
                 if v < 4 * 1_048_576 { lim.error("memory", "expected a size of at least 4M (the sandbox's own processes need it)") } else { l.memoryBytes = UInt64(v) }
@@ -102,12 +111,6 @@ public struct ProfileParser {
             reader.error(key, "expected an absolute path without `..`, found \"\(path)\"")
         }
         return paths.filter(isAbsoluteClean)
-    }
-
-    private func syscallNames(_ reader: TableReader, _ key: String) -> [String] {
-        let names = reader.strings(key) ?? []
-        for name in names where !knownSyscall(name) { reader.error(key, "unknown syscall \"\(name)\"") }
-        return names
     }
 }
 

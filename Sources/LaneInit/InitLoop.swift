@@ -1,6 +1,7 @@
 import CLaneSys
 import Glibc
 import LanePlan
+import LaneSyscall
 
 /// PID 1 of the sandbox: starts the tool, forwards signals to it, reaps every process, and when
 /// the tool is gone kills whatever it left behind, so nothing outlives the step.
@@ -10,20 +11,20 @@ struct InitLoop {
     func run() -> InitReport {
         // Block everything before fork: the loop takes signals with sigwaitinfo, and a blocked
         // signal is never ignored by PID 1, so `lanes` can deliver SIGTERM to it.
-        _ = lane_sigmask_all(0)
-        var errPipe: [Int32] = [-1, -1]
-        guard lane_pipe2(&errPipe, O_CLOEXEC) == 0 else {
-            return InitReport(kind: .setupFailed, errno: errno, stage: "pipe")
+        guard lane_sigmask_all(0) == 0 else { return SetupFailure(LANE_STAGE_SIGNAL_MASK, "init").report }
+        var errPipe: PipeEnds
+        do { errPipe = try PipeEnds() } catch {
+            return SetupFailure(LANE_STAGE_PIPE, "tool error pipe", error.rawValue).report
         }
         let tool = fork()
-        if tool < 0 { return InitReport(kind: .setupFailed, errno: errno, stage: "fork tool") }
+        if tool < 0 { return SetupFailure(LANE_STAGE_FORK_TOOL).report }
         if tool == 0 {
-            close(errPipe[0])
-            ToolLauncher(plan: plan, errorFd: errPipe[1]).launch()
+            errPipe.read.close()
+            ToolLauncher(plan: plan, errorFd: errPipe.write.take().rawValue).launch()
         }
-        close(errPipe[1])
-        let failure = readFailure(errPipe[0])
-        close(errPipe[0])
+        errPipe.write.close()
+        let failure = readFailure(errPipe.read.descriptor)
+        errPipe.read.close()
         let status = waitForTool(tool)
         killRemaining()
         if let failure { return failure }
@@ -32,24 +33,17 @@ struct InitLoop {
     }
 
     /// The tool's launcher writes {stage, errno} before it gives up; EOF means execve worked.
-    private func readFailure(_ fd: Int32) -> InitReport? {
+    private func readFailure(_ fd: FileDescriptor) -> InitReport? {
         var record: (Int32, Int32) = (0, 0)
-        let n = withUnsafeMutableBytes(of: &record) { buf in
-            var got = 0
-            while got < buf.count {
-                let r = read(fd, buf.baseAddress! + got, buf.count - got)
-                if r < 0 && errno == EINTR { continue }
-                if r <= 0 { break }
-                got += r
-            }
-            return got
-        }
+        let n = withUnsafeMutableBytes(of: &record) { (try? fd.readFully(into: $0)) ?? 0 }
         guard n == 8 else { return nil }
-        let (stage, err) = record
-        if stage == ToolLauncher.Stage.exec.rawValue {
-            return InitReport(kind: .execFailed, value: (err == ENOENT || err == ENOTDIR) ? 127 : 126, errno: err, stage: "exec")
+        let (code, err) = record
+        let stage = SetupStage(code: code)
+        if stage == SetupStage(LANE_STAGE_EXEC) {
+            return InitReport(kind: .execFailed, value: (err == ENOENT || err == ENOTDIR) ? 127 : 126, errno: err, stage: stage)
         }
-        return InitReport(kind: .setupFailed, errno: err, stage: ToolLauncher.Stage(rawValue: stage)?.name ?? "tool set-up")
+        return InitReport(kind: .setupFailed, errno: err, stage: stage ?? SetupStage(LANE_STAGE_FORK_TOOL),
+                          detail: stage == nil ? "unknown stage \(code)" : "")
     }
 
     /// Reaps until the tool itself is reaped; forwards every other signal to the tool's session.
@@ -79,10 +73,6 @@ struct InitLoop {
     private func killRemaining() {
         _ = kill(-1, SIGKILL)
         var status: Int32 = 0
-        while true {
-            let pid = waitpid(-1, &status, 0)
-            if pid < 0 && errno == EINTR { continue }
-            if pid < 0 { break }
-        }
+        while retryOnInterrupt({ waitpid(-1, &status, 0) }) >= 0 {}
     }
 }

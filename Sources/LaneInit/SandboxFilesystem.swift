@@ -1,6 +1,7 @@
 import CLaneSys
 import Glibc
 import LanePlan
+import LaneSyscall
 
 /// Builds the sandbox's root in kernel order:
 /// 1. every mount private, so nothing propagates back to the host;
@@ -15,21 +16,21 @@ struct SandboxFilesystem {
     let oldRoot = "/oldroot"
 
     func build() throws(SetupFailure) {
-        try check(mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE), nil), "make mounts private")
-        try check(mount("tmpfs", base, "tmpfs", UInt(MS_NOSUID | MS_NODEV), "mode=0755,size=64k"), "mount scratch tmpfs")
-        try check(chdir(base), "chdir scratch")
-        try check(mkdir("newroot", 0o755), "mkdir newroot")
-        try check(mkdir("oldroot", 0o755), "mkdir oldroot")
-        try check(lane_pivot_root(base, base + "/oldroot"), "pivot_root to scratch")
-        try check(chdir("/"), "chdir /")
-        try check(mount("tmpfs", newRoot, "tmpfs", UInt(MS_NOSUID | MS_NODEV), "mode=0755,size=1m"), "mount root tmpfs")
+        try check(mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE), nil), LANE_STAGE_MOUNT_PRIVATE)
+        try check(mount("tmpfs", base, "tmpfs", UInt(MS_NOSUID | MS_NODEV), "mode=0755,size=64k"), LANE_STAGE_SCRATCH_ROOT, "mount tmpfs")
+        try check(chdir(base), LANE_STAGE_SCRATCH_ROOT, "chdir")
+        try check(mkdir("newroot", 0o755), LANE_STAGE_SCRATCH_ROOT, "mkdir newroot")
+        try check(mkdir("oldroot", 0o755), LANE_STAGE_SCRATCH_ROOT, "mkdir oldroot")
+        try check(lane_pivot_root(base, base + "/oldroot"), LANE_STAGE_SCRATCH_ROOT, "pivot_root")
+        try check(chdir("/"), LANE_STAGE_SCRATCH_ROOT, "chdir /")
+        try check(mount("tmpfs", newRoot, "tmpfs", UInt(MS_NOSUID | MS_NODEV), "mode=0755,size=1m"), LANE_STAGE_ROOT_TMPFS)
         for step in plan.mounts { try apply(step) }
-        try check(umount2(oldRoot, Int32(MNT_DETACH)), "detach host root")
-        try check(chdir(newRoot), "chdir new root")
-        try check(lane_pivot_root(".", "."), "pivot_root")
-        try check(umount2(".", Int32(MNT_DETACH)), "detach scratch root")
-        try check(chdir("/"), "chdir /")
-        try check(mount(nil, "/", nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV), nil), "remount root read-only")
+        try check(umount2(oldRoot, Int32(MNT_DETACH)), LANE_STAGE_PIVOT_ROOT, "detach host root")
+        try check(chdir(newRoot), LANE_STAGE_PIVOT_ROOT, "chdir new root")
+        try check(lane_pivot_root(".", "."), LANE_STAGE_PIVOT_ROOT, "pivot_root")
+        try check(umount2(".", Int32(MNT_DETACH)), LANE_STAGE_PIVOT_ROOT, "detach scratch root")
+        try check(chdir("/"), LANE_STAGE_PIVOT_ROOT, "chdir /")
+        try check(mount(nil, "/", nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV), nil), LANE_STAGE_REMOUNT_READONLY, "/")
     }
 
     private func inRoot(_ path: String) -> String { newRoot + path }
@@ -39,35 +40,39 @@ struct SandboxFilesystem {
         case let .tmpfs(target, size, mode):
             try makeDirectory(inRoot(target))
             let options = "mode=" + String(mode, radix: 8) + (size > 0 ? ",size=\(size)" : "")
-            try check(mount("tmpfs", inRoot(target), "tmpfs", UInt(MS_NOSUID | MS_NODEV), options), "mount tmpfs \(target)")
+            try check(mount("tmpfs", inRoot(target), "tmpfs", UInt(MS_NOSUID | MS_NODEV), options), LANE_STAGE_MOUNT_TMPFS, target)
         case let .bind(source, target, readOnly, optional):
             try bind(oldRoot + source, to: inRoot(target), readOnly: readOnly, optional: optional, name: target)
         case let .proc(target):
             try makeDirectory(inRoot(target))
-            try check(mount("proc", inRoot(target), "proc", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), nil), "mount \(target)")
+            try check(mount("proc", inRoot(target), "proc", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), nil), LANE_STAGE_MOUNT_PROC, target)
             // The parts of procfs that change the kernel stay read-only.
             for sub in ["sys", "sysrq-trigger", "irq", "bus", "fs", "latency_stats", "timer_list"] {
                 let path = inRoot(target) + "/" + sub
-                if access(path, F_OK) == 0 {
-                    var stage: Int32 = 0
-                    if lane_bind(path, path, 1, &stage) != 0 { throw SetupFailure("protect \(target)/\(sub)") }
+                // Absent on this kernel: nothing to protect. Any other failure to look refuses.
+                if access(path, F_OK) != 0 {
+                    if errno == ENOENT { continue }
+                    throw SetupFailure(LANE_STAGE_PROTECT_PROC, "\(target)/\(sub)")
                 }
+                var stage: Int32 = 0
+                if lane_bind(path, path, 1, &stage) != 0 { throw SetupFailure(LANE_STAGE_PROTECT_PROC, "\(target)/\(sub)") }
             }
         case let .devices(target):
             try makeDevices(inRoot(target), name: target)
         case let .symlink(destination, target):
             try makeDirectory(parent(inRoot(target)))
-            try check(Glibc.symlink(destination, inRoot(target)), "symlink \(target)")
+            try check(Glibc.symlink(destination, inRoot(target)), LANE_STAGE_SYMLINK, target)
         case let .file(target, contents, mode):
             try makeDirectory(parent(inRoot(target)))
-            let fd = try check(open(inRoot(target), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(mode)), "create \(target)")
-            let n = contents.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            close(fd)
-            if n != contents.count { throw SetupFailure("write \(target)") }
+            let fd: OwnedDescriptor
+            do { fd = try FileDescriptor.openOwned(inRoot(target), O_WRONLY | O_CREAT | O_EXCL, mode: mode_t(mode)) } catch {
+                throw SetupFailure(LANE_STAGE_WRITE_FILE, target, error.rawValue)
+            }
+            do { try fd.descriptor.writeAll(contents) } catch { throw SetupFailure(LANE_STAGE_WRITE_FILE, target, error.rawValue) }
         case let .directory(target, mode):
             try makeDirectory(inRoot(target), mode: mode_t(mode))
         case let .remountReadOnly(target):
-            try check(mount(nil, inRoot(target), nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV), nil), "remount \(target) read-only")
+            try check(mount(nil, inRoot(target), nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV), nil), LANE_STAGE_REMOUNT_READONLY, target)
         }
     }
 
@@ -75,48 +80,49 @@ struct SandboxFilesystem {
         var st = stat()
         if lstat(source, &st) != 0 {
             if optional && errno == ENOENT { return }
-            throw SetupFailure("bind \(name)")
+            throw SetupFailure(LANE_STAGE_BIND, name)
         }
         if (st.st_mode & S_IFMT) == S_IFDIR {
             try makeDirectory(target)
         } else {
             try makeDirectory(parent(target))
-            let fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-            if fd < 0 && errno != EEXIST { throw SetupFailure("bind \(name): create mount point") }
-            if fd >= 0 { close(fd) }
+            do { _ = try FileDescriptor.openOwned(target, O_WRONLY | O_CREAT, mode: 0o644) } catch where error != .fileExists {
+                throw SetupFailure(LANE_STAGE_BIND, name + " (mount point)", error.rawValue)
+            } catch {}
         }
         var stage: Int32 = 0
         if lane_bind(source, target, readOnly ? 1 : 0, &stage) != 0 {
-            let what = ["", "open source", "open_tree", "mount_setattr", "move_mount"][Int(stage)]
-            throw SetupFailure("bind \(name) (\(what))")
+            // lane_bind names its own stage (LANE_STAGE_BIND_OPEN … _MOVE).
+            throw SetupFailure(lane_stage(UInt32(bitPattern: stage)), name)
         }
     }
 
     private func makeDevices(_ dev: String, name: String) throws(SetupFailure) {
         try makeDirectory(dev)
-        try check(mount("tmpfs", dev, "tmpfs", UInt(MS_NOSUID | MS_NOEXEC), "mode=0755,size=64k"), "mount \(name)")
+        try check(mount("tmpfs", dev, "tmpfs", UInt(MS_NOSUID | MS_NOEXEC), "mode=0755,size=64k"), LANE_STAGE_MOUNT_DEV, name)
         for node in ["null", "zero", "full", "random", "urandom", "tty"] {
             let path = dev + "/" + node
-            let fd = try check(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o666), "create \(name)/\(node)")
-            close(fd)
+            do { _ = try FileDescriptor.openOwned(path, O_WRONLY | O_CREAT, mode: 0o666) } catch {
+                throw SetupFailure(LANE_STAGE_MOUNT_DEV, "\(name)/\(node)", error.rawValue)
+            }
             // Device nodes cannot be created in a user namespace; bind the host's.
-            try check(mount(oldRoot + "/dev/" + node, path, nil, UInt(MS_BIND), nil), "bind \(name)/\(node)")
+            try check(mount(oldRoot + "/dev/" + node, path, nil, UInt(MS_BIND), nil), LANE_STAGE_MOUNT_DEV, "\(name)/\(node)")
             // Read-only: the node stays usable, but its inode is the host's, and when `lanes`
             // runs as root the step owns it (chmod/utimes on the host's /dev/null otherwise).
             try check(mount(nil, path, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC), nil),
-                      "remount \(name)/\(node) read-only")
+                      LANE_STAGE_MOUNT_DEV, "\(name)/\(node) read-only")
         }
         try makeDirectory(dev + "/pts")
-        try check(mount("devpts", dev + "/pts", "devpts", UInt(MS_NOSUID | MS_NOEXEC), "newinstance,ptmxmode=0666,mode=620"), "mount \(name)/pts")
+        try check(mount("devpts", dev + "/pts", "devpts", UInt(MS_NOSUID | MS_NOEXEC), "newinstance,ptmxmode=0666,mode=620"), LANE_STAGE_MOUNT_DEV, "\(name)/pts")
         try makeDirectory(dev + "/shm")
-        try check(mount("tmpfs", dev + "/shm", "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=1777,size=64m"), "mount \(name)/shm")
+        try check(mount("tmpfs", dev + "/shm", "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=1777,size=64m"), LANE_STAGE_MOUNT_DEV, "\(name)/shm")
         let links = [("pts/ptmx", "ptmx"), ("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
                      ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")]
         for (destination, link) in links {
-            try check(Glibc.symlink(destination, dev + "/" + link), "symlink \(name)/\(link)")
+            try check(Glibc.symlink(destination, dev + "/" + link), LANE_STAGE_MOUNT_DEV, "\(name)/\(link)")
         }
         // No new entries in /dev from inside.
-        try check(mount(nil, dev, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC), nil), "remount \(name) read-only")
+        try check(mount(nil, dev, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC), nil), LANE_STAGE_MOUNT_DEV, "\(name) read-only")
     }
 
     private func parent(_ path: String) -> String {
@@ -130,6 +136,6 @@ struct SandboxFilesystem {
         if stat(path, &st) == 0 { return }
         let up = parent(path)
         if up != path { try makeDirectory(up) }
-        if mkdir(path, mode) != 0 && errno != EEXIST { throw SetupFailure("mkdir \(path.dropFirst(newRoot.count))") }
+        if mkdir(path, mode) != 0 && errno != EEXIST { throw SetupFailure(LANE_STAGE_MKDIR, String(path.dropFirst(newRoot.count))) }
     }
 }

@@ -1,61 +1,94 @@
 import CLaneSys
 import Glibc
 import LanePlan
+import LaneSyscall
 
-/// A set-up step that failed, with the errno it failed with.
+/// A set-up stage (from `lane_stages.h`) that failed, what it was working on, and the errno.
 struct SetupFailure: Error {
-    let stage: String
+    let stage: SetupStage
+    let detail: String
     let errno: Int32
-    init(_ stage: String, _ err: Int32 = Glibc.errno) {
-        self.stage = stage
+    init(_ stage: lane_stage, _ detail: String = "", _ err: Int32 = Glibc.errno) {
+        self.stage = SetupStage(stage)
+        self.detail = detail
         self.errno = err
     }
+
+    var report: InitReport { InitReport(kind: .setupFailed, errno: errno, stage: stage, detail: detail) }
 }
 
-/// Throws `SetupFailure(stage)` when a syscall returned -1.
+/// Throws `SetupFailure(stage, detail)` when a syscall returned -1.
 @discardableResult
-func check(_ result: Int32, _ stage: @autoclosure () -> String) throws(SetupFailure) -> Int32 {
-    if result == -1 { throw SetupFailure(stage()) }
+func check(_ result: Int32, _ stage: lane_stage, _ detail: @autoclosure () -> String = "") throws(SetupFailure) -> Int32 {
+    if result == -1 { throw SetupFailure(stage, detail()) }
     return result
 }
 
 /// The status pipe to `lanes`. Exactly one report is written.
 struct StatusChannel {
-    let fd: Int32
+    let fd: FileDescriptor
 
     func send(_ report: InitReport) {
-        let bytes = report.encode()
-        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        // Nothing to do if `lanes` is gone: it reads a missing report as a failed start.
+        try? fd.writeAll(report.encode())
     }
 
-    func fail(stage: String, errno: Int32) -> Never {
-        send(InitReport(kind: .setupFailed, errno: errno, stage: stage))
+    func fail(_ failure: SetupFailure) -> Never {
+        send(failure.report)
         exit(0)
     }
 }
 
-func readPlan(fd: Int32) throws -> SpawnPlan {
+/// The `prctl` lane-init calls; a parameter so a test can make it fail (see `makeNondumpable`).
+typealias Prctl = (Int32, UInt, UInt, UInt, UInt) -> Int32
+
+/// Makes lane-init non-dumpable, so the tool can neither ptrace PID 1 nor open
+/// /proc/1/{environ,mem,exe}, and reads the flag back: a flag that did not stick refuses the
+/// step like a failed call (the `nondumpable_init` protection is reported only when it holds).
+///
+/// `prctl` is injected only by `LanesTests` (NondumpableTests), to prove the refusal path: the
+/// real call cannot be made to fail from outside, and lane-init takes no environment or other
+/// input a step could steer, so a test seam must be a parameter of this function, not a switch.
+func makeNondumpable(prctl: Prctl = lane_prctl) throws(SetupFailure) {
+    try check(prctl(LANE_PR_SET_DUMPABLE, 0, 0, 0, 0), LANE_STAGE_NONDUMPABLE, "PR_SET_DUMPABLE")
+    let dumpable = prctl(LANE_PR_GET_DUMPABLE, 0, 0, 0, 0)
+    if dumpable == -1 { throw SetupFailure(LANE_STAGE_NONDUMPABLE, "PR_GET_DUMPABLE") }
+    if dumpable != 0 { throw SetupFailure(LANE_STAGE_NONDUMPABLE, "still dumpable after PR_SET_DUMPABLE", EPERM) }
+}
+
+func readPlan(fd: FileDescriptor) throws(SetupFailure) -> SpawnPlan {
+    // The memfd's offset is where `lanes` stopped writing: read from the start.
+    var bytes = [UInt8](repeating: 0, count: 0)
     var st = stat()
-    guard fstat(fd, &st) == 0 else { throw SetupFailure("read plan") }
-    var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-    var done = 0
-    while done < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(done)) }
-        if n <= 0 { throw SetupFailure("read plan") }
-        done += n
-    }
-    return try PlanCodec.decode(bytes)
+    guard fstat(fd.rawValue, &st) == 0 else { throw SetupFailure(LANE_STAGE_READ_PLAN) }
+    guard lseek(fd.rawValue, 0, SEEK_SET) == 0 else { throw SetupFailure(LANE_STAGE_READ_PLAN) }
+    do { bytes = try fd.readAll(limit: Int(st.st_size)) } catch { throw SetupFailure(LANE_STAGE_READ_PLAN, "", error.rawValue) }
+    guard bytes.count == Int(st.st_size) else { throw SetupFailure(LANE_STAGE_READ_PLAN, "short read", EIO) }
+    do { return try PlanCodec.decode(bytes) } catch { throw SetupFailure(LANE_STAGE_READ_PLAN, "undecodable plan", EINVAL) }
 }
 
 /// Hostname and loopback of the new uts and net namespaces.
 func configureHost(_ plan: SpawnPlan) throws(SetupFailure) {
-    try check(sethostname(plan.hostname, plan.hostname.utf8.count), "sethostname")
-    if plan.loopbackUp { try check(lane_loopback_up(), "loopback up") }
+    try check(sethostname(plan.hostname, plan.hostname.utf8.count), LANE_STAGE_HOSTNAME)
+    if plan.loopbackUp { try check(lane_loopback_up(), LANE_STAGE_LOOPBACK) }
 }
 
 func applyLimits(_ limits: [ResourceLimit]) throws(SetupFailure) {
     for limit in limits {
         var rl = rlimit(rlim_cur: rlim_t(limit.soft), rlim_max: rlim_t(limit.hard))
-        try check(setrlimit(__rlimit_resource_t(UInt32(limit.resource)), &rl), "setrlimit \(limit.resource)")
+        try check(setrlimit(__rlimit_resource_t(UInt32(limit.resource)), &rl), LANE_STAGE_RLIMITS,
+                  "\(resourceName(limit.resource)) \(limit.soft)/\(limit.hard)")
+    }
+}
+
+/// The RLIMIT_ name of a resource number (for messages).
+func resourceName(_ resource: Int32) -> String {
+    switch resource {
+    case Int32(RLIMIT_CORE.rawValue): "RLIMIT_CORE"
+    case Int32(RLIMIT_NOFILE.rawValue): "RLIMIT_NOFILE"
+    case Int32(RLIMIT_FSIZE.rawValue): "RLIMIT_FSIZE"
+    case Int32(RLIMIT_CPU.rawValue): "RLIMIT_CPU"
+    case Int32(__RLIMIT_NPROC.rawValue): "RLIMIT_NPROC"
+    default: "resource \(resource)"
     }
 }

@@ -2,45 +2,31 @@ import CCap
 import CLaneSys
 import Glibc
 import LanePlan
+import LaneSyscall
 
 /// The forked child that becomes the tool. Order matters and every step fails closed:
 /// new session → own user namespace with the unprivileged sandbox uid → working directory →
 /// drop every capability (bounding, ambient, inheritable, permitted, effective) → close the
-/// stray fds → C `lane_seal_and_exec`: no_new_privs → seccomp → execve.
+/// stray fds → C `lane_seal_and_exec`: no_new_privs → seccomp → execve. A failure writes
+/// {stage, errno} (stage from `lane_stages.h`) to the error pipe and exits.
 struct ToolLauncher {
-    enum Stage: Int32 {
-        case session = 10, userns, idmap, workdir, capabilities, signals, lookup
-        case noNewPrivs = 1, seccomp = 2, exec = 3
-        var name: String {
-            switch self {
-            case .session: "setsid"
-            case .userns: "tool user namespace"
-            case .idmap: "tool id map"
-            case .workdir: "chdir workspace"
-            case .capabilities: "drop capabilities"
-            case .signals: "signal mask"
-            case .lookup: "command lookup"
-            case .noNewPrivs: "no_new_privs"
-            case .seccomp: "seccomp"
-            case .exec: "exec"
-            }
-        }
-    }
-
     let plan: SpawnPlan
     let errorFd: Int32
 
     func launch() -> Never {
-        guard setsid() >= 0 else { fail(.session) }
+        guard setsid() >= 0 else { fail(LANE_STAGE_SETSID) }
         enterUserNamespace()
-        guard chdir(plan.workdir) == 0 else { fail(.workdir) }
+        guard chdir(plan.workdir) == 0 else { fail(LANE_STAGE_WORKDIR) }
         dropCapabilities()
         lane_reset_signals()
-        guard lane_sigmask_all(1) == 0 else { fail(.signals) }
+        guard lane_sigmask_all(1) == 0 else { fail(LANE_STAGE_SIGNAL_MASK) }
         let path = resolveCommand()
-        // Every fd but stdio and the error pipe is CLOEXEC already; make sure of it.
-        _ = lane_close_range(3, UInt32(errorFd) - 1, UInt32(LANE_CLOSE_RANGE_CLOEXEC))
-        _ = lane_close_range(UInt32(errorFd) + 1, ~0, UInt32(LANE_CLOSE_RANGE_CLOEXEC))
+        // Every fd but stdio and the error pipe is CLOEXEC already; make sure of it (the
+        // `fds_closed` protection: a failure refuses the step like any other).
+        if errorFd > 3 {
+            guard lane_close_range(3, UInt32(errorFd) - 1, UInt32(LANE_CLOSE_RANGE_CLOEXEC)) == 0 else { fail(LANE_STAGE_CLOSE_FDS) }
+        }
+        guard lane_close_range(UInt32(errorFd) + 1, ~0, UInt32(LANE_CLOSE_RANGE_CLOEXEC)) == 0 else { fail(LANE_STAGE_CLOSE_FDS) }
         let argv = CStringArray(plan.argv)
         let envp = CStringArray(plan.environment)
         plan.seccompFilter.withUnsafeBytes { filter in
@@ -53,27 +39,27 @@ struct ToolLauncher {
     /// the only id this process may map). Its capabilities there are dropped next; the mount
     /// namespace belongs to the parent user namespace, so it could not mount even with them.
     private func enterUserNamespace() {
-        guard lane_unshare(LANE_CLONE_NEWUSER) == 0 else { fail(.userns) }
+        guard lane_unshare(LANE_CLONE_NEWUSER) == 0 else { fail(LANE_STAGE_TOOL_USERNS) }
         guard writeFile("/proc/self/setgroups", "deny"),
               writeFile("/proc/self/uid_map", "\(plan.sandboxUid) 0 1"),
-              writeFile("/proc/self/gid_map", "\(plan.sandboxGid) 0 1") else { fail(.idmap) }
+              writeFile("/proc/self/gid_map", "\(plan.sandboxGid) 0 1") else { fail(LANE_STAGE_TOOL_ID_MAP) }
     }
 
     private func dropCapabilities() {
         let last = cap_max_bits()
         for cap in 0..<last {
-            if cap_drop_bound(cap_value_t(cap)) != 0 && errno != EINVAL { fail(.capabilities) }
+            if cap_drop_bound(cap_value_t(cap)) != 0 && errno != EINVAL { fail(LANE_STAGE_CAPABILITIES) }
         }
-        guard cap_reset_ambient() == 0 else { fail(.capabilities) }
-        guard let empty = cap_init() else { fail(.capabilities) }
+        guard cap_reset_ambient() == 0 else { fail(LANE_STAGE_CAPABILITIES) }
+        guard let empty = cap_init() else { fail(LANE_STAGE_CAPABILITIES) }
         defer { cap_free(UnsafeMutableRawPointer(empty)) }
-        guard cap_set_proc(empty) == 0 else { fail(.capabilities) }
+        guard cap_set_proc(empty) == 0 else { fail(LANE_STAGE_CAPABILITIES) }
     }
 
     /// The command as given if it has a slash; otherwise the first PATH entry (of the step's
     /// environment, not this process's) where it exists. execve then tells 126 from 127.
     private func resolveCommand() -> String {
-        guard let command = plan.argv.first, !command.isEmpty else { errno = ENOENT; fail(.exec) }
+        guard let command = plan.argv.first, !command.isEmpty else { errno = ENOENT; fail(LANE_STAGE_EXEC) }
         if command.contains("/") { return command }
         let pathValue = plan.environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/bin:/bin"
         var firstDenied: String?
@@ -84,19 +70,18 @@ struct ToolLauncher {
         }
         if let firstDenied { return firstDenied }
         errno = ENOENT
-        fail(.exec)
+        fail(LANE_STAGE_EXEC)
     }
 
     private func writeFile(_ path: String, _ text: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return text.withCString { write(fd, $0, strlen($0)) } == text.utf8.count
+        let err = writeExistingFile(path, text)
+        if err != 0 { errno = err }
+        return err == 0
     }
 
-    private func fail(_ stage: Stage) -> Never {
-        var record: (Int32, Int32) = (stage.rawValue, errno)
-        _ = withUnsafeBytes(of: &record) { write(errorFd, $0.baseAddress, 8) }
+    private func fail(_ stage: lane_stage) -> Never {
+        var record: (Int32, Int32) = (Int32(bitPattern: stage.rawValue), errno)
+        _ = withUnsafeBytes(of: &record) { try? FileDescriptor(rawValue: errorFd).writeAll($0) }
         exit(125)
     }
 }

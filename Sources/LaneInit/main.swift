@@ -6,29 +6,29 @@
 //   fd 3    a memfd holding the SpawnPlan
 //   fd 4    the status pipe, where one InitReport is written at the end
 // It is single-threaded and freshly exec'd, so ordinary Swift is safe here. It reads top to
-// bottom in the order the kernel requires; each failure names its stage.
+// bottom in the order the kernel requires; each failure names its stage (lane_stages.h).
 import CLaneSys
 import Glibc
 import LanePlan
+import LaneSyscall
 
-// Not dumpable: the tool can neither ptrace PID 1 nor open /proc/1/{environ,mem,exe}.
-_ = lane_prctl(LANE_PR_SET_DUMPABLE, 0, 0, 0, 0)
-
-let status = StatusChannel(fd: 4)
+let status = StatusChannel(fd: FileDescriptor(rawValue: 4))
 let plan: SpawnPlan
-do {
-    plan = try readPlan(fd: 3)
+do throws(SetupFailure) {
+    // First: nothing of the plan is read while PID 1 could still be inspected.
+    try makeNondumpable()
+    let planFd = OwnedDescriptor(adopting: 3)
+    plan = try readPlan(fd: planFd.descriptor)
 } catch {
-    status.fail(stage: "read plan", errno: EINVAL)
+    status.fail(error)
 }
-close(3)
 
 do throws(SetupFailure) {
     try SandboxFilesystem(plan: plan).build()
     try configureHost(plan)
     try applyLimits(plan.rlimits)
 } catch {
-    status.fail(stage: error.stage, errno: error.errno)
+    status.fail(error)
 }
 
 let report = InitLoop(plan: plan).run()

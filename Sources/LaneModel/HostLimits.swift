@@ -26,8 +26,10 @@ public enum HostLimits {
         public var hostHard: UInt64
         /// The shell command that shows or raises the host limit.
         public var ulimitFlag: String
+        /// The rlimit, e.g. `RLIMIT_NOFILE`.
+        public var resource: String
         public var description: String {
-            "\(key) = \(requested) is above this process's hard limit \(hostHard) (`ulimit -H\(ulimitFlag)`); raise the hard limit or lower \(key)"
+            "\(resource): \(key) = \(requested) is above this process's hard limit \(hostHard) (`ulimit -H\(ulimitFlag)`); raise the hard limit or lower \(key)"
         }
     }
 
@@ -35,13 +37,15 @@ public enum HostLimits {
     /// soft one (SIGXCPU first, then SIGKILL), so that is what must fit.
     public static func excesses(_ limits: Profile.Limits, hard: Hard) -> [Excess] {
         var out: [Excess] = []
-        func check(_ key: String, _ requested: UInt64, _ host: UInt64?, _ flag: String, slack: UInt64 = 0) {
-            if let host, requested &+ slack > host { out.append(Excess(key: key, requested: requested, hostHard: host, ulimitFlag: flag)) }
+        func check(_ key: String, _ requested: UInt64, _ host: UInt64?, _ flag: String, _ resource: String, slack: UInt64 = 0) {
+            if let host, requested &+ slack > host {
+                out.append(Excess(key: key, requested: requested, hostHard: host, ulimitFlag: flag, resource: resource))
+            }
         }
-        check("limits.open_files", limits.openFiles, hard.openFiles, "n")
-        check("limits.file_size", limits.fileSizeBytes, hard.fileSizeBytes, "f")
-        check("limits.cpu", limits.cpuSeconds, hard.cpuSeconds, "t", slack: 1)
-        check("limits.processes", limits.processes, hard.processes, "u")
+        check("limits.open_files", limits.openFiles, hard.openFiles, "n", "RLIMIT_NOFILE")
+        check("limits.file_size", limits.fileSizeBytes, hard.fileSizeBytes, "f", "RLIMIT_FSIZE")
+        check("limits.cpu", limits.cpuSeconds, hard.cpuSeconds, "t", "RLIMIT_CPU", slack: 1)
+        check("limits.processes", limits.processes, hard.processes, "u", "RLIMIT_NPROC")
         return out
     }
 }

@@ -112,6 +112,11 @@ public struct Profile: Sendable, Equatable {
         /// cgroup limit the host cannot enforce makes the step refuse to start.
         public var optional: [String]
 
+        /// RLIMIT_NOFILE values a step can run with: lane-init holds fds 0-2 and its status fd
+        /// (4) and needs two more for the tool's error pipe; the kernel never allows more than
+        /// its `nr_open` ceiling (`sysctl_nr_open_max` on 64-bit). Checked by the parser.
+        public static let openFilesRange: ClosedRange<UInt64> = 6...2_147_483_584
+
         public init(wallSeconds: Double = 600, cpuSeconds: UInt64 = 600, openFiles: UInt64 = 1024,
                     fileSizeBytes: UInt64 = 1 << 30, processes: UInt64 = 512,
                     outputBytes: UInt64 = 1 << 20, killGraceSeconds: Double = 0.5,

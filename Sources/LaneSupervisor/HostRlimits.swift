@@ -1,5 +1,7 @@
+import CLaneSys
 import Glibc
 import LaneModel
+import LanePlan
 
 extension HostLimits {
     /// This process's hard limits (what a step's lane-init inherits and cannot exceed).
@@ -14,11 +16,12 @@ extension HostLimits {
     }
 
     /// Refuses, before anything is spawned, a profile whose rlimits this process cannot grant
-    /// (stage "rlimits", naming the profile key and the host's hard limit).
+    /// (the "rlimits" stage of lane_stages.h, naming the rlimit, the profile key and the host's
+    /// hard limit: the message lane-init's own setrlimit failure would give, but before the spawn).
     static func require(_ profile: Profile, hard: Hard = current()) throws(LanesError) {
         let excess = excesses(profile.limits, hard: hard)
         guard !excess.isEmpty else { return }
-        throw LanesError(.unsupported, stage: "rlimits",
-                         "profile \(profile.name): " + excess.map(\.description).joined(separator: "; "))
+        throw LanesError(.unsupported, stage: SetupStage(LANE_STAGE_RLIMITS).name,
+                         excess.map(\.description).joined(separator: "; ") + " (profile \(profile.name))")
     }
 }

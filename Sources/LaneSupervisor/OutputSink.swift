@@ -1,4 +1,5 @@
 import Glibc
+import LaneSyscall
 import LaneModel
 
 /// Where one of the step's output streams goes: relayed to one of `lanes`' own fds as it
@@ -40,13 +41,8 @@ struct OutputSink {
         kept += take
         let part = UnsafeRawBufferPointer(rebasing: chunk[0..<take])
         if let relayFd {
-            var offset = 0
-            while offset < take {
-                let n = write(relayFd, part.baseAddress! + offset, take - offset)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }  // our own stdout is gone: keep draining the step
-                offset += n
-            }
+            // Our own stdout may be gone: then keep draining the step all the same.
+            try? FileDescriptor(rawValue: relayFd).writeAll(part)
         }
         // Kept in both modes: the journal records what was relayed, too.
         captured.append(contentsOf: part)

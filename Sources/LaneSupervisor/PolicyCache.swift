@@ -2,6 +2,7 @@ import Crypto
 import Glibc
 import LaneModel
 import LaneSys
+import LaneSyscall
 
 /// Keeps compiled seccomp programs on disk, so a profile's policy is compiled once, not on every
 /// step (libseccomp needs about 3 ms for the allow-list; a cache hit is one small read).
@@ -38,21 +39,17 @@ public struct PolicyCache: Sendable {
     private func store(_ bytes: [UInt8], at path: String) {
         _ = mkdir(directory, 0o700)
         let temporary = path + ".\(getpid()).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { return }
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        if written == bytes.count { _ = rename(temporary, path) } else { _ = unlink(temporary) }
+        guard let fd = try? FileDescriptor.openOwned(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600) else { return }
+        let written = (try? fd.descriptor.writeAll(bytes)) != nil
+        fd.close()
+        if written { _ = rename(temporary, path) } else { _ = unlink(temporary) }
     }
 
     static func read(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        guard let fd = try? FileDescriptor.openOwned(path, O_RDONLY | O_NOFOLLOW) else { return nil }
         var st = stat()
-        guard fstat(fd, &st) == 0, st.st_size > 0, st.st_size < 1 << 20 else { return nil }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-        return n == bytes.count ? bytes : nil
+        guard fstat(fd.raw, &st) == 0, st.st_size > 0, st.st_size < 1 << 20 else { return nil }
+        guard let bytes = try? fd.descriptor.readAll(limit: Int(st.st_size)), bytes.count == Int(st.st_size) else { return nil }
+        return bytes
     }
 }

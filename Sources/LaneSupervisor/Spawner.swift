@@ -3,19 +3,24 @@ import Glibc
 import LaneModel
 import LanePlan
 import LaneSys
+import LaneSyscall
 
-/// A started sandbox: the helper's pid and pidfd, and the supervisor's ends of its pipes.
-struct SpawnedSandbox {
+/// A started sandbox: the helper's pid and pidfd, and the supervisor's ends of its pipes. It
+/// owns them (moved from `Spawner`'s owners) and they close with it, after `StepMonitor` is
+/// done; stdin is taken out earlier by the stdin pump, which closes it to give the step EOF.
+struct SpawnedSandbox: ~Copyable {
     let pid: pid_t
-    let pidfd: Int32
-    let stdinWrite: Int32
-    let stdoutRead: Int32
-    let stderrRead: Int32
-    let statusRead: Int32
+    let pidfd: OwnedDescriptor
+    var stdinWrite: OwnedDescriptor?
+    let stdoutRead: OwnedDescriptor
+    let stderrRead: OwnedDescriptor
+    let statusRead: OwnedDescriptor
 }
 
 /// Starts `lane-init` in fresh namespaces through the C `lane_spawn`, writes its id maps, and
-/// waits until it has exec'd (or reports the stage that failed).
+/// waits until it has exec'd (or reports the stage that failed). Every descriptor has one
+/// `OwnedDescriptor` owner until it is handed to the child (closed here after the clone) or to
+/// the caller (`take()`), so an early return closes exactly what is open.
 struct Spawner {
     let initPath: String
 
@@ -26,72 +31,70 @@ struct Spawner {
     /// child's pid into it while the child still waits for its id maps, before it runs anything.
     func spawn(_ plan: SpawnPlan, cgroup: (any StepCgroup)? = nil) throws(LanesError) -> SpawnedSandbox {
         let planFd = try writePlan(plan)
-        defer { close(planFd) }
         let stdin = try pipe(), stdout = try pipe(), stderr = try pipe(), status = try pipe()
         let sync = try pipe(), err = try pipe()
-        let childEnds = [stdin.read, stdout.write, stderr.write, planFd, status.write]
+        let childEnds = [stdin.read.raw, stdout.write.raw, stderr.write.raw, planFd.raw, status.write.raw]
         let argv = CStringArray(["lane-init"]), envp = CStringArray([])
         // uid 0 of a user namespace whose setgroups is denied (a rootless container) cannot
         // drop groups: it takes the unprivileged path, like any other uid.
         let root = geteuid() == 0 && Self.setgroupsAllowed()
         var pid: pid_t = 0, pidfd: Int32 = -1
+        let (syncRead, syncWrite, errWrite) = (sync.read.raw, sync.write.raw, err.write.raw)
         let rc = childEnds.withUnsafeBufferPointer { fds in
             initPath.withCString { path in
                 var args = lane_spawn_args(
                     path: path, argv: argv.pointers, envp: envp.pointers, fds: fds.baseAddress,
-                    fd_count: Int32(fds.count), sync_fd: sync.read, sync_write_fd: sync.write, err_fd: err.write,
+                    fd_count: Int32(fds.count), sync_fd: syncRead, sync_write_fd: syncWrite, err_fd: errWrite,
                     clone_flags: Self.namespaces, cgroup_fd: cgroup?.cloneIntoFd ?? -1, drop_groups: root ? 1 : 0)
                 return lane_spawn(&args, &pid, &pidfd)
             }
         }
-        for fd in childEnds where fd != planFd { close(fd) }
-        close(sync.read)
-        close(err.write)
+        // The child has its copies (or there is no child): our copies of its ends go now.
+        stdin.read.close(); stdout.write.close(); stderr.write.close(); status.write.close()
+        sync.read.close(); err.write.close()
+        _ = consume planFd
         guard rc == 0 else {
-            [stdin.write, stdout.read, stderr.read, status.read, sync.write, err.read].forEach { close($0) }
             let hint = rc == -EPERM || rc == -ENOSPC || rc == -EINVAL
                 ? " (user namespaces may be disabled: see `lanes doctor`)" : ""
-            throw LanesError(.setupFailed, stage: "spawn (clone3 with new namespaces)", errno: -rc,
-                             String(cString: strerror(-rc)) + hint)
+            throw Self.failure(LANE_STAGE_SPAWN, errno: -rc, "clone3 with new namespaces failed: " + Errno(rawValue: -rc).reason + hint)
         }
+        let pidFd = OwnedDescriptor(adopting: pidfd)
         do {
             try writeIdMaps(pid: pid, root: root)
             // v1: the child waits on the sync pipe, so it runs nothing before it is moved.
             if let cgroup, cgroup.cloneIntoFd < 0 { try cgroup.attach(pid: pid) }
         } catch {
-            _ = lane_pidfd_send_signal(pidfd, SIGKILL)
+            _ = lane_pidfd_send_signal(pidFd.raw, SIGKILL)
             var st: Int32 = 0
-            waitpid(pid, &st, 0)
-            [pidfd, stdin.write, stdout.read, stderr.read, status.read, sync.write, err.read].forEach { close($0) }
+            _ = retryOnInterrupt { waitpid(pid, &st, 0) }
             throw error
         }
-        var go: UInt8 = 1
-        _ = write(sync.write, &go, 1)
-        close(sync.write)
-        let failure = readChildFailure(err.read)
-        close(err.read)
-        if let (stage, code) = failure {
+        // If the byte cannot be written the child reads EOF and reports LANE_STAGE_SYNC.
+        try? sync.write.descriptor.writeAll([1])
+        sync.write.close()
+        let failure = readChildFailure(err.read.descriptor)
+        err.read.close()
+        if let (code, errno) = failure {
             var st: Int32 = 0
-            waitpid(pid, &st, 0)
-            [pidfd, stdin.write, stdout.read, stderr.read, status.read].forEach { close($0) }
-            let names = [LANE_STAGE_SYNC.rawValue: "spawn (sync)", LANE_STAGE_SETGROUPS.rawValue: "spawn (setgroups)",
-                         LANE_STAGE_FDS.rawValue: "spawn (fd map)", LANE_STAGE_EXEC.rawValue: "exec lane-init (\(initPath))",
-                         LANE_STAGE_PDEATHSIG.rawValue: "spawn (PDEATHSIG)"]
-            throw LanesError(.setupFailed, stage: names[UInt32(stage)] ?? "spawn", errno: code, String(cString: strerror(code)))
+            _ = retryOnInterrupt { waitpid(pid, &st, 0) }
+            let stage = SetupStage(code: code) ?? SetupStage(LANE_STAGE_SPAWN)
+            let detail = stage == SetupStage(LANE_STAGE_EXEC_INIT) ? initPath + ": " : ""
+            throw LanesError(.setupFailed, stage: stage.name, errno: errno, detail + Errno(rawValue: errno).reason)
         }
-        return SpawnedSandbox(pid: pid, pidfd: pidfd, stdinWrite: stdin.write, stdoutRead: stdout.read,
+        return SpawnedSandbox(pid: pid, pidfd: pidFd, stdinWrite: stdin.write, stdoutRead: stdout.read,
                               stderrRead: stderr.read, statusRead: status.read)
+    }
+
+    /// A set-up failure of the supervisor's side, named by its stage in `lane_stages.h`.
+    static func failure(_ stage: lane_stage, errno: Int32? = nil, _ message: String) -> LanesError {
+        LanesError(.setupFailed, stage: SetupStage(stage).name, errno: errno, message)
     }
 
     /// Whether this process may call setgroups: /proc/self/setgroups says "allow" (or does not
     /// exist, on kernels older than 3.19).
     static func setgroupsAllowed() -> Bool {
-        let fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return true }
-        defer { close(fd) }
-        var buf = [UInt8](repeating: 0, count: 16)
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        return n > 0 && buf.starts(with: Array("allow".utf8))
+        guard let bytes = readWholeFile("/proc/self/setgroups", limit: 16) else { return true }
+        return bytes.starts(with: Array("allow".utf8))
     }
 
     /// Maps uid/gid 0 of the new user namespace to the caller. Unprivileged callers must deny
@@ -104,37 +107,28 @@ struct Spawner {
     }
 
     private func writeProcFile(_ path: String, _ text: String) throws(LanesError) {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        let ok = fd >= 0 && text.withCString { write(fd, $0, strlen($0)) } == text.utf8.count
-        let err = errno
-        if fd >= 0 { close(fd) }
-        if !ok { throw LanesError(.setupFailed, stage: "user namespace id map", errno: err, "writing \(path) failed: \(String(cString: strerror(err)))") }
+        let err = writeExistingFile(path, text)
+        if err != 0 { throw Self.failure(LANE_STAGE_ID_MAP, errno: err, "writing \(path) failed: \(Errno(rawValue: err).reason)") }
     }
 
-    private func readChildFailure(_ fd: Int32) -> (Int32, Int32)? {
+    /// The clone child writes {stage, errno} before it gives up; EOF means lane-init exec'd.
+    private func readChildFailure(_ fd: FileDescriptor) -> (Int32, Int32)? {
         var record: (Int32, Int32) = (0, 0)
-        let n = withUnsafeMutableBytes(of: &record) { buf -> Int in
-            while true {
-                let r = read(fd, buf.baseAddress, 8)
-                if r < 0 && errno == EINTR { continue }
-                return r
-            }
-        }
+        let n = withUnsafeMutableBytes(of: &record) { (try? fd.readFully(into: $0)) ?? 0 }
         return n == 8 ? record : nil
     }
 
-    private func writePlan(_ plan: SpawnPlan) throws(LanesError) -> Int32 {
-        let bytes = PlanCodec.encode(plan)
+    private func writePlan(_ plan: SpawnPlan) throws(LanesError) -> OwnedDescriptor {
         let fd = lane_memfd_create("lanes-plan", UInt32(LANE_MFD_CLOEXEC))
-        guard fd >= 0 else { throw LanesError(.setupFailed, stage: "plan", errno: errno, "memfd_create failed") }
-        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        guard n == bytes.count else { close(fd); throw LanesError(.setupFailed, stage: "plan", errno: errno, "writing the plan failed") }
-        return fd
+        guard fd >= 0 else { throw Self.failure(LANE_STAGE_PLAN, errno: errno, "memfd_create failed") }
+        let owned = OwnedDescriptor(adopting: fd)
+        do { try owned.descriptor.writeAll(PlanCodec.encode(plan)) } catch {
+            throw Self.failure(LANE_STAGE_PLAN, errno: error.rawValue, "writing the plan failed: \(error.reason)")
+        }
+        return owned
     }
 
-    private func pipe() throws(LanesError) -> (read: Int32, write: Int32) {
-        var fds: [Int32] = [-1, -1]
-        guard lane_pipe2(&fds, O_CLOEXEC) == 0 else { throw LanesError(.setupFailed, stage: "pipe", errno: errno, "pipe2 failed") }
-        return (fds[0], fds[1])
+    private func pipe() throws(LanesError) -> PipeEnds {
+        do { return try PipeEnds() } catch { throw Self.failure(LANE_STAGE_PIPE, errno: error.rawValue, "pipe2 failed: \(error.reason)") }
     }
 }

@@ -3,12 +3,13 @@ import Glibc
 import LaneModel
 import LanePlan
 import LaneSys
+import LaneSyscall
 
 /// Watches a started sandbox from one thread with poll(2): relays or captures output as it is
 /// written, forwards `lanes`' stdin, turns SIGINT/SIGTERM into a clean stop, enforces the
 /// wall-clock deadline (SIGTERM to the tree, a grace period, then SIGKILL to PID 1, which ends
 /// the whole pid namespace), and collects the helper's report and rusage.
-struct StepMonitor {
+struct StepMonitor: ~Copyable {
     struct Ending {
         var report: InitReport?
         var timedOut = false
@@ -18,7 +19,7 @@ struct StepMonitor {
         var stderr: OutputSink
     }
 
-    let sandbox: SpawnedSandbox
+    var sandbox: SpawnedSandbox
     let deadlineSeconds: Double
     let graceSeconds: Double
     let signalFd: Int32
@@ -26,38 +27,42 @@ struct StepMonitor {
     /// setsid'd and stopped ones included), not only to PID 1.
     var tree: (any StepCgroup)?
 
-    func watch(stdout: OutputSink, stderr: OutputSink, forwardStdin: Bool) -> Ending {
+    /// Runs until PID 1 is reaped and both output pipes are at EOF. The sandbox's descriptors
+    /// close when this monitor goes away.
+    mutating func watch(stdout: OutputSink, stderr: OutputSink, forwardStdin: Bool) -> Ending {
         var ending = Ending(stdout: stdout, stderr: stderr)
-        let start = monotonicSeconds()
+        let start = MonotonicClock.seconds()
         var killAt: Double?  // when SIGKILL follows the SIGTERM
         var outOpen = true, errOpen = true, exited = false
-        var stdinPump = forwardStdin ? StdinPump(target: sandbox.stdinWrite) : nil
-        if stdinPump == nil { close(sandbox.stdinWrite) }
+        // Not forwarded: the pump starts closed, so the step reads EOF at once.
+        var stdinPump = StdinPump(target: forwardStdin ? sandbox.stdinWrite.take() : nil)
+        sandbox.stdinWrite = nil
         var buffer = [UInt8](repeating: 0, count: 65536)
 
         while outOpen || errOpen || !exited {
-            let now = monotonicSeconds()
+            let now = MonotonicClock.seconds()
             if !exited && killAt == nil && now - start >= deadlineSeconds {
                 ending.timedOut = true
                 killAt = now + graceSeconds
                 terminate()
             }
             if !exited, let k = killAt, now >= k {
-                _ = lane_pidfd_send_signal(sandbox.pidfd, SIGKILL)
+                _ = lane_pidfd_send_signal(sandbox.pidfd.raw, SIGKILL)
                 tree?.signalAll(SIGKILL)
                 killAt = .infinity
             }
-            var fds = [pollfd(fd: outOpen ? sandbox.stdoutRead : -1, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: errOpen ? sandbox.stderrRead : -1, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: exited ? -1 : sandbox.pidfd, events: Int16(POLLIN), revents: 0),
+            var fds = [pollfd(fd: outOpen ? sandbox.stdoutRead.raw : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: errOpen ? sandbox.stderrRead.raw : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: exited ? -1 : sandbox.pidfd.raw, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: signalFd, events: Int16(POLLIN), revents: 0)]
-            stdinPump?.addPollFds(&fds)
+            stdinPump.addPollFds(&fds)
             var timeout: Double = exited ? 1.0 : (killAt ?? (start + deadlineSeconds)) - now
             if timeout.isInfinite { timeout = 1.0 }
+            // EINTR is not retried here: the loop goes round and recomputes the deadline.
             let rc = poll(&fds, nfds_t(fds.count), Int32(max(0, min(timeout, 60)) * 1000) + 1)
             if rc < 0 && errno != EINTR { break }
-            if fds[0].revents != 0 { outOpen = drain(sandbox.stdoutRead, into: &ending.stdout, &buffer) }
-            if fds[1].revents != 0 { errOpen = drain(sandbox.stderrRead, into: &ending.stderr, &buffer) }
+            if fds[0].revents != 0 { outOpen = drain(sandbox.stdoutRead.raw, into: &ending.stdout, &buffer) }
+            if fds[1].revents != 0 { errOpen = drain(sandbox.stderrRead.raw, into: &ending.stderr, &buffer) }
             if fds[2].revents != 0 {
                 var status: Int32 = 0
                 if wait4(sandbox.pid, &status, WNOHANG, &ending.usage) == sandbox.pid { exited = true }
@@ -67,35 +72,36 @@ struct StepMonitor {
                 if ending.stoppedBy == nil {
                     ending.stoppedBy = sig
                     terminate()
-                    killAt = monotonicSeconds() + graceSeconds
+                    killAt = MonotonicClock.seconds() + graceSeconds
                 } else {
-                    killAt = monotonicSeconds()
+                    killAt = MonotonicClock.seconds()
                 }
             }
-            stdinPump?.service(fds)
+            stdinPump.service(fds)
             // Once PID 1 is gone every process of the step is gone; output already written is
             // still in the pipes and is drained above until EOF.
         }
-        stdinPump?.close()
+        stdinPump.close()
         ending.report = readReport()
-        close(sandbox.pidfd)
-        close(sandbox.stdoutRead)
-        close(sandbox.stderrRead)
         return ending
     }
 
     /// SIGTERM to PID 1 (which forwards it to the tool's session) and to the whole cgroup, then
     /// SIGCONT so stopped processes can act on it within the grace period.
     private func terminate() {
-        _ = lane_pidfd_send_signal(sandbox.pidfd, SIGTERM)
+        _ = lane_pidfd_send_signal(sandbox.pidfd.raw, SIGTERM)
         tree?.signalAll(SIGTERM)
         tree?.signalAll(SIGCONT)
     }
 
     /// Reads what is there; returns false at EOF.
     private func drain(_ fd: Int32, into sink: inout OutputSink, _ buffer: inout [UInt8]) -> Bool {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 { return errno == EINTR || errno == EAGAIN }
+        let n: Int
+        do throws(Errno) {
+            n = try buffer.withUnsafeMutableBytes { b in Result { () throws(Errno) in try FileDescriptor(rawValue: fd).readSome(into: b) } }.get()
+        } catch {
+            return error == .wouldBlock
+        }
         if n == 0 { return false }
         buffer.withUnsafeBytes { sink.accept(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         return true
@@ -103,36 +109,35 @@ struct StepMonitor {
 
     private func takeSignal() -> Int32? {
         var info = [UInt8](repeating: 0, count: 128)  // struct signalfd_siginfo
-        let n = info.withUnsafeMutableBytes { read(signalFd, $0.baseAddress, 128) }
+        let n = info.withUnsafeMutableBytes { try? FileDescriptor(rawValue: signalFd).readSome(into: $0) }
         guard n == 128 else { return nil }
         return Int32(info[0]) | Int32(info[1]) << 8
     }
 
     private func readReport() -> InitReport? {
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(sandbox.statusRead, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        close(sandbox.statusRead)
+        guard let bytes = try? sandbox.statusRead.descriptor.readAll(limit: 1 << 20) else { return nil }
         return InitReport.decode(bytes)
     }
 }
 
 /// Copies `lanes`' stdin into the step's stdin pipe without ever blocking the loop.
-struct StdinPump {
-    let target: Int32
+/// Owns the step's stdin pipe and closes it (EOF for the step) when `lanes`' stdin ends.
+struct StdinPump: ~Copyable {
+    private var owner: OwnedDescriptor?
+    private let target: Int32
     private var pending: [UInt8] = []
     private var sourceOpen = true
-    private var targetOpen = true
+    private var targetOpen: Bool
     private var pollIndex = -1
 
-    init(target: Int32) {
-        self.target = target
-        _ = fcntl(target, F_SETFL, O_NONBLOCK)
+    /// `target` nil: nothing is forwarded.
+    init(target: consuming OwnedDescriptor?) {
+        var raw: Int32 = -1
+        if let fd = target?.raw { raw = fd }
+        self.target = raw
+        owner = target
+        targetOpen = raw >= 0
+        if raw >= 0 { _ = fcntl(raw, F_SETFL, O_NONBLOCK) }
     }
 
     mutating func addPollFds(_ fds: inout [pollfd]) {
@@ -146,25 +151,24 @@ struct StdinPump {
         guard targetOpen, pollIndex >= 0 else { return }
         if fds[pollIndex].revents != 0 {
             var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-            if n > 0 { pending = Array(chunk[0..<n]) } else if n == 0 || errno != EINTR { sourceOpen = false }
+            let n = chunk.withUnsafeMutableBytes { try? FileDescriptor.standardInput.readSome(into: $0) }
+            if let n, n > 0 { pending = Array(chunk[0..<n]) } else { sourceOpen = false }
         }
         if fds[pollIndex + 1].revents & Int16(POLLERR | POLLHUP) != 0 { close(); return }
         if !pending.isEmpty {
-            let n = pending.withUnsafeBytes { write(target, $0.baseAddress, $0.count) }
-            if n > 0 { pending.removeFirst(n) } else if n < 0 && errno != EAGAIN && errno != EINTR { close(); return }
+            do throws(Errno) {
+                let n = try pending.withUnsafeBytes { b in Result { () throws(Errno) in try FileDescriptor(rawValue: target).writeSome(b) } }.get()
+                pending.removeFirst(n)
+            } catch where error == .wouldBlock {
+            } catch {
+                close(); return
+            }
         }
         if pending.isEmpty && !sourceOpen { close() }
     }
 
     mutating func close() {
-        if targetOpen { _ = Glibc.close(target) }
+        owner = nil
         targetOpen = false
     }
-}
-
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

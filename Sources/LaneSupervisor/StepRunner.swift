@@ -3,6 +3,7 @@ import Glibc
 import LaneModel
 import LanePlan
 import LaneSys
+import LaneSyscall
 
 /// Runs one step: plan → spawn → watch → result. Nothing here runs between clone and exec;
 /// that is `lane_spawn` (C) and then `lane-init` (a fresh process).
@@ -28,13 +29,12 @@ public struct StepRunner {
 
     /// Runs the step. `compiled` is the profile compiled once for this process.
     public func run(_ request: StepRequest, compiled: CompiledProfile) -> StepResult {
-        let start = monotonicSeconds()
+        let start = MonotonicClock.seconds()
         var result = StepResult(lane: request.lane.name, profile: request.profile.name,
                                 profileFingerprint: compiled.fingerprint, outcome: .failedToStart,
                                 protections: Self.protections(request.profile))
         do throws(LanesError) {
-            let signalFd = try blockStopSignals()
-            defer { close(signalFd) }
+            let signals = try blockStopSignals()
             try checkStdin()
             // Before the spawn: lane-init cannot raise a hard limit (issue 11).
             try HostLimits.require(request.profile)
@@ -56,8 +56,8 @@ public struct StepRunner {
                 throw error
             }
             let limit = Int(clamping: request.profile.limits.outputBytes)
-            let monitor = StepMonitor(sandbox: sandbox, deadlineSeconds: request.wallSeconds,
-                                      graceSeconds: request.profile.limits.killGraceSeconds, signalFd: signalFd,
+            var monitor = StepMonitor(sandbox: sandbox, deadlineSeconds: request.wallSeconds,
+                                      graceSeconds: request.profile.limits.killGraceSeconds, signalFd: signals.raw,
                                       tree: cgroup)
             let ending = monitor.watch(
                 stdout: OutputSink(relayFd: request.captureOutput ? nil : 1, limit: limit, redactor: request.redactor),
@@ -69,11 +69,11 @@ public struct StepRunner {
             if let cgroup, !cgroup.destroy(timeout: 5) {
                 result.error = "cgroup \(cgroup.path) could not be emptied and removed; the next lanes run retries"
             }
-            result.wallMs = (monotonicSeconds() - start) * 1000
+            result.wallMs = (MonotonicClock.seconds() - start) * 1000
             fill(&result, from: ending, limits: request.profile.limits, argv: request.argv)
             if let usage { classify(&result, usage) }
         } catch {
-            result.wallMs = (monotonicSeconds() - start) * 1000
+            result.wallMs = (MonotonicClock.seconds() - start) * 1000
             result.outcome = .failedToStart
             result.exitCode = ExitStatus.failedToStart
             result.error = "\(error.stage): \(error.message)"
@@ -156,7 +156,8 @@ public struct StepRunner {
         case .setupFailed:
             result.outcome = .failedToStart
             result.exitCode = ExitStatus.failedToStart
-            result.error = "sandbox set-up failed at '\(report.stage)': \(String(cString: strerror(report.errno)))"
+            let stage = report.stage ?? SetupStage(LANE_STAGE_FORK_TOOL)
+            result.error = stage.message(detail: report.detail, reason: Errno(rawValue: report.errno).reason)
         case .execFailed:
             result.outcome = .failedToStart
             result.exitCode = report.value
@@ -174,10 +175,10 @@ public struct StepRunner {
                 var st = stat()
                 if lstat(path, &st) == 0 {
                     guard (st.st_mode & S_IFMT) == S_IFDIR else {
-                        throw LanesError(.invalidConfig, stage: "workspace", "writable directory \"\(dir)\" is not a directory (or is a symlink) in \(request.workspace)")
+                        throw LanesError(.invalidConfig, stage: SetupStage(LANE_STAGE_WORKSPACE).name, "writable directory \"\(dir)\" is not a directory (or is a symlink) in \(request.workspace)")
                     }
                 } else if mkdir(path, 0o755) != 0 {
-                    throw LanesError(.setupFailed, stage: "workspace", errno: errno, "cannot create \(path): \(String(cString: strerror(errno)))")
+                    throw LanesError(.setupFailed, stage: SetupStage(LANE_STAGE_WORKSPACE).name, errno: errno, "cannot create \(path): \(String(cString: strerror(errno)))")
                 }
             }
         }
@@ -192,7 +193,7 @@ public struct StepRunner {
         let limits = CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuFraction: l.cpuFraction)
         let missing = limits.resources.subtracting(driver.enforceable)
         for r in missing.sorted() where !l.optional.contains(r.rawValue) {
-            throw LanesError(.unsupported, stage: "cgroup",
+            throw LanesError(.unsupported, stage: SetupStage(LANE_STAGE_CGROUP).name,
                              "limits.\(r.rawValue) cannot be enforced on this host: \(driver.whyMissing(r)). "
                              + "To run without it, list it in the profile: limits.optional = [\"\(r.rawValue)\"]")
         }
@@ -231,11 +232,11 @@ public struct StepRunner {
     }
 
     /// SIGINT, SIGTERM and SIGHUP become readable on a signalfd instead of killing `lanes`.
-    private func blockStopSignals() throws(LanesError) -> Int32 {
+    private func blockStopSignals() throws(LanesError) -> OwnedDescriptor {
         let signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
         let fd = signals.withUnsafeBufferPointer { lane_signalfd_for($0.baseAddress, Int32($0.count)) }
-        guard fd >= 0 else { throw LanesError(.setupFailed, stage: "signals", errno: errno, "signalfd failed") }
-        return fd
+        guard fd >= 0 else { throw Spawner.failure(LANE_STAGE_SIGNALS, errno: errno, "signalfd failed") }
+        return OwnedDescriptor(adopting: fd)
     }
 
     /// A directory fd on stdin would let the step reach the host's filesystem through it; it is

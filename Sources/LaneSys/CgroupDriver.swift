@@ -1,5 +1,8 @@
+import CLaneSys
 import Glibc
 import LaneModel
+import LanePlan
+import LaneSyscall
 
 /// A resource a step cgroup limits, named by its key in a profile's `[limits]`.
 public enum CgroupResource: String, Sendable, CaseIterable, Hashable, Comparable {
@@ -159,9 +162,7 @@ public struct CgroupOwner: Sendable, Equatable {
     static let prefix = "lanes-"
 
     func groupName() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        let nonce = UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+        let nonce = MonotonicClock.nanoseconds()
         return "\(Self.prefix)\(pid)-\(startTime)-\(pidNamespace)-\(String(nonce, radix: 36))"
     }
 
@@ -192,6 +193,9 @@ public struct CgroupOwner: Sendable, Equatable {
 
 /// Shared helpers of the drivers.
 enum CgroupText {
+    /// The set-up stage cgroup failures are reported under (`lane_stages.h`).
+    static let stage = SetupStage(LANE_STAGE_CGROUP).name
+
     /// The value of `key` in a flat-keyed file ("key value" lines: memory.events, pids.events,
     /// memory.oom_control, cpu.stat).
     static func keyed(_ text: String?, _ key: String) -> UInt64? {
@@ -218,8 +222,4 @@ enum CgroupText {
 }
 
 /// Sleeps `seconds` (used by the teardown loops, which back off from 50 µs up to 10 ms).
-func cgroupPause(_ seconds: Double) {
-    var ts = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
-    var left = timespec()
-    while nanosleep(&ts, &left) != 0 && errno == EINTR { ts = left }
-}
+func cgroupPause(_ seconds: Double) { MonotonicClock.sleep(seconds) }

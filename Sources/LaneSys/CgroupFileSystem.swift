@@ -1,4 +1,5 @@
 import Glibc
+import LaneSyscall
 
 /// The file operations a cgroup driver performs, behind a protocol so the drivers' logic can run
 /// against a fake tree in a temporary directory (this host has no cgroup2 controllers).
@@ -26,30 +27,11 @@ public struct HostCgroupFileSystem: CgroupFileSystem {
     public init() {}
 
     public func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return nil }
-            if n == 0 { break }
-            out.append(contentsOf: chunk[0..<n])
-        }
-        return String(decoding: out, as: UTF8.self)
+        readWholeFile(path).map { String(decoding: $0, as: UTF8.self) }
     }
 
     public func write(_ path: String, _ value: String) -> Int32 {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return errno }
-        defer { close(fd) }
-        while true {
-            let n = value.withCString { Glibc.write(fd, $0, strlen($0)) }
-            if n < 0 && errno == EINTR { continue }
-            return n < 0 ? errno : 0
-        }
+        writeExistingFile(path, value)
     }
 
     public func makeDirectory(_ path: String) -> Int32 { mkdir(path, 0o755) == 0 ? 0 : errno }

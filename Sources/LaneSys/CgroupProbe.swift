@@ -199,7 +199,7 @@ struct NoCgroupDriver: CgroupDriver {
         "the \(resource.controller) cgroup controller is not available: \(reason); \(advice)"
     }
     func createStep(limits: CgroupLimits) throws(LanesError) -> any StepCgroup {
-        throw LanesError(.unsupported, stage: "cgroup", "\(reason); \(advice)")
+        throw LanesError(.unsupported, stage: CgroupText.stage, "\(reason); \(advice)")
     }
     func removeStale() -> [String] { [] }
 }

@@ -1,5 +1,6 @@
 import CLaneSys
 import Glibc
+import LaneSyscall
 import LaneModel
 
 /// cgroup v1: one directory per controller hierarchy, all with the same group name: memory and
@@ -70,7 +71,7 @@ struct CgroupV1Driver: CgroupDriver {
 
     func createStep(limits: CgroupLimits) throws(LanesError) -> any StepCgroup {
         for r in limits.resources where roots[r.controller] == nil {
-            throw LanesError(.unsupported, stage: "cgroup", whyMissing(r))
+            throw LanesError(.unsupported, stage: CgroupText.stage, whyMissing(r))
         }
         let name = owner.groupName()
         // Per step only memory and pids (+ cpu and cpuacct with a CPU limit): a v1 mkdir+rmdir
@@ -91,7 +92,7 @@ struct CgroupV1Driver: CgroupDriver {
             let err = fs.makeDirectory(dir)
             if err != 0 {
                 for d in created { _ = fs.removeDirectory(d) }
-                throw LanesError(.setupFailed, stage: "cgroup", errno: err, "cannot create \(dir): \(CgroupText.errorText(err))")
+                throw LanesError(.setupFailed, stage: CgroupText.stage, errno: err, "cannot create \(dir): \(CgroupText.errorText(err))")
             }
             created.append(dir)
             dirs[c] = dir
@@ -104,7 +105,7 @@ struct CgroupV1Driver: CgroupDriver {
                 // limit means no swap.
                 let err = fs.write(dir + "/memory.memsw.limit_in_bytes", String(bytes))
                 if err != 0 && err != ENOENT {
-                    throw LanesError(.setupFailed, stage: "cgroup", errno: err, "cannot write \(dir)/memory.memsw.limit_in_bytes: \(CgroupText.errorText(err))")
+                    throw LanesError(.setupFailed, stage: CgroupText.stage, errno: err, "cannot write \(dir)/memory.memsw.limit_in_bytes: \(CgroupText.errorText(err))")
                 }
             }
             if let pids = limits.pids, let dir = dirs["pids"] { try group.set(dir + "/pids.max", String(pids)) }
@@ -163,7 +164,7 @@ final class StepCgroupV1: StepCgroup {
     func set(_ file: String, _ value: String) throws(LanesError) {
         let err = fs.write(file, value)
         if err != 0 {
-            throw LanesError(.setupFailed, stage: "cgroup", errno: err, "cannot write \(value) to \(file): \(CgroupText.errorText(err))")
+            throw LanesError(.setupFailed, stage: CgroupText.stage, errno: err, "cannot write \(value) to \(file): \(CgroupText.errorText(err))")
         }
     }
 
@@ -187,14 +188,14 @@ final class StepCgroupV1: StepCgroup {
     /// outside is never signalled.
     private func signalMember(_ pid: pid_t, _ signal: Int32) {
         guard let anchor, pid != getpid() else { return }
-        let fd = Int32(truncatingIfNeeded: lane_syscall6(434, Int(pid), 0, 0, 0, 0, 0))  // pidfd_open
-        guard fd >= 0 else { return }
-        defer { close(fd) }
+        let raw = Int32(truncatingIfNeeded: lane_syscall6(434, Int(pid), 0, 0, 0, 0, 0))  // pidfd_open
+        guard raw >= 0 else { return }
+        let pidfd = OwnedDescriptor(adopting: raw)
         let line = (HostCgroupFileSystem().read("/proc/\(pid)/cgroup") ?? "").split(separator: "\n").first {
             $0.split(separator: ":", maxSplits: 2).dropFirst().first?.split(separator: ",").contains(Substring(anchor.controller)) == true
         }
         guard let line, line.hasSuffix("/" + name) else { return }
-        _ = lane_pidfd_send_signal(fd, signal)
+        _ = lane_pidfd_send_signal(pidfd.raw, signal)
     }
 
     /// Every member, each verified (see `signalMember`). Without a freezer a member may fork
@@ -237,11 +238,12 @@ final class StepCgroupV1: StepCgroup {
         }
         for pid in members() where pid != getpid() {
             // Same verification as signalMember: only a member is moved (never this process).
-            let fd = Int32(truncatingIfNeeded: lane_syscall6(434, Int(pid), 0, 0, 0, 0, 0))
-            guard fd >= 0 else { continue }
+            let raw = Int32(truncatingIfNeeded: lane_syscall6(434, Int(pid), 0, 0, 0, 0, 0))
+            guard raw >= 0 else { continue }
+            let pin = OwnedDescriptor(adopting: raw)  // pins the pid until the move is done
             let text = HostCgroupFileSystem().read("/proc/\(pid)/cgroup") ?? ""
             if text.contains("/" + name + "\n") { _ = fs.write(f + "/cgroup.procs", String(pid)) }
-            close(fd)
+            pin.close()
         }
         if fs.write(f + "/freezer.state", "FROZEN") == 0 {
             var pause = 0.00005
@@ -256,14 +258,14 @@ final class StepCgroupV1: StepCgroup {
     }
 
     func destroy(timeout: Double) -> Bool {
-        let start = monotonicNow()
+        let start = MonotonicClock.seconds()
         var pause = 0.00005
         while true {
             let pids = members() + (dirs["freezer"].map { CgroupText.pids(fs.read($0 + "/cgroup.procs")) } ?? [])
             if pids.isEmpty {
                 var left = directories.filter { fs.removeDirectory($0) != 0 && fs.exists($0) }
                 // rmdir can see EBUSY for a moment while the last task's exit is accounted.
-                while !left.isEmpty && monotonicNow() - start < timeout {
+                while !left.isEmpty && MonotonicClock.seconds() - start < timeout {
                     cgroupPause(pause)
                     pause = min(pause * 2, 0.01)
                     left = left.filter { fs.removeDirectory($0) != 0 && fs.exists($0) }
@@ -271,7 +273,7 @@ final class StepCgroupV1: StepCgroup {
                 return left.isEmpty
             }
             freezeAndKill()
-            if monotonicNow() - start >= timeout { return false }
+            if MonotonicClock.seconds() - start >= timeout { return false }
             cgroupPause(pause)
             pause = min(pause * 2, 0.01)
         }
@@ -291,8 +293,3 @@ func makeDirectories(_ path: String, below top: String, fs: any CgroupFileSystem
     return 0
 }
 
-func monotonicNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}

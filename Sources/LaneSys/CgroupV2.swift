@@ -1,5 +1,6 @@
 import Glibc
 import LaneModel
+import LaneSyscall
 
 /// cgroup v2: one group per step below a root whose `cgroup.subtree_control` enables memory,
 /// pids and cpu. The step is cloned straight into the group (CLONE_INTO_CGROUP), so not one
@@ -85,15 +86,15 @@ struct CgroupV2Driver: CgroupDriver {
 
     func createStep(limits: CgroupLimits) throws(LanesError) -> any StepCgroup {
         for r in limits.resources where !enabled.contains(r.controller) {
-            throw LanesError(.unsupported, stage: "cgroup", whyMissing(r))
+            throw LanesError(.unsupported, stage: CgroupText.stage, whyMissing(r))
         }
         guard let rootDir else {
-            throw LanesError(.unsupported, stage: "cgroup", problems["memory"] ?? "no cgroup2 root")
+            throw LanesError(.unsupported, stage: CgroupText.stage, problems["memory"] ?? "no cgroup2 root")
         }
         let dir = rootDir + "/" + owner.groupName()
         let err = fs.makeDirectory(dir)
         guard err == 0 else {
-            throw LanesError(.setupFailed, stage: "cgroup", errno: err, "cannot create \(dir): \(CgroupText.errorText(err))")
+            throw LanesError(.setupFailed, stage: CgroupText.stage, errno: err, "cannot create \(dir): \(CgroupText.errorText(err))")
         }
         let group = StepCgroupV2(fs: fs, dir: dir)
         do throws(LanesError) {
@@ -102,14 +103,14 @@ struct CgroupV2Driver: CgroupDriver {
                 // No swap: a step at its limit is OOM-killed instead of thrashing the disk.
                 let e = fs.write(dir + "/memory.swap.max", "0")
                 if e != 0 && e != ENOENT {
-                    throw LanesError(.setupFailed, stage: "cgroup", errno: e, "cannot write \(dir)/memory.swap.max: \(CgroupText.errorText(e))")
+                    throw LanesError(.setupFailed, stage: CgroupText.stage, errno: e, "cannot write \(dir)/memory.swap.max: \(CgroupText.errorText(e))")
                 }
             }
             if let pids = limits.pids { try group.set("pids.max", String(pids)) }
             if let quota = limits.cpuQuotaMicros { try group.set("cpu.max", "\(quota) \(CgroupLimits.cpuPeriodMicros)") }
             let fd = fs.openDirectory(dir)
             guard fd >= 0 else {
-                throw LanesError(.setupFailed, stage: "cgroup", errno: -fd, "cannot open \(dir): \(CgroupText.errorText(-fd))")
+                throw LanesError(.setupFailed, stage: CgroupText.stage, errno: -fd, "cannot open \(dir): \(CgroupText.errorText(-fd))")
             }
             group.fd = fd
         } catch {
@@ -149,7 +150,7 @@ final class StepCgroupV2: StepCgroup {
     func set(_ file: String, _ value: String) throws(LanesError) {
         let err = fs.write(path + "/" + file, value)
         if err != 0 {
-            throw LanesError(.setupFailed, stage: "cgroup", errno: err, "cannot write \(value) to \(path)/\(file): \(CgroupText.errorText(err))")
+            throw LanesError(.setupFailed, stage: CgroupText.stage, errno: err, "cannot write \(value) to \(path)/\(file): \(CgroupText.errorText(err))")
         }
     }
 
@@ -188,18 +189,18 @@ final class StepCgroupV2: StepCgroup {
 
     func destroy(timeout: Double) -> Bool {
         if fd >= 0 { close(fd); fd = -1 }
-        let start = monotonicNow()
+        let start = MonotonicClock.seconds()
         var pause = 0.00005
         while populated() {
             // cgroup.kill (Linux 5.14) kills every task, stopped and frozen ones included, and
             // any task forked meanwhile; older kernels get freeze → SIGKILL → thaw.
             if fs.write(path + "/cgroup.kill", "1") != 0 { signalAll(SIGKILL) }
-            if monotonicNow() - start >= timeout { return false }
+            if MonotonicClock.seconds() - start >= timeout { return false }
             cgroupPause(pause)
             pause = min(pause * 2, 0.01)
         }
         while fs.removeDirectory(path) != 0 && fs.exists(path) {
-            if monotonicNow() - start >= timeout { return false }
+            if MonotonicClock.seconds() - start >= timeout { return false }
             cgroupPause(pause)
             pause = min(pause * 2, 0.01)
         }

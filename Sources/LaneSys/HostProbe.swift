@@ -1,5 +1,6 @@
 import CLaneSys
 import Glibc
+import LaneSyscall
 
 /// Honest answers about what this host supports, for `lanes doctor`. Each probe asks the kernel
 /// directly (a syscall or its own /proc file); nothing is inferred from version numbers.
@@ -85,17 +86,7 @@ public enum HostProbe {
     }
 
     static func readText(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buf = [UInt8](repeating: 0, count: 1 << 20)
-        var total = 0
-        while total < buf.count {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
-            if n <= 0 { break }
-            total += n
-        }
-        return String(decoding: buf[0..<total], as: UTF8.self)
+        readWholeFile(path, limit: 1 << 20).map { String(decoding: $0, as: UTF8.self) }
     }
 
     static func readInt(_ path: String) -> Int? {

@@ -2,6 +2,8 @@ import CLaneSys
 import CSeccomp
 import Glibc
 import LaneModel
+import LanePlan
+import LaneSyscall
 
 /// Compiles a profile's seccomp section into a BPF program with libseccomp, once per profile.
 public enum SeccompCompiler {
@@ -9,28 +11,35 @@ public enum SeccompCompiler {
     static let actAllow: UInt32 = 0x7fff_0000
     static let actKillProcess: UInt32 = 0x8000_0000
     static func actErrno(_ e: Int32) -> UInt32 { 0x0005_0000 | (UInt32(e) & 0xffff) }
+    /// The stage compile failures are reported under (`lane_stages.h`).
+    static let stage = SetupStage(LANE_STAGE_SECCOMP).name
 
     /// The compiled program: `struct sock_filter` records, 8 bytes each.
     public static func compile(_ policy: Profile.Seccomp) throws(LanesError) -> [UInt8] {
         let defaultAction = policy.defaultAction == .kill ? actKillProcess : actErrno(EPERM)
         guard let ctx = seccomp_init(defaultAction) else {
-            throw LanesError(.setupFailed, stage: "seccomp", "seccomp_init failed")
+            throw LanesError(.setupFailed, stage: stage, "seccomp_init failed")
         }
         defer { seccomp_release(ctx) }
         // Foreign ABIs (i386 via int 0x80, x32) are not in the filter: kill on sight.
-        _ = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, actKillProcess)
-        _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)  // lane_seal_and_exec sets it
+        // A protection: a filter without it would let foreign-ABI syscalls through unchecked.
+        let badArch = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, actKillProcess)
+        guard badArch == 0 else {
+            throw LanesError(.setupFailed, stage: stage, errno: -badArch, "cannot make foreign architectures kill the step")
+        }
+        // Neither of these protects anything: NNP is only about loading (lane_seal_and_exec sets
+        // no_new_privs itself) and an older libseccomp without the optimizer emits a linear list.
+        _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)
         _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)  // binary tree, not a long chain
 
         let denied = Set(policy.deny)
         var allowed = Set(SyscallPolicy.baseAllow).union(policy.allow).subtracting(denied)
-        for name in policy.allow where SyscallPolicy.never.contains(name) {
-            throw LanesError(.invalidConfig, stage: "seccomp", "syscall '\(name)' cannot be allowed: it is on the never list")
+        // The parser (LaneConfig) already refuses these with FILE:LINE, from the same rules
+        // (LaneModel.SeccompRules); this is the last line for a profile built in code.
+        if let problem = SeccompRules.problems(allow: policy.allow, deny: policy.deny, known: isKnown).first {
+            throw LanesError(.invalidConfig, stage: stage, "seccomp.\(problem.key): \(problem.message)")
         }
         allowed.subtract(SyscallPolicy.never)
-        for name in policy.allow + policy.deny where try number(name) < 0 {
-            throw LanesError(.invalidConfig, stage: "seccomp", "unknown syscall '\(name)'")
-        }
         for name in allowed.sorted() { try add(ctx, actAllow, name) }
         // Denied names are simply left out of the allow-list: the default action covers them.
 
@@ -87,10 +96,6 @@ public enum SeccompCompiler {
     private static let jeq: UInt16 = 0x15  // BPF_JMP | BPF_JEQ | BPF_K
     private static let ret: UInt16 = 0x06  // BPF_RET | BPF_K
 
-    static func number(_ name: String) throws(LanesError) -> Int32 {
-        seccomp_syscall_resolve_name(name)
-    }
-
     private static func cmp(_ arg: UInt32, _ op: scmp_compare, _ a: UInt64, _ b: UInt64 = 0) -> scmp_arg_cmp {
         scmp_arg_cmp(arg: arg, op: op, datum_a: a, datum_b: b)
     }
@@ -101,21 +106,22 @@ public enum SeccompCompiler {
         if nr < 0 { return }
         let rc = args.withUnsafeBufferPointer { seccomp_rule_add_array(ctx, action, nr, UInt32($0.count), $0.baseAddress) }
         if rc != 0 {
-            throw LanesError(.setupFailed, stage: "seccomp", errno: -rc, "cannot add rule for '\(name)': \(String(cString: strerror(-rc)))")
+            throw LanesError(.setupFailed, stage: stage, errno: -rc, "cannot add rule for '\(name)': \(String(cString: strerror(-rc)))")
         }
     }
 
     /// libseccomp 2.5 can only export to an fd: write to a memfd and read it back.
     private static func export(_ ctx: scmp_filter_ctx) throws(LanesError) -> [UInt8] {
-        let fd = lane_memfd_create("lanes-seccomp", UInt32(LANE_MFD_CLOEXEC))
-        guard fd >= 0 else { throw LanesError(.setupFailed, stage: "seccomp", errno: errno, "memfd_create failed") }
-        defer { close(fd) }
+        let raw = lane_memfd_create("lanes-seccomp", UInt32(LANE_MFD_CLOEXEC))
+        guard raw >= 0 else { throw LanesError(.setupFailed, stage: stage, errno: errno, "memfd_create failed") }
+        let owned = OwnedDescriptor(adopting: raw)
+        let fd = owned.raw
         let rc = seccomp_export_bpf(ctx, fd)
-        guard rc == 0 else { throw LanesError(.setupFailed, stage: "seccomp", errno: -rc, "seccomp_export_bpf failed") }
+        guard rc == 0 else { throw LanesError(.setupFailed, stage: stage, errno: -rc, "seccomp_export_bpf failed") }
         let size = Int(lseek(fd, 0, SEEK_END))
         var bytes = [UInt8](repeating: 0, count: size)
         let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, size, 0) }
-        guard n == size else { throw LanesError(.setupFailed, stage: "seccomp", errno: errno, "reading the exported filter failed") }
+        guard n == size else { throw LanesError(.setupFailed, stage: stage, errno: errno, "reading the exported filter failed") }
         return bytes
     }
 }

@@ -1,3 +1,5 @@
+import LaneModel
+
 /// The base seccomp allow-list of every profile (x86_64 names) and the syscalls that are never
 /// allowed whatever a profile says. Conditional rules (clone, socket, ioctl, personality) live in
 /// `SeccompCompiler`; clone3 always fails with ENOSYS so libc falls back to clone, whose
@@ -53,18 +55,9 @@ public enum SyscallPolicy {
         "getsockopt",
     ]
 
-    /// Never allowed, whatever a profile's `allow` says: they reach the kernel's namespace,
-    /// mount, tracing, keyring, BPF, module and clock machinery (ARCHITECTURE.md §3).
-    public static let never: Set<String> = [
-        "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "ptrace",
-        "process_vm_readv", "process_vm_writev", "keyctl", "add_key", "request_key", "bpf",
-        "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
-        "open_by_handle_at", "name_to_handle_at", "kexec_load", "kexec_file_load", "init_module",
-        "finit_module", "delete_module", "reboot", "swapon", "swapoff", "fsopen", "fsconfig",
-        "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr", "acct", "quotactl",
-        "syslog", "vhangup", "iopl", "ioperm", "settimeofday", "clock_settime", "adjtimex",
-        "clock_adjtime", "sethostname", "setdomainname", "pidfd_getfd", "kcmp", "clone3",
-    ]
+    /// Never allowed, whatever a profile's `allow` says (the list is data of `LaneModel`, so
+    /// `lanes check` refuses such a profile with FILE:LINE, exactly as `lanes run` would).
+    public static var never: Set<String> { SeccompRules.never }
 
     /// Namespace flags refused in clone's first argument.
     public static let cloneNamespaceMask: UInt64 = 0x7E02_0000

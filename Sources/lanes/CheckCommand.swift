@@ -11,9 +11,9 @@ struct CheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Validate profiles and lanes; print every error as FILE:LINE: message.",
         discussion: """
-            Without FILE arguments every profile and lane found is checked. A lane's profile must exist and be valid; a \
-            profile's limits must fit under this host's hard limits. Exit 0 only when all are valid, 1 otherwise, \
-            125 when there is no configuration to check.
+            Without FILE arguments every profile and lane found is checked; a lane is checked with its profile. Every \
+            configuration error `lanes run` can report is reported here, and a profile's limits must fit under this \
+            host's hard limits. Exit 0 only when all are valid, 1 otherwise, 125 when there is no configuration to check.
             """)
 
     @OptionGroup var configOptions: ConfigOptions
@@ -41,9 +41,11 @@ struct CheckCommand: ParsableCommand {
             }
         }
         var failures = 0
+        var printed = Set<String>()
         for file in targets {
             let problems = check(file)
-            for p in problems { printError(p.description) }
+            // A lane's check includes its profile's; a profile checked twice prints once.
+            for p in problems where printed.insert(p.description).inserted { printError(p.description) }
             if problems.isEmpty { printOut("ok   \(file)\n") } else { failures += 1 }
         }
         if failures > 0 {
@@ -52,36 +54,36 @@ struct CheckCommand: ParsableCommand {
         }
     }
 
+    /// Every problem `lanes run` would report for this file, with the same parser and the same
+    /// rules: a profile's keys, syscall names and never-list; a lane's keys, and for a lane
+    /// also, for a file in a Lanes/ directory, that its profile exists in the Profiles/ next to
+    /// it and is valid.
     private func check(_ file: String) -> [ConfigDiagnostic] {
         guard let text = readTextFile(file) else {
             return [ConfigDiagnostic(file: file, line: nil, keyPath: "", message: "cannot read the file")]
         }
         let name = String(file.split(separator: "/").last ?? "").replacingSuffix(".toml")
-        let isProfile = file.split(separator: "/").dropLast().last == "Profiles"
-        do {
+        let directories = file.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+        let isProfile = directories.last == "Profiles"
+        let parser = ProfileParser(knownSyscall: SeccompCompiler.isKnown)
+        do throws(ConfigErrors) {
             if isProfile {
-                let profile = try ProfileParser(knownSyscall: SeccompCompiler.isKnown).parse(name: name, file: file, text: text)
+                let profile = try parser.parse(name: name, file: file, text: text)
                 // MERGE(issue 11): limits the host cannot grant fail here, not at the first step.
                 return ConfigReferences.check(profile: profile, file: file, text: text, hard: HostLimits.current())
-            } else {
-                let lane = try LaneParser().parse(name: name, file: file, text: text)
-                // MERGE(issue 11): the lane's profile is resolved (and checked) like `lanes run` would.
-                return ConfigReferences.check(lane: lane, laneFile: file, text: text, profiles: profilesDirectory(for: file),
-                                              parser: ProfileParser(knownSyscall: SeccompCompiler.isKnown))
             }
+            let lane = try LaneParser().parse(name: name, file: file, text: text)
+            // A lane file outside a Lanes/ directory has no configuration to resolve against.
+            guard directories.last == "Lanes" else { return [] }
+            // The configuration directory this lane belongs to, as `lanes run` would find it.
+            let root = directories.dropLast().joined(separator: "/")
+            let store = ConfigStore(root: root.isEmpty ? (file.hasPrefix("/") ? "/" : ".") : root, origin: "check")
+            let (profileFile, profileText) = try store.profileSource(of: lane, laneFile: file, laneText: text)
+            _ = try parser.parse(name: lane.profile, file: profileFile, text: profileText)
+            return []
         } catch {
             return error.diagnostics
         }
-    }
-}
-
-extension CheckCommand {
-    /// Where a lane file's profile is looked up: `../Profiles` next to its `Lanes/` directory,
-    /// else the configuration in use (as `lanes run` would).
-    func profilesDirectory(for laneFile: String) -> String {
-        let dir = Paths.parent(laneFile.hasPrefix("/") ? laneFile : Paths.currentDirectory + "/" + laneFile)
-        if dir.split(separator: "/").last == "Lanes" { return Paths.parent(dir) + "/Profiles" }
-        return Paths.locateConfig(configOptions.config)?.profilesDirectory ?? Paths.parent(dir) + "/Profiles"
     }
 }
 

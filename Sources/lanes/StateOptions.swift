@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import LaneSyscall
 import LaneJournal
 import LaneRuntime
 import LaneState
@@ -29,11 +30,5 @@ struct StateOptions: ParsableArguments {
 
 /// Writes all bytes to an fd.
 func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return }
-        offset += n
-    }
+    try? FileDescriptor(rawValue: fd).writeAll(bytes)
 }

@@ -1,3 +1,4 @@
+import CLaneSys
 import LanePlan
 import Testing
 
@@ -27,7 +28,9 @@ struct PlanCodecTests {
 
     @Test("init reports round-trip")
     func report() {
-        let r = InitReport(kind: .setupFailed, value: 0, errno: 13, stage: "mount /proc")
+        let r = InitReport(kind: .setupFailed, value: 0, errno: 13, stage: SetupStage(LANE_STAGE_MOUNT_PROC), detail: "/proc")
         #expect(InitReport.decode(r.encode()) == r)
+        let exited = InitReport(kind: .exited, value: 3)
+        #expect(InitReport.decode(exited.encode()) == exited)
     }
 }

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lane_stages.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -33,15 +35,6 @@ extern "C" {
 #define LANE_CLOSE_RANGE_CLOEXEC 4
 #define LANE_MFD_CLOEXEC 1
 
-/// Stages the clone child can fail in; reported as {stage, errno} on the error pipe.
-enum lane_spawn_stage {
-    LANE_STAGE_SYNC = 1,        // waiting for the parent to write the id maps
-    LANE_STAGE_SETGROUPS = 2,   // dropping supplementary groups
-    LANE_STAGE_FDS = 3,         // installing the fd map
-    LANE_STAGE_EXEC = 4,        // execve of lane-init
-    LANE_STAGE_PDEATHSIG = 5,   // PR_SET_PDEATHSIG
-};
-
 /// What `lane_spawn` needs. All pointers must stay valid until it returns.
 struct lane_spawn_args {
     const char *path;            // absolute path of the helper to exec
@@ -53,6 +46,7 @@ struct lane_spawn_args {
     int sync_write_fd;           // the parent's end of that pipe: the child closes its copy
                                  // first, so the parent's death is EOF, never a hang
     int err_fd;                  // CLOEXEC pipe; child writes {int stage, int errno} on failure
+                                 // (stage: LANE_STAGE_PDEATHSIG … LANE_STAGE_EXEC_INIT)
     uint64_t clone_flags;        // CLONE_NEW* flags (CLONE_PIDFD is added)
     int cgroup_fd;               // >= 0: CLONE_INTO_CGROUP this directory fd (cgroup v2)
     int drop_groups;             // non-zero: setgroups(0, NULL) after the sync byte
@@ -67,7 +61,7 @@ int lane_spawn(const struct lane_spawn_args *args, pid_t *pid, int *pidfd);
 /// Installs no_new_privs and the seccomp filter, then execs. Why C: after the filter is loaded
 /// only the syscalls it allows may run, so nothing (no allocator, no runtime) may run between the
 /// filter and execve. On failure writes {stage, errno} to err_fd and returns -errno.
-/// Stages: 1 = no_new_privs, 2 = seccomp, 3 = execve. filter_len is in bytes (8 per insn).
+/// Stages: LANE_STAGE_NO_NEW_PRIVS, LANE_STAGE_SECCOMP, LANE_STAGE_EXEC. filter_len is in bytes (8 per insn).
 int lane_seal_and_exec(const void *filter, size_t filter_len, const char *path,
                        char *const *argv, char *const *envp, int err_fd);
 
@@ -109,8 +103,8 @@ long lane_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6
 /// Binds host path `source` (opened with RESOLVE_NO_SYMLINKS, so no symlink in it is followed)
 /// onto `target`, recursively, then sets nosuid, nodev and (if read_only) rdonly on the whole
 /// cloned tree with mount_setattr(AT_RECURSIVE). Why C: open_tree, mount_setattr and move_mount
-/// have no glibc 2.36 wrappers. Returns 0, or -1 with errno and *stage set (1 open, 2 open_tree,
-/// 3 mount_setattr, 4 move_mount).
+/// have no glibc 2.36 wrappers. Returns 0, or -1 with errno and *stage set to the stage that
+/// failed (LANE_STAGE_BIND_OPEN, _OPEN_TREE, _SETATTR or _MOVE).
 int lane_bind(const char *source, const char *target, int read_only, int *stage);
 /// Drops supplementary groups with the raw syscall (affects only the calling thread, which is
 /// what a single-threaded helper wants; glibc's wrapper would broadcast to all threads).
