@@ -7,12 +7,14 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,6 +73,23 @@ static void child_main(const struct lane_spawn_args *a) {
     if (n != 1) child_fail(a->err_fd, LANE_STAGE_SYNC, n < 0 ? errno : EPIPE);
     if (a->drop_groups && syscall(SYS_setgroups, 0, NULL) != 0)
         child_fail(a->err_fd, LANE_STAGE_SETGROUPS, errno);
+    // Root maps the namespace's uid 0 to an unprivileged host identity, not to itself: the
+    // child still carries the parent's host ids, which that map leaves unmapped. Taking uid and
+    // gid 0 of the namespace (capabilities there allow it) makes it that identity on the host,
+    // and execve then keeps root's capabilities inside the namespace only.
+    if (a->drop_groups) {
+        if (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0)
+            child_fail(a->err_fd, LANE_STAGE_SETIDS, errno);
+        // A change of effective ids clears the parent-death signal: arm it again, then make
+        // sure the parent did not die in between. The parent holds its end of the sync pipe
+        // open until this child has exec'd, so a hang-up there means it is gone.
+        if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+            child_fail(a->err_fd, LANE_STAGE_PDEATHSIG, errno);
+        struct pollfd p = {a->sync_fd, POLLIN, 0};
+        struct timespec now = {0, 0};
+        if (syscall(SYS_ppoll, &p, 1, &now, NULL, 0) != 0 && (p.revents & (POLLHUP | POLLERR)))
+            syscall(SYS_exit_group, 125);
+    }
 
     // Lift the sources (and err_fd) out of the way first, to the lowest free numbers at or
     // above fd_count: installing fd i < fd_count then cannot clobber a lifted copy. No fixed
@@ -130,7 +149,7 @@ int lane_spawn(const struct lane_spawn_args *a, pid_t *pid, int *pidfd) {
 }
 
 int lane_seal_and_exec(const void *filter, size_t filter_len, const char *path,
-                       char *const *argv, char *const *envp, int err_fd) {
+                       char *const *argv, char *const *envp, int err_fd, int notify_fd) {
     int rec[2];
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         rec[0] = LANE_STAGE_NO_NEW_PRIVS; rec[1] = errno;
@@ -141,11 +160,25 @@ int lane_seal_and_exec(const void *filter, size_t filter_len, const char *path,
         struct sock_fprog prog;
         prog.len = (unsigned short)(filter_len / sizeof(struct sock_filter));
         prog.filter = (struct sock_filter *)filter;
-        // SECCOMP_FILTER_FLAG_TSYNC is not needed: the caller is single-threaded.
-        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+        // SECCOMP_FILTER_FLAG_TSYNC is not needed: the caller is single-threaded. With a
+        // notify_fd the filter's refusals (SECCOMP_RET_USER_NOTIF) go to a listener that is
+        // handed to PID 1 over notify_fd; sendmsg and close are allowed by every filter.
+        unsigned int flags = notify_fd >= 0 ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+        long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+        if (listener < 0) {
             rec[0] = LANE_STAGE_SECCOMP; rec[1] = errno;
             (void)write(err_fd, rec, sizeof rec);
             return -rec[1];
+        }
+        if (notify_fd >= 0) {
+            int fd = (int)listener;
+            if (lane_send_fds(notify_fd, &fd, 1) != 0) {
+                rec[0] = LANE_STAGE_SECCOMP_LISTENER; rec[1] = errno;
+                (void)write(err_fd, rec, sizeof rec);
+                return -rec[1];
+            }
+            close(fd);
+            close(notify_fd);
         }
     }
     execve(path, argv, envp);
@@ -231,48 +264,3 @@ long lane_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6
 }
 
 int lane_setgroups_empty(void) { return (int)syscall(SYS_setgroups, 0, NULL); }
-
-#ifndef OPEN_TREE_CLONE
-#define OPEN_TREE_CLONE 1
-#endif
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
-#ifndef MOVE_MOUNT_F_EMPTY_PATH
-#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
-#endif
-struct lane_mount_attr {
-    uint64_t attr_set;
-    uint64_t attr_clr;
-    uint64_t propagation;
-    uint64_t userns_fd;
-};
-#define LANE_MOUNT_ATTR_RDONLY 0x00000001
-#define LANE_MOUNT_ATTR_NOSUID 0x00000002
-#define LANE_MOUNT_ATTR_NODEV 0x00000004
-#define LANE_RESOLVE_NO_SYMLINKS 0x04
-
-int lane_bind(const char *source, const char *target, int read_only, int *stage) {
-    struct lane_open_how how = {O_PATH | O_CLOEXEC, 0, LANE_RESOLVE_NO_SYMLINKS};
-    *stage = LANE_STAGE_BIND_OPEN;
-    int src = (int)syscall(SYS_openat2, AT_FDCWD, source, &how, sizeof how);
-    if (src < 0) return -1;
-    *stage = LANE_STAGE_BIND_OPEN_TREE;
-    int tree = (int)syscall(SYS_open_tree, src, "", OPEN_TREE_CLONE | AT_RECURSIVE | AT_EMPTY_PATH | O_CLOEXEC);
-    int saved = errno;
-    close(src);
-    if (tree < 0) { errno = saved; return -1; }
-    struct lane_mount_attr attr;
-    memset(&attr, 0, sizeof attr);
-    attr.attr_set = LANE_MOUNT_ATTR_NOSUID | LANE_MOUNT_ATTR_NODEV | (read_only ? LANE_MOUNT_ATTR_RDONLY : 0);
-    *stage = LANE_STAGE_BIND_SETATTR;
-    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0) {
-        saved = errno; close(tree); errno = saved; return -1;
-    }
-    *stage = LANE_STAGE_BIND_MOVE;
-    if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-        saved = errno; close(tree); errno = saved; return -1;
-    }
-    close(tree);
-    return 0;
-}

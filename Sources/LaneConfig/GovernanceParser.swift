@@ -3,7 +3,13 @@ import LaneModel
 /// The governance parts of a lane file: `[review]`, `[budget]` and `halt_on`, strictly.
 enum GovernanceParser {
     /// Outcomes `halt_on` may name (the outcomes of a step that can make a run unsafe).
-    static let haltable = ["seccomp_violation", "oom_killed", "pids_limited", "cpu_time_exceeded", "timed_out", "signaled", "failed_to_start"]
+    static let haltable = ["seccomp_violation", "oom_killed", "pids_limited", "cpu_time_exceeded", "timed_out", "signaled", "failed_to_start",
+                           "setid_bit", "protected_path"]
+
+    /// A `halt_on` entry: an outcome, a denial kind, or `denied:NAME` (a syscall or a path).
+    static func isHaltable(_ name: String) -> Bool {
+        haltable.contains(name) || (name.hasPrefix("denied:") && name.count > 7)
+    }
 
     static func parse(_ root: TableReader, into lane: inout Lane) {
         if let t = root.table("review") {
@@ -44,10 +50,10 @@ enum GovernanceParser {
             root.finish(t)
         }
         if let halt = root.strings("halt_on") {
-            for o in halt where !haltable.contains(o) {
-                root.error("halt_on", "\"\(o)\" is not an outcome that can halt a run; expected some of: \(haltable.joined(separator: ", "))")
+            for o in halt where !isHaltable(o) {
+                root.error("halt_on", "\"\(o)\" is not an outcome or denial that can halt a run; expected some of: \(haltable.joined(separator: ", ")) or denied:NAME")
             }
-            lane.haltOn = halt.filter { haltable.contains($0) }
+            lane.haltOn = halt.filter(isHaltable)
         }
     }
 }

@@ -45,14 +45,31 @@ public struct LaneParser {
             }
             root.finish(t)
         }
+        var unprotected: [String: String] = [:]
+        if let t = root.table("unprotect") {
+            for key in t.table.keys.sorted() {
+                guard isRelativeClean(key) else {
+                    t.markKnown(key)
+                    t.error(key, "expected a workspace-relative path from the profile's filesystem.protected, found \"\(key)\"")
+                    continue
+                }
+                let reason = t.string(key)
+                if let reason, reason.allSatisfy(\.isWhitespace) {
+                    t.error(key, "expected the reason this lane may write it, found an empty string")
+                } else if let reason { unprotected[key] = reason }
+            }
+            root.finish(t)
+        }
         var governance = Lane(name: name, description: "", owner: "", profile: "")
         GovernanceParser.parse(root, into: &governance)
         root.reportUnknown()
         let all = root.diagnostics + (syntaxError.map { [$0] } ?? [])
         if !all.isEmpty { throw ConfigErrors(all.sorted { ($0.line ?? 0) < ($1.line ?? 0) }) }
-        return Lane(name: name, description: description ?? "", owner: owner ?? "", profile: profile ?? "",
-                    workspace: workspace, writable: writable, retry: retry, credentials: credentials)
+        var lane = Lane(name: name, description: description ?? "", owner: owner ?? "", profile: profile ?? "",
+                        workspace: workspace, writable: writable, retry: retry, credentials: credentials)
             .governed(like: governance)
+        lane.unprotected = unprotected
+        return lane
     }
 }
 

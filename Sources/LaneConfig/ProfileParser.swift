@@ -23,6 +23,11 @@ public struct ProfileParser {
             }
             profile.filesystem.readOnly = absolutePaths(fs, "read_only")
             profile.filesystem.readWrite = absolutePaths(fs, "read_write")
+            let protected = fs.strings("protected") ?? []
+            for path in protected where !isRelativeClean(path) {
+                fs.error("protected", "expected a workspace-relative path (no leading /, no `.` or `..`), found \"\(path)\"")
+            }
+            profile.filesystem.protected = protected.filter(isRelativeClean)
             if let t = fs.table("tmpfs") {
                 var mounts: [Profile.Tmpfs] = []
                 for path in t.table.keys.sorted() {
@@ -115,6 +120,12 @@ public struct ProfileParser {
 }
 
 /// An absolute path with no empty, `.` or `..` component (binds are never relative).
+/// A relative path without empty, `.` or `..` components.
+public func isRelativeClean(_ path: String) -> Bool {
+    !path.isEmpty && !path.hasPrefix("/") && !path.split(separator: "/", omittingEmptySubsequences: false)
+        .contains { $0.isEmpty || $0 == "." || $0 == ".." }
+}
+
 public func isAbsoluteClean(_ path: String) -> Bool {
     guard path.hasPrefix("/") else { return false }
     if path == "/" { return true }

@@ -16,20 +16,42 @@ struct InitLoop {
         do { errPipe = try PipeEnds() } catch {
             return SetupFailure(LANE_STAGE_PIPE, "tool error pipe", error.rawValue).report
         }
+        // The tool hands its seccomp listener back over this pair before it execs.
+        var notify: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &notify) == 0 else {
+            return SetupFailure(LANE_STAGE_SECCOMP_LISTENER, "socketpair").report
+        }
+        let signals = lane_signalfd_all()
+        guard signals >= 0 else { return SetupFailure(LANE_STAGE_SIGNALS, "signalfd").report }
         let tool = fork()
         if tool < 0 { return SetupFailure(LANE_STAGE_FORK_TOOL).report }
         if tool == 0 {
             errPipe.read.close()
-            ToolLauncher(plan: plan, errorFd: errPipe.write.take().rawValue).launch()
+            close(notify[0])
+            close(signals)
+            ToolLauncher(plan: plan, errorFd: errPipe.write.take().rawValue, notifyFd: notify[1]).launch()
         }
         errPipe.write.close()
+        close(notify[1])
         let failure = readFailure(errPipe.read.descriptor)
         errPipe.read.close()
-        let status = waitForTool(tool)
+        // EOF on the error pipe: the tool exec'd, so it sent its listener first (or it had no
+        // filter). A tool that failed before sends nothing; the read then sees EOF.
+        var listener: Int32 = -1
+        if failure == nil {
+            var fds: [Int32] = [-1]
+            if lane_recv_fds(notify[0], &fds, 1) == 1 { listener = fds[0] }
+        }
+        close(notify[0])
+        var recorder = DenialRecorder()
+        let status = waitForTool(tool, signals: signals, listener: listener, recorder: &recorder)
         killRemaining()
+        if listener >= 0 { close(listener) }
         if let failure { return failure }
-        if lane_wifsignaled(status) != 0 { return InitReport(kind: .signaled, value: lane_wtermsig(status)) }
-        return InitReport(kind: .exited, value: lane_wexitstatus(status))
+        if lane_wifsignaled(status) != 0 {
+            return InitReport(kind: .signaled, value: lane_wtermsig(status), denials: recorder.denials)
+        }
+        return InitReport(kind: .exited, value: lane_wexitstatus(status), denials: recorder.denials)
     }
 
     /// The tool's launcher writes {stage, errno} before it gives up; EOF means execve worked.
@@ -46,24 +68,35 @@ struct InitLoop {
                           detail: stage == nil ? "unknown stage \(code)" : "")
     }
 
-    /// Reaps until the tool itself is reaped; forwards every other signal to the tool's session.
-    private func waitForTool(_ tool: pid_t) -> Int32 {
-        var all = sigset_t()
-        sigfillset(&all)
+    /// Reaps until the tool itself is reaped; forwards every other signal to the tool's session;
+    /// answers and records the seccomp refusals of the tool's processes.
+    private func waitForTool(_ tool: pid_t, signals: Int32, listener: Int32, recorder: inout DenialRecorder) -> Int32 {
+        var listening = listener >= 0
         while true {
-            var info = siginfo_t()
-            let sig = sigwaitinfo(&all, &info)
-            if sig < 0 { continue }
-            if sig == SIGCHLD {
-                var status: Int32 = 0
-                while true {
-                    let pid = waitpid(-1, &status, WNOHANG)
-                    if pid <= 0 { break }
-                    if pid == tool { return status }
+            var fds = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: listening ? listener : -1, events: Int16(POLLIN), revents: 0)]
+            if poll(&fds, 2, -1) < 0 { continue }
+            if fds[1].revents & Int16(POLLIN) != 0 {
+                if !recorder.answer(listener) { listening = false }
+            } else if fds[1].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
+                listening = false  // no filtered process is left
+            }
+            guard fds[0].revents & Int16(POLLIN) != 0 else { continue }
+            // struct signalfd_siginfo is 128 bytes; ssi_signo is its first u32.
+            var info = [UInt8](repeating: 0, count: 128)
+            while info.withUnsafeMutableBytes({ read(signals, $0.baseAddress, 128) }) == 128 {
+                let sig = info.withUnsafeBytes { Int32(bitPattern: $0.load(as: UInt32.self)) }
+                if sig == SIGCHLD {
+                    var status: Int32 = 0
+                    while true {
+                        let pid = waitpid(-1, &status, WNOHANG)
+                        if pid <= 0 { break }
+                        if pid == tool { return status }
+                    }
+                } else {
+                    // The tool called setsid, so its pid is its process group.
+                    _ = kill(-tool, sig)
                 }
-            } else {
-                // The tool called setsid, so its pid is its process group.
-                _ = kill(-tool, sig)
             }
         }
     }

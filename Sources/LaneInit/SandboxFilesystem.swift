@@ -14,6 +14,8 @@ struct SandboxFilesystem {
     let base = "/tmp"
     let newRoot = "/newroot"
     let oldRoot = "/oldroot"
+    /// The mount trees `lanes` sent on fd 5, by index (see `MountStep.attach`).
+    var trees: [Int32] = []
 
     func build() throws(SetupFailure) {
         try check(mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE), nil), LANE_STAGE_MOUNT_PRIVATE)
@@ -71,6 +73,15 @@ struct SandboxFilesystem {
             do { try fd.descriptor.writeAll(contents) } catch { throw SetupFailure(LANE_STAGE_WRITE_FILE, target, error.rawValue) }
         case let .directory(target, mode):
             try makeDirectory(inRoot(target), mode: mode_t(mode))
+        case let .attach(target, index):
+            guard Int(index) < trees.count else { throw SetupFailure(LANE_STAGE_ATTACH, "\(target): no tree \(index)", EINVAL) }
+            try makeDirectory(inRoot(target))
+            try check(lane_attach_tree(trees[Int(index)], inRoot(target)), LANE_STAGE_ATTACH, target)
+        case let .rebind(target, readOnly):
+            var stage: Int32 = 0
+            if lane_bind(inRoot(target), inRoot(target), readOnly ? 1 : 0, &stage) != 0 {
+                throw SetupFailure(LANE_STAGE_PROTECT_PATHS, (readOnly ? "protect " : "pin ") + target)
+            }
         case let .remountReadOnly(target):
             try check(mount(nil, inRoot(target), nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV), nil), LANE_STAGE_REMOUNT_READONLY, target)
         }

@@ -12,6 +12,8 @@ import LaneSyscall
 struct ToolLauncher {
     let plan: SpawnPlan
     let errorFd: Int32
+    /// The unix socket the seccomp listener goes to PID 1 over.
+    let notifyFd: Int32
 
     func launch() -> Never {
         guard setsid() >= 0 else { fail(LANE_STAGE_SETSID) }
@@ -30,7 +32,7 @@ struct ToolLauncher {
         let argv = CStringArray(plan.argv)
         let envp = CStringArray(plan.environment)
         plan.seccompFilter.withUnsafeBytes { filter in
-            _ = lane_seal_and_exec(filter.baseAddress, filter.count, path, argv.pointers, envp.pointers, errorFd)
+            _ = lane_seal_and_exec(filter.baseAddress, filter.count, path, argv.pointers, envp.pointers, errorFd, notifyFd)
         }
         exit(126)  // lane_seal_and_exec reported the stage already
     }

@@ -5,6 +5,7 @@
 //   fd 0-2  the step's stdio pipes
 //   fd 3    a memfd holding the SpawnPlan
 //   fd 4    the status pipe, where one InitReport is written at the end
+//   fd 5    a unix socket; when the plan attaches trees, `lanes` sent them on it (SCM_RIGHTS)
 // It is single-threaded and freshly exec'd, so ordinary Swift is safe here. It reads top to
 // bottom in the order the kernel requires; each failure names its stage (lane_stages.h).
 import CLaneSys
@@ -24,7 +25,17 @@ do throws(SetupFailure) {
 }
 
 do throws(SetupFailure) {
-    try SandboxFilesystem(plan: plan).build()
+    var filesystem = SandboxFilesystem(plan: plan)
+    let treeCount = plan.mounts.reduce(0) { n, m in if case .attach = m { return n + 1 } else { return n } }
+    if treeCount > 0 {
+        var fds = [Int32](repeating: -1, count: Int(LANE_MAX_PASSED_FDS))
+        let got = lane_recv_fds(5, &fds, LANE_MAX_PASSED_FDS)
+        guard got == treeCount else { throw SetupFailure(LANE_STAGE_ATTACH, "receive workspace trees", got < 0 ? errno : EPROTO) }
+        filesystem.trees = Array(fds.prefix(Int(got)))
+    }
+    close(5)
+    try filesystem.build()
+    for fd in filesystem.trees { close(fd) }
     try configureHost(plan)
     try applyLimits(plan.rlimits)
 } catch {

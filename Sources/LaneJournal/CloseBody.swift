@@ -102,6 +102,13 @@ extension StepResult {
         cgroupCpuMs = double("cgroup_cpu_ms")
         pidsPeak = uint64("pids_peak")
         reason = string("reason").flatMap(RefusalReason.init(rawValue:))
+        denials = ((o["denials"] as? [[String: Any]]) ?? []).compactMap { d in
+            guard let kind = (d["kind"] as? String).flatMap(Denial.Kind.init(rawValue:)), let name = d["name"] as? String else { return nil }
+            return Denial(kind: kind, name: name, count: (d["count"] as? NSNumber)?.intValue ?? 1,
+                          firstPid: (d["first_pid"] as? NSNumber)?.int32Value, firstProcess: d["first_process"] as? String)
+        }
+        unprotected = (o["unprotected"] as? [String]) ?? []
+        hostIdentity = string("host_identity")
         // An exit status the fields alone do not give (a stop's 81) was reported as such.
         if let status = int32("exit_status"), status != exitStatus, exitCode == nil || outcome == .stopped { exitCode = status }
     }

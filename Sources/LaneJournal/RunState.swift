@@ -77,7 +77,8 @@ public struct RunState: Codable, Sendable, Equatable {
             usage.cpuSeconds += c.cpuMs / 1000
             usage.outputBytes += Double(c.stdout.count + c.stderr.count)
             if c.exitStatus != 0 { usage.failedSteps += 1 }
-            if outcomes[c.outcome.rawValue] == nil { outcomes[c.outcome.rawValue] = FirstSeen(seq: r.seq, step: r.step ?? "?") }
+            // The outcome and every denial name (`StepResult.haltNames`) count for halt_on.
+            for o in c.haltNames where outcomes[o] == nil { outcomes[o] = FirstSeen(seq: r.seq, step: r.step ?? "?") }
             if c.exitStatus == 0 {
                 loop = LoopStreak()
             } else if let i = facts.closedIntent {

@@ -21,6 +21,9 @@ public struct Lane: Sendable, Equatable {
     public var review: Review = Review()
     /// `[budget]`: what one run may spend before it halts.
     public var budget: Budget = Budget()
+    /// `[unprotect]`: protected paths (of the profile's `filesystem.protected`) this lane may
+    /// write, each with the reason, which every step's result records.
+    public var unprotected: [String: String] = [:]
     /// Step outcomes that make the run unsafe: the run is stopped (`halt_on = ["seccomp_violation"]`).
     public var haltOn: [String] = []
 

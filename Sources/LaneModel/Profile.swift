@@ -44,13 +44,20 @@ public struct Profile: Sendable, Equatable {
         public var readWrite: [String]
         /// Size-limited tmpfs mounts, path → bytes. `/tmp` always exists.
         public var tmpfs: [Tmpfs]
+        /// Workspace-relative paths the host executes or trusts (git hooks and configuration,
+        /// shell start-up files, editor task folders, agent configuration): read-only in the
+        /// step where they exist, quarantined after the step where it created them. Entries
+        /// under `.git/` apply to every repository in the writable tree, and any repository a
+        /// step creates is checked for hooks and executing configuration (docs/security.md).
+        public var protected: [String]
 
         public init(workspace: Access = .readWrite, readOnly: [String] = [], readWrite: [String] = [],
-                    tmpfs: [Tmpfs] = [Tmpfs(path: "/tmp", sizeBytes: 256 << 20)]) {
+                    tmpfs: [Tmpfs] = [Tmpfs(path: "/tmp", sizeBytes: 256 << 20)], protected: [String] = []) {
             self.workspace = workspace
             self.readOnly = readOnly
             self.readWrite = readWrite
             self.tmpfs = tmpfs
+            self.protected = protected
         }
     }
 

@@ -33,6 +33,13 @@ public struct StepResult: Sendable, Equatable {
     public var pidsPeak: UInt64?
     /// For `refused`: why (the exit status follows from it).
     public var reason: RefusalReason?
+    /// What the sandbox refused the step (seccomp, set-id modes, protected paths), first seen
+    /// first. `halt_on` can name them (`haltNames`).
+    public var denials: [Denial] = []
+    /// Protected paths the lane unprotected, with the lane's reason (`path: reason`).
+    public var unprotected: [String] = []
+    /// The host identity the step's processes ran as ("uid:gid"), when `lanes` ran as root.
+    public var hostIdentity: String?
 
     public init(lane: String, profile: String, profileFingerprint: String, outcome: Outcome,
                 exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Double = 0, cpuMs: Double = 0,
@@ -120,6 +127,9 @@ public struct StepResult: Sendable, Equatable {
         o.add("memory_peak_bytes", memoryPeakBytes.map { .int(Int(clamping: $0)) } ?? .null)
         o.add("cgroup_cpu_ms", cgroupCpuMs.map { .double($0) } ?? .null)
         o.add("pids_peak", pidsPeak.map { .int(Int(clamping: $0)) } ?? .null)
+        o.add("denials", .array(denials.map(\.jsonValue)))
+        o.add("unprotected", .array(unprotected.map { .string($0) }))
+        o.add("host_identity", hostIdentity.map { .string($0) } ?? .null)
         return o.rendered
     }
 }

@@ -21,13 +21,35 @@ public struct InitReport: Sendable, Equatable {
     /// What the stage was working on, e.g. a mount target; never a secret (plans hold none in
     /// paths or names, only in credential file contents).
     public var detail: String
+    /// The calls the seccomp policy refused, one entry per (syscall, set-id) pair.
+    public var denials: [DeniedCall]
 
-    public init(kind: Kind, value: Int32 = 0, errno: Int32 = 0, stage: SetupStage? = nil, detail: String = "") {
+    public init(kind: Kind, value: Int32 = 0, errno: Int32 = 0, stage: SetupStage? = nil, detail: String = "",
+                denials: [DeniedCall] = []) {
         self.kind = kind
         self.value = value
         self.errno = errno
         self.stage = stage
         self.detail = detail
+        self.denials = denials
+    }
+
+    /// A system call the policy refused, as PID 1 recorded it: its number, whether it was a
+    /// mode-setting call refused for S_ISUID/S_ISGID, how often, and the first caller.
+    public struct DeniedCall: Sendable, Equatable {
+        public var nr: Int32
+        public var setid: Bool
+        public var count: UInt32
+        /// The first caller's pid in the sandbox's pid namespace and its command name.
+        public var firstPid: Int32
+        public var firstProcess: String
+        public init(nr: Int32, setid: Bool, count: UInt32, firstPid: Int32, firstProcess: String) {
+            self.nr = nr
+            self.setid = setid
+            self.count = count
+            self.firstPid = firstPid
+            self.firstProcess = firstProcess
+        }
     }
 
     public func encode() -> [UInt8] {
@@ -37,15 +59,32 @@ public struct InitReport: Sendable, Equatable {
         w.u32(UInt32(bitPattern: errno))
         w.u32(UInt32(bitPattern: stage?.code ?? 0))
         w.string(detail)
+        w.u32(UInt32(denials.count))
+        for d in denials {
+            w.u32(UInt32(bitPattern: d.nr))
+            w.u32(d.setid ? 1 : 0)
+            w.u32(d.count)
+            w.u32(UInt32(bitPattern: d.firstPid))
+            w.string(d.firstProcess)
+        }
         return w.out
     }
 
     public static func decode(_ bytes: [UInt8]) -> InitReport? {
         var r = Reader(input: bytes)
         guard let k = try? r.u32(), let kind = Kind(rawValue: Int32(bitPattern: k)),
-              let v = try? r.u32(), let e = try? r.u32(), let s = try? r.u32(), let d = try? r.string() else { return nil }
+              let v = try? r.u32(), let e = try? r.u32(), let s = try? r.u32(), let d = try? r.string(),
+              let n = try? r.count() else { return nil }
         let stage = s == 0 ? nil : SetupStage(code: Int32(bitPattern: s))
         if s != 0 && stage == nil { return nil }
-        return InitReport(kind: kind, value: Int32(bitPattern: v), errno: Int32(bitPattern: e), stage: stage, detail: d)
+        var denials: [DeniedCall] = []
+        for _ in 0..<n {
+            guard let nr = try? r.u32(), let setid = try? r.u32(), let count = try? r.u32(), let pid = try? r.u32(),
+                  let name = try? r.string() else { return nil }
+            denials.append(DeniedCall(nr: Int32(bitPattern: nr), setid: setid != 0, count: count,
+                                      firstPid: Int32(bitPattern: pid), firstProcess: name))
+        }
+        return InitReport(kind: kind, value: Int32(bitPattern: v), errno: Int32(bitPattern: e), stage: stage, detail: d,
+                          denials: denials)
     }
 }

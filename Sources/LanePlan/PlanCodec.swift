@@ -81,6 +81,8 @@ struct Writer {
         case let .file(target, contents, mode): u32(6); string(target); bytes(contents); u32(mode)
         case let .directory(target, mode): u32(7); string(target); u32(mode)
         case let .remountReadOnly(target): u32(8); string(target)
+        case let .attach(target, index): u32(9); string(target); u32(index)
+        case let .rebind(target, ro): u32(10); string(target); u32(ro ? 1 : 0)
         }
     }
 }
@@ -128,6 +130,8 @@ struct Reader {
         case 6: return .file(target: try string(), contents: try bytes(), mode: try u32())
         case 7: return .directory(target: try string(), mode: try u32())
         case 8: return .remountReadOnly(target: try string())
+        case 9: return .attach(target: try string(), index: try u32())
+        case 10: return .rebind(target: try string(), readOnly: try u32() == 1)
         default: throw PlanDecodingError(offset: offset)
         }
     }

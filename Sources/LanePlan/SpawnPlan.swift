@@ -55,6 +55,12 @@ public enum MountStep: Sendable, Equatable {
     case directory(target: String, mode: UInt32)
     /// Makes an existing mount read-only (done after everything below it is built).
     case remountReadOnly(target: String)
+    /// Attaches tree `index` of the mount trees `lanes` passed on fd 5 (already nosuid, nodev,
+    /// read-only or not, id-mapped or not): how a root `lanes` hands over the workspace.
+    case attach(target: String, index: UInt32)
+    /// Binds a path of the new root onto itself: read-only (a protected path), or read-write
+    /// (pins a directory that holds protected paths, so it cannot be renamed or replaced).
+    case rebind(target: String, readOnly: Bool)
 }
 
 /// One setrlimit call.

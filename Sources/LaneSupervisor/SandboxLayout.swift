@@ -15,8 +15,11 @@ public enum SandboxLayout {
     /// The top-level links (or directories) of a merged-/usr system.
     static let systemLinks = ["/bin", "/lib", "/lib64", "/sbin", "/lib32", "/libx32"]
 
+    /// With `attachTrees`, the workspace and the lane's writable directories are `.attach` steps
+    /// (trees `workspaceTrees` lists, opened by `lanes`) instead of binds PID 1 opens itself.
     public static func mounts(profile: Profile, lane: Lane, workspace: String, hidden: [String],
-                              uid: UInt32 = 1000, gid: UInt32 = 1000) -> [MountStep] {
+                              uid: UInt32 = 1000, gid: UInt32 = 1000, attachTrees: Bool = false,
+                              protected: [MountStep] = []) -> [MountStep] {
         var steps: [MountStep] = [.bind(source: "/usr", target: "/usr", readOnly: true, optional: false)]
         for link in systemLinks {
             var st = stat()
@@ -52,11 +55,11 @@ public enum SandboxLayout {
         for t in tmpfs { steps.append(.tmpfs(target: t.path, sizeBytes: t.sizeBytes, mode: 0o1777)) }
         for path in profile.filesystem.readOnly { steps.append(.bind(source: path, target: path, readOnly: true, optional: false)) }
         for path in profile.filesystem.readWrite { steps.append(.bind(source: path, target: path, readOnly: false, optional: false)) }
-        steps.append(.bind(source: workspace, target: workspace, readOnly: profile.filesystem.workspace == .readOnly, optional: false))
-        for dir in lane.writable {
-            let path = workspace + "/" + dir
-            steps.append(.bind(source: path, target: path, readOnly: false, optional: false))
+        for (i, tree) in workspaceTrees(profile: profile, lane: lane, workspace: workspace).enumerated() {
+            steps.append(attachTrees ? .attach(target: tree.source, index: UInt32(i))
+                                     : .bind(source: tree.source, target: tree.source, readOnly: tree.readOnly, optional: false))
         }
+        steps += protected
         // Whatever of Lanes' own files lies inside a visible path is covered by an empty,
         // read-only tmpfs: the step can neither read nor change its policy, journal or binaries.
         let visible = [workspace] + profile.filesystem.readOnly + profile.filesystem.readWrite
@@ -65,6 +68,11 @@ public enum SandboxLayout {
             steps.append(.remountReadOnly(target: path))
         }
         return steps
+    }
+
+    /// The workspace, then the lane's writable directories, each bound at its own path.
+    public static func workspaceTrees(profile: Profile, lane: Lane, workspace: String) -> [(source: String, readOnly: Bool)] {
+        [(workspace, profile.filesystem.workspace == .readOnly)] + lane.writable.map { (workspace + "/" + $0, false) }
     }
 
     /// Whether `path` is `dir` or lies below it.

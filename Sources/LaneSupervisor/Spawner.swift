@@ -29,11 +29,21 @@ struct Spawner {
 
     /// `cgroup`: the step's group. v2 clones straight into it (CLONE_INTO_CGROUP); v1 moves the
     /// child's pid into it while the child still waits for its id maps, before it runs anything.
-    func spawn(_ plan: SpawnPlan, cgroup: (any StepCgroup)? = nil) throws(LanesError) -> SpawnedSandbox {
+    /// `identity`: the host ids the sandbox maps to (nil: the caller's). `trees`: host paths
+    /// (read-only or not) this process opens as detached mount trees, id-mapped when
+    /// `identity.idmapWorkspace`, and hands to PID 1 on fd 5 for its `.attach` steps.
+    func spawn(_ plan: SpawnPlan, cgroup: (any StepCgroup)? = nil, identity: StepIdentity? = nil,
+               trees: [(source: String, readOnly: Bool)] = []) throws(LanesError) -> SpawnedSandbox {
         let planFd = try writePlan(plan)
         let stdin = try pipe(), stdout = try pipe(), stderr = try pipe(), status = try pipe()
         let sync = try pipe(), err = try pipe()
-        let childEnds = [stdin.read.raw, stdout.write.raw, stderr.write.raw, planFd.raw, status.write.raw]
+        // Trees (the workspace and writable directories) go to PID 1 over this pair (fd 5).
+        var pairFds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pairFds) == 0 else {
+            throw Self.failure(LANE_STAGE_ATTACH, errno: errno, "socketpair: " + Errno(rawValue: errno).reason)
+        }
+        let treeSocket = OwnedDescriptor(adopting: pairFds[0]), treeSocketChild = OwnedDescriptor(adopting: pairFds[1])
+        let childEnds = [stdin.read.raw, stdout.write.raw, stderr.write.raw, planFd.raw, status.write.raw, treeSocketChild.raw]
         let argv = CStringArray(["lane-init"]), envp = CStringArray([])
         // uid 0 of a user namespace whose setgroups is denied (a rootless container) cannot
         // drop groups: it takes the unprivileged path, like any other uid.
@@ -51,7 +61,7 @@ struct Spawner {
         }
         // The child has its copies (or there is no child): our copies of its ends go now.
         stdin.read.close(); stdout.write.close(); stderr.write.close(); status.write.close()
-        sync.read.close(); err.write.close()
+        sync.read.close(); err.write.close(); treeSocketChild.close()
         _ = consume planFd
         guard rc == 0 else {
             let hint = rc == -EPERM || rc == -ENOSPC || rc == -EINVAL
@@ -60,7 +70,9 @@ struct Spawner {
         }
         let pidFd = OwnedDescriptor(adopting: pidfd)
         do {
-            try writeIdMaps(pid: pid, root: root)
+            try writeIdMaps(pid: pid, root: root, identity: identity)
+            // Before the sync byte: PID 1 reads the trees before it builds anything.
+            if !trees.isEmpty { try sendTrees(trees, pid: pid, idmap: identity?.idmapWorkspace ?? false, socket: treeSocket.raw) }
             // v1: the child waits on the sync pipe, so it runs nothing before it is moved.
             if let cgroup, cgroup.cloneIntoFd < 0 { try cgroup.attach(pid: pid) }
         } catch {
@@ -69,10 +81,12 @@ struct Spawner {
             _ = retryOnInterrupt { waitpid(pid, &st, 0) }
             throw error
         }
-        // If the byte cannot be written the child reads EOF and reports LANE_STAGE_SYNC.
+        // If the byte cannot be written the child reads EOF and reports LANE_STAGE_SYNC. The
+        // write end stays open until the child exec'd: after re-arming PDEATHSIG it checks for a
+        // hang-up there to know this process is still alive.
         try? sync.write.descriptor.writeAll([1])
-        sync.write.close()
         let failure = readChildFailure(err.read.descriptor)
+        sync.write.close()
         err.read.close()
         if let (code, errno) = failure {
             var st: Int32 = 0
@@ -99,11 +113,42 @@ struct Spawner {
 
     /// Maps uid/gid 0 of the new user namespace to the caller. Unprivileged callers must deny
     /// setgroups first; root keeps it so the child can drop its supplementary groups.
-    private func writeIdMaps(pid: pid_t, root: Bool) throws(LanesError) {
+    /// Root maps to `identity` (never to host root; see `StepIdentity`).
+    private func writeIdMaps(pid: pid_t, root: Bool, identity: StepIdentity?) throws(LanesError) {
         let dir = "/proc/\(pid)/"
         if !root { try writeProcFile(dir + "setgroups", "deny") }
-        try writeProcFile(dir + "uid_map", "0 \(geteuid()) 1\n")
-        try writeProcFile(dir + "gid_map", "0 \(getegid()) 1\n")
+        let uid = root ? identity?.uid ?? geteuid() : geteuid()
+        let gid = root ? identity?.gid ?? getegid() : getegid()
+        try writeProcFile(dir + "uid_map", "0 \(uid) 1\n")
+        try writeProcFile(dir + "gid_map", "0 \(gid) 1\n")
+    }
+
+    /// Opens each tree (as this process, so the step's identity need not reach the path) and
+    /// sends them in one message. With `idmap` they are id-mapped through the child's user
+    /// namespace: its uid 0 (the step's identity) acts as the files' owner, uid 0 on disk.
+    private func sendTrees(_ trees: [(source: String, readOnly: Bool)], pid: pid_t, idmap: Bool, socket: Int32) throws(LanesError) {
+        var userns: Int32 = -1
+        if idmap {
+            userns = open("/proc/\(pid)/ns/user", O_RDONLY | O_CLOEXEC)
+            guard userns >= 0 else { throw Self.failure(LANE_STAGE_BIND_IDMAP, errno: errno, "cannot open the sandbox's user namespace") }
+        }
+        defer { if userns >= 0 { close(userns) } }
+        var fds: [Int32] = []
+        defer { fds.forEach { close($0) } }
+        for t in trees {
+            var stage: Int32 = 0
+            let fd = lane_open_tree(t.source, t.readOnly ? 1 : 0, userns, &stage)
+            guard fd >= 0 else {
+                let err = errno
+                let hint = stage == Int32(LANE_STAGE_BIND_IDMAP.rawValue) ? " (the filesystem may not support id-mapped mounts)" : ""
+                let failed = SetupStage(code: stage) ?? SetupStage(LANE_STAGE_ATTACH)
+                throw LanesError(.setupFailed, stage: failed.name, errno: err, "\(t.source): \(Errno(rawValue: err).reason)\(hint)")
+            }
+            fds.append(fd)
+        }
+        guard fds.withUnsafeBufferPointer({ lane_send_fds(socket, $0.baseAddress, Int32($0.count)) }) == 0 else {
+            throw Self.failure(LANE_STAGE_ATTACH, errno: errno, "sending the workspace to the sandbox failed")
+        }
     }
 
     private func writeProcFile(_ path: String, _ text: String) throws(LanesError) {

@@ -38,19 +38,28 @@ public struct StepRunner {
             try checkStdin()
             // Before the spawn: lane-init cannot raise a hard limit (issue 11).
             try HostLimits.require(request.profile)
-            try prepareWritableDirectories(request)
+            let identity = StepIdentity.forStep(workspace: request.workspace, root: geteuid() == 0 && Spawner.setgroupsAllowed())
+            try prepareWritableDirectories(request, identity: identity)
+            if identity.rootful { result.hostIdentity = "\(identity.uid):\(identity.gid)" }
+            let protection = ProtectedPaths.prepare(
+                workspace: request.workspace, roots: request.profile.filesystem.workspace == .readWrite ? [""] : request.lane.writable,
+                protected: request.profile.filesystem.protected, unprotect: request.lane.unprotected)
+            result.unprotected = protection.unprotected
+            if !request.profile.filesystem.protected.isEmpty { result.protections.append("protected_paths") }
             let plan = SpawnPlan(
                 argv: request.argv,
                 environment: Self.environment(request),
                 workdir: request.workspace,
                 mounts: SandboxLayout.mounts(profile: request.profile, lane: request.lane,
-                                             workspace: request.workspace, hidden: request.hiddenPaths)
+                                             workspace: request.workspace, hidden: request.hiddenPaths,
+                                             attachTrees: identity.rootful, protected: protection.mounts)
                     + Self.credentialMounts(request.credentials),
                 rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
+            let trees = identity.rootful ? SandboxLayout.workspaceTrees(profile: request.profile, lane: request.lane, workspace: request.workspace) : []
             let cgroup = try makeCgroup(request.profile.limits, &result)
             let sandbox: SpawnedSandbox
             do throws(LanesError) {
-                sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup)
+                sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup, identity: identity, trees: trees)
             } catch {
                 _ = cgroup?.destroy(timeout: 2)
                 throw error
@@ -69,8 +78,11 @@ public struct StepRunner {
             if let cgroup, !cgroup.destroy(timeout: 5) {
                 result.error = "cgroup \(cgroup.path) could not be emptied and removed; the next lanes run retries"
             }
+            // Every process of the step is gone: what it planted can be looked at safely.
+            let planted = protection.check()
             result.wallMs = (MonotonicClock.seconds() - start) * 1000
             fill(&result, from: ending, limits: request.profile.limits, argv: request.argv)
+            result.denials += planted
             if let usage { classify(&result, usage) }
         } catch {
             result.wallMs = (MonotonicClock.seconds() - start) * 1000
@@ -139,6 +151,10 @@ public struct StepRunner {
             result.error = "lane-init: ended without a report"
             return
         }
+        result.denials += report.denials.map { d in
+            Denial(kind: d.setid ? .setidBit : .seccomp, name: SeccompCompiler.name(of: d.nr), count: Int(d.count),
+                   firstPid: d.firstPid, firstProcess: d.firstProcess)
+        }
         switch report.kind {
         case .exited:
             result.outcome = .exited
@@ -167,7 +183,11 @@ public struct StepRunner {
 
     /// The lane's writable workspace directories exist before they are bound. A path that is a
     /// symlink (or has one inside the workspace) is refused: binds never follow links.
-    private func prepareWritableDirectories(_ request: StepRequest) throws(LanesError) {
+    /// Run as root, a directory made here is given to the workspace's owner (the step's identity
+    /// acts as that owner).
+    private func prepareWritableDirectories(_ request: StepRequest, identity: StepIdentity) throws(LanesError) {
+        var owner = stat()
+        let haveOwner = identity.rootful && stat(request.workspace, &owner) == 0
         for dir in request.lane.writable {
             var path = request.workspace
             for part in dir.split(separator: "/") {
@@ -179,6 +199,8 @@ public struct StepRunner {
                     }
                 } else if mkdir(path, 0o755) != 0 {
                     throw LanesError(.setupFailed, stage: SetupStage(LANE_STAGE_WORKSPACE).name, errno: errno, "cannot create \(path): \(String(cString: strerror(errno)))")
+                } else if haveOwner && lchown(path, owner.st_uid, owner.st_gid) != 0 {
+                    throw LanesError(.setupFailed, stage: SetupStage(LANE_STAGE_WORKSPACE).name, errno: errno, "cannot give \(path) to the workspace's owner: \(String(cString: strerror(errno)))")
                 }
             }
         }

@@ -10,13 +10,18 @@ public enum SeccompCompiler {
     // libseccomp's SCMP_ACT_* are macros Swift cannot import.
     static let actAllow: UInt32 = 0x7fff_0000
     static let actKillProcess: UInt32 = 0x8000_0000
+    /// SCMP_ACT_NOTIFY: the call waits for PID 1 of the sandbox, which records it and answers
+    /// with an error (lane-init's `DenialRecorder`). Only refused calls reach it; allowed calls
+    /// never leave the BPF program, so they cost what they cost before.
+    static let actNotify: UInt32 = 0x7fc0_0000
     static func actErrno(_ e: Int32) -> UInt32 { 0x0005_0000 | (UInt32(e) & 0xffff) }
     /// The stage compile failures are reported under (`lane_stages.h`).
     static let stage = SetupStage(LANE_STAGE_SECCOMP).name
 
     /// The compiled program: `struct sock_filter` records, 8 bytes each.
     public static func compile(_ policy: Profile.Seccomp) throws(LanesError) -> [UInt8] {
-        let defaultAction = policy.defaultAction == .kill ? actKillProcess : actErrno(EPERM)
+        // errno mode: every refused call is answered EPERM by PID 1, which records it (denials).
+        let defaultAction = policy.defaultAction == .kill ? actKillProcess : actNotify
         guard let ctx = seccomp_init(defaultAction) else {
             throw LanesError(.setupFailed, stage: stage, "seccomp_init failed")
         }
@@ -40,6 +45,8 @@ public enum SeccompCompiler {
             throw LanesError(.invalidConfig, stage: stage, "seccomp.\(problem.key): \(problem.message)")
         }
         allowed.subtract(SyscallPolicy.never)
+        // Conditional below; an unconditional allow would make libseccomp drop the conditions.
+        allowed.subtract(SyscallPolicy.modeArguments.map(\.name) + ["openat2"])
         for name in allowed.sorted() { try add(ctx, actAllow, name) }
         // Denied names are simply left out of the allow-list: the default action covers them.
 
@@ -47,6 +54,16 @@ public enum SeccompCompiler {
             try add(ctx, actAllow, "clone", [cmp(0, SCMP_CMP_MASKED_EQ, SyscallPolicy.cloneNamespaceMask, 0)])
         }
         try add(ctx, actErrno(ENOSYS), "clone3")
+        try add(ctx, actErrno(ENOSYS), "openat2")
+        // Mode-setting calls: allowed without S_ISUID/S_ISGID, refused (EPERM, recorded) with
+        // either, in both modes: a set-id file must never be left on a host-visible path.
+        for (name, index) in SyscallPolicy.modeArguments where !denied.contains(name) {
+            try add(ctx, actAllow, name, [cmp(index, SCMP_CMP_MASKED_EQ, SyscallPolicy.setidBits, 0)])
+            if defaultAction != actNotify {
+                try add(ctx, actNotify, name, [cmp(index, SCMP_CMP_MASKED_EQ, 0o4000, 0o4000)])
+                try add(ctx, actNotify, name, [cmp(index, SCMP_CMP_MASKED_EQ, 0o2000, 0o2000)])
+            }
+        }
         if !denied.contains("socket") {
             for family in SyscallPolicy.socketFamilies { try add(ctx, actAllow, "socket", [cmp(0, SCMP_CMP_EQ, family)]) }
         }
@@ -129,4 +146,11 @@ public enum SeccompCompiler {
 extension SeccompCompiler {
     /// Whether libseccomp knows the syscall name on this architecture.
     public static func isKnown(_ name: String) -> Bool { seccomp_syscall_resolve_name(name) >= 0 }
+
+    /// The name of native syscall `nr` ("nr N" when libseccomp does not know it).
+    public static func name(of nr: Int32) -> String {
+        guard let p = seccomp_syscall_resolve_num_arch(0, nr) else { return "nr \(nr)" }
+        defer { free(p) }
+        return String(cString: p)
+    }
 }

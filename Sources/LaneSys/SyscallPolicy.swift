@@ -9,11 +9,11 @@ public enum SyscallPolicy {
     public static let baseAllow: [String] = [
         // files and descriptors
         "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2",
-        "pwritev2", "open", "openat", "openat2", "close", "close_range", "creat", "lseek", "stat",
+        "pwritev2", "close", "close_range", "lseek", "stat",
         "fstat", "lstat", "newfstatat", "statx", "statfs", "fstatfs", "access", "faccessat",
-        "faccessat2", "readlink", "readlinkat", "getdents", "getdents64", "mkdir", "mkdirat",
+        "faccessat2", "readlink", "readlinkat", "getdents", "getdents64",
         "rmdir", "unlink", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat",
-        "symlink", "symlinkat", "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown",
+        "symlink", "symlinkat", "chown", "fchown",
         "lchown", "fchownat", "truncate", "ftruncate", "fallocate", "fsync", "fdatasync", "sync",
         "syncfs", "sync_file_range", "utime", "utimes", "utimensat", "futimesat", "umask", "chdir",
         "fchdir", "getcwd", "dup", "dup2", "dup3", "fcntl", "flock", "pipe", "pipe2", "select",
@@ -21,7 +21,7 @@ public enum SyscallPolicy {
         "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2", "signalfd", "signalfd4",
         "timerfd_create", "timerfd_settime", "timerfd_gettime", "inotify_init", "inotify_init1",
         "inotify_add_watch", "inotify_rm_watch", "sendfile", "copy_file_range", "splice", "tee",
-        "readahead", "fadvise64", "memfd_create", "mknod", "mknodat", "getxattr", "lgetxattr",
+        "readahead", "fadvise64", "memfd_create", "getxattr", "lgetxattr",
         "fgetxattr", "listxattr", "llistxattr", "flistxattr", "setxattr", "lsetxattr", "fsetxattr",
         "removexattr", "lremovexattr", "fremovexattr", "cachestat",
         // memory
@@ -58,6 +58,17 @@ public enum SyscallPolicy {
     /// Never allowed, whatever a profile's `allow` says (the list is data of `LaneModel`, so
     /// `lanes check` refuses such a profile with FILE:LINE, exactly as `lanes run` would).
     public static var never: Set<String> { SeccompRules.never }
+
+    /// Calls that set a file mode, with the index of their mode argument. Allowed only when the
+    /// mode has neither S_ISUID nor S_ISGID (`SeccompCompiler`); otherwise they fail with EPERM
+    /// and are recorded as a `setid_bit` denial. openat2 carries its mode behind a pointer that a
+    /// filter cannot read: it fails with ENOSYS, so libc and runtimes fall back to openat.
+    public static let modeArguments: [(name: String, index: UInt32)] = [
+        ("chmod", 1), ("fchmod", 1), ("fchmodat", 2), ("fchmodat2", 2), ("open", 2), ("openat", 3),
+        ("creat", 1), ("mkdir", 1), ("mkdirat", 2), ("mknod", 1), ("mknodat", 2),
+    ]
+    /// S_ISUID | S_ISGID.
+    public static let setidBits: UInt64 = 0o6000
 
     /// Namespace flags refused in clone's first argument.
     public static let cloneNamespaceMask: UInt64 = 0x7E02_0000

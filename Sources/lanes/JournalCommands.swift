@@ -83,11 +83,15 @@ struct ShowCommand: ParsableCommand {
                 o.add("wall_ms", c.map { .double($0.wallMs) } ?? .null)
                 o.add("attempts", .int(s.attempts))
                 o.add("argv", .array((s.intent?.argv ?? []).map { .string($0) }))
+                // What the sandbox refused the step.
+                o.add("denials", .array((c?.denials ?? []).map(\.jsonValue)))
                 printOut(o.rendered + "\n")
             } else {
                 rows.append([s.step, state(s, journal), c.map { String($0.exitStatus) } ?? "-",
                              c.map { String(format: "%.1f ms", $0.wallMs) } ?? "-", String(s.attempts),
                              (s.intent?.argv ?? []).joined(separator: " ")])
+                // One indented line per denial under its step.
+                for d in c?.denials ?? [] { rows.append(["", "  denied", "", "", "", d.summary]) }
             }
         }
         if !json { printOut(table(["STEP", "OUTCOME", "EXIT", "DURATION", "ATTEMPTS", "COMMAND"], rows)) }

@@ -17,7 +17,7 @@ enum Escape {
     /// The C probes, next to this file.
     static let probeSources = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Probes")
-    static let probeNames = ["syscalls", "abi", "status", "lifetime", "maxrss"]
+    static let probeNames = ["syscalls", "abi", "status", "lifetime", "maxrss", "modes"]
 
     /// Why `identity` cannot be exercised on this host, or nil when it can. Only a missing
     /// *feature* counts; the caller prints it as a SKIP line and returns.

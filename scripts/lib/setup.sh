@@ -1,6 +1,6 @@
 # Shared set-up for scripts/test, scripts/lanes and scripts/bench: the system packages Lanes
 # needs, installed when running as root, or the exact command printed when not.
-LANES_APT_PACKAGES=(libseccomp-dev libcap-dev libsqlite3-dev bubblewrap hyperfine)
+LANES_APT_PACKAGES=(libseccomp-dev libcap-dev libsqlite3-dev bubblewrap hyperfine rsync)
 
 lanes_missing_packages() {
     local missing=()

@@ -26,6 +26,7 @@
     X(LANE_STAGE_SETGROUPS, 12, "spawn setgroups") \
     X(LANE_STAGE_FDS, 13, "spawn fd map") \
     X(LANE_STAGE_EXEC_INIT, 14, "exec lane-init") \
+    X(LANE_STAGE_SETIDS, 15, "spawn set ids") \
     /* lane-init, PID 1 of the sandbox */ \
     X(LANE_STAGE_NONDUMPABLE, 20, "nondumpable init") \
     X(LANE_STAGE_READ_PLAN, 21, "read plan") \
@@ -50,6 +51,9 @@
     X(LANE_STAGE_LOOPBACK, 40, "loopback") \
     X(LANE_STAGE_RLIMITS, 41, "rlimits") \
     X(LANE_STAGE_FORK_TOOL, 42, "fork tool") \
+    X(LANE_STAGE_BIND_IDMAP, 43, "bind: idmap") \
+    X(LANE_STAGE_ATTACH, 44, "attach workspace") \
+    X(LANE_STAGE_PROTECT_PATHS, 45, "protect paths") \
     /* the tool's launcher (forked from lane-init) and lane_seal_and_exec */ \
     X(LANE_STAGE_SETSID, 50, "setsid") \
     X(LANE_STAGE_TOOL_USERNS, 51, "tool user namespace") \
@@ -60,7 +64,8 @@
     X(LANE_STAGE_CLOSE_FDS, 56, "close fds") \
     X(LANE_STAGE_NO_NEW_PRIVS, 57, "no_new_privs") \
     X(LANE_STAGE_SECCOMP, 58, "seccomp") \
-    X(LANE_STAGE_EXEC, 59, "exec")
+    X(LANE_STAGE_EXEC, 59, "exec") \
+    X(LANE_STAGE_SECCOMP_LISTENER, 60, "seccomp listener")
 
 /// Every set-up stage (see LANE_STAGE_LIST).
 enum lane_stage {
@@ -70,7 +75,7 @@ enum lane_stage {
 };
 
 /// The largest stage number (for iterating over every stage).
-#define LANE_STAGE_MAX 59
+#define LANE_STAGE_MAX 60
 
 /// The name of a stage, or NULL for a number that is not one. Why C: the names live next to
 /// the numbers in this header, which the C core and Swift both read.

@@ -49,7 +49,8 @@ struct lane_spawn_args {
                                  // (stage: LANE_STAGE_PDEATHSIG … LANE_STAGE_EXEC_INIT)
     uint64_t clone_flags;        // CLONE_NEW* flags (CLONE_PIDFD is added)
     int cgroup_fd;               // >= 0: CLONE_INTO_CGROUP this directory fd (cgroup v2)
-    int drop_groups;             // non-zero: setgroups(0, NULL) after the sync byte
+    int drop_groups;             // non-zero (root): setgroups(0, NULL), then setresgid/setresuid
+                                 // to the namespace's 0 (the mapped identity) after the sync byte
 };
 
 /// Starts the helper in new namespaces with clone3. Why C: the child runs between clone and exec
@@ -62,8 +63,11 @@ int lane_spawn(const struct lane_spawn_args *args, pid_t *pid, int *pidfd);
 /// only the syscalls it allows may run, so nothing (no allocator, no runtime) may run between the
 /// filter and execve. On failure writes {stage, errno} to err_fd and returns -errno.
 /// Stages: LANE_STAGE_NO_NEW_PRIVS, LANE_STAGE_SECCOMP, LANE_STAGE_EXEC. filter_len is in bytes (8 per insn).
+/// With notify_fd >= 0 the filter is installed with a listener (SECCOMP_RET_USER_NOTIF goes to
+/// it), which is sent over the unix socket notify_fd to PID 1 before execve
+/// (LANE_STAGE_SECCOMP_LISTENER on failure).
 int lane_seal_and_exec(const void *filter, size_t filter_len, const char *path,
-                       char *const *argv, char *const *envp, int err_fd);
+                       char *const *argv, char *const *envp, int err_fd, int notify_fd);
 
 /// prctl is variadic, so Swift cannot call it. Returns the raw result (-1 + errno).
 int lane_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
@@ -106,6 +110,33 @@ long lane_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6
 /// have no glibc 2.36 wrappers. Returns 0, or -1 with errno and *stage set to the stage that
 /// failed (LANE_STAGE_BIND_OPEN, _OPEN_TREE, _SETATTR or _MOVE).
 int lane_bind(const char *source, const char *target, int read_only, int *stage);
+/// Opens host path `source` (RESOLVE_NO_SYMLINKS) as a detached recursive copy of its mount
+/// tree with nosuid, nodev and rdonly (or read-write) set, and, with userns_fd >= 0, id-mapped
+/// through that user namespace (MOUNT_ATTR_IDMAP). Why C: open_tree and mount_setattr have no
+/// glibc wrapper. Returns the tree fd, or -1 with errno and *stage set (LANE_STAGE_BIND_OPEN,
+/// _OPEN_TREE, _SETATTR or LANE_STAGE_BIND_IDMAP).
+int lane_open_tree(const char *source, int read_only, int userns_fd, int *stage);
+/// Attaches a tree from lane_open_tree at `target` (move_mount). Returns 0 or -1 with errno.
+int lane_attach_tree(int tree, const char *target);
+/// The most fds one lane_send_fds carries.
+#define LANE_MAX_PASSED_FDS 32
+/// Sends `count` fds over a unix socket (SCM_RIGHTS) with a one-byte count. Why C: cmsg macros.
+int lane_send_fds(int sock, const int *fds, int count);
+/// Receives fds sent by lane_send_fds (CLOEXEC); returns how many, or -1 with errno.
+int lane_recv_fds(int sock, int *fds, int max);
+/// A non-blocking signalfd for every signal (the caller has blocked them all).
+int lane_signalfd_all(void);
+/// One system call the seccomp policy refused, as PID 1 saw it.
+struct lane_denial_event {
+    int nr;           // syscall number (native arch)
+    int pid;          // the calling process, in the sandbox's pid namespace
+    int setid_bits;   // non-zero: a mode-setting call refused for S_ISUID/S_ISGID
+};
+/// Receives one notification from a seccomp listener, answers it with an error (EPERM; EACCES
+/// for ioctl) so the call fails as the errno action would, and describes it in *event. Why C:
+/// struct seccomp_notif and the SECCOMP_IOCTL_NOTIF_* numbers come from kernel headers, and
+/// ioctl is variadic. Returns 0, or -1 with errno (ENOENT: the caller died first, still 0).
+int lane_notif_answer(int listener, struct lane_denial_event *event);
 /// Drops supplementary groups with the raw syscall (affects only the calling thread, which is
 /// what a single-threaded helper wants; glibc's wrapper would broadcast to all threads).
 int lane_setgroups_empty(void);
