@@ -62,10 +62,15 @@ let package = Package(
             name: "LaneSys",
             dependencies: ["CLaneSys", "CSeccomp", "LaneModel", "LanePlan", "LaneSyscall"],
             swiftSettings: swiftSettings),
+        // Each step's workspace changes as a transaction (issue 14): compute, apply, revert.
+        .target(
+            name: "LaneChanges",
+            dependencies: ["CLaneSys", "LaneModel", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings),
         .target(
             name: "LaneSupervisor",
             dependencies: [
-                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneSyscall", "LaneConfig",
+                "CLaneSys", "LaneModel", "LanePlan", "LaneSys", "LaneSyscall", "LaneConfig", "LaneChanges",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings),
@@ -76,7 +81,7 @@ let package = Package(
             name: "lanes",
             dependencies: [
                 "LaneModel", "LaneConfig", "LaneSys", "LaneSyscall", "LaneSupervisor", "LaneJournal", "LaneGovernance",
-                "LaneState", "LaneRuntime",
+                "LaneState", "LaneRuntime", "LaneChanges",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -115,6 +120,7 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["LaneRuntime", "LaneJournal", "LaneModel", "LaneTestSupport",
                     .product(name: "Logging", package: "swift-log"), .product(name: "InMemoryLogging", package: "swift-log"),
                     "LaneConfig", "LaneGovernance", "LaneState"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChangeTests", dependencies: ["LaneChanges", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
     ]
 )
 

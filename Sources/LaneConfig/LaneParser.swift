@@ -62,6 +62,7 @@ public struct LaneParser {
         }
         var governance = Lane(name: name, description: "", owner: "", profile: "")
         GovernanceParser.parse(root, into: &governance)
+        ChangeKeysParser.parseLane(root, into: &governance)
         root.reportUnknown()
         let all = root.diagnostics + (syntaxError.map { [$0] } ?? [])
         if !all.isEmpty { throw ConfigErrors(all.sorted { ($0.line ?? 0) < ($1.line ?? 0) }) }
@@ -80,6 +81,8 @@ extension Lane {
         l.review = other.review
         l.budget = other.budget
         l.haltOn = other.haltOn
+        l.writableDirect = other.writableDirect
+        l.maxUndoBytes = other.maxUndoBytes
         return l
     }
 }

@@ -40,6 +40,7 @@ public struct ProfileParser {
                 profile.filesystem.tmpfs = mounts
                 fs.finish(t)
             }
+            ChangeKeysParser.parseProfile(fs, into: &profile.filesystem)
             root.finish(fs)
         }
         if let net = root.table("network") {

@@ -82,6 +82,15 @@ struct SandboxFilesystem {
             if lane_bind(inRoot(target), inRoot(target), readOnly ? 1 : 0, &stage) != 0 {
                 throw SetupFailure(LANE_STAGE_PROTECT_PATHS, (readOnly ? "protect " : "pin ") + target)
             }
+        case let .overlay(lower, upper, work, target):
+            try makeDirectory(inRoot(target))
+            // userxattr: an overlay mounted in a user namespace keeps its whiteout and opaque
+            // markers in user.overlay.*. redirect_dir=nofollow and metacopy=off: no renamed-directory
+            // redirects and no metadata-only copy-ups, so the upper directory holds whole files
+            // the change-set scanner can read as they are. Paths were checked by the supervisor
+            // to hold no `,`, `:` or backslash (option separators).
+            let options = "lowerdir=\(oldRoot + lower),upperdir=\(oldRoot + upper),workdir=\(oldRoot + work),userxattr,redirect_dir=nofollow,metacopy=off,index=off"
+            try check(mount("overlay", inRoot(target), "overlay", UInt(MS_NOSUID | MS_NODEV), options), LANE_STAGE_OVERLAY, target)
         case let .remountReadOnly(target):
             try check(mount(nil, inRoot(target), nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV), nil), LANE_STAGE_REMOUNT_READONLY, target)
         }

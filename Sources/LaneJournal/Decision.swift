@@ -5,6 +5,8 @@ import LaneModel
 public struct Decision: Codable, Sendable, Equatable {
     public enum Action: String, Codable, Sendable, Equatable {
         case approvalRequested = "approval_requested", approved, denied, expired, halted, resumed, stopped
+        /// A step's workspace change set applied, discarded or reverted (lanes apply/discard/revert).
+        case changesApplied = "changes_applied", changesDiscarded = "changes_discarded", changesReverted = "changes_reverted"
     }
     public var action: Action
     /// The step it is about (nil: the whole run). Kept in the body, not the record's step

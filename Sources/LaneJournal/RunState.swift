@@ -143,6 +143,7 @@ public struct RunGovernance: Codable, Sendable, Equatable {
             if let i = requests.lastIndex(where: { $0.seq == d.requestSeq }), requests[i].answer == nil {
                 requests[i].answer = Marked(seq: seq, decision: d)
             }
+        case .changesApplied, .changesDiscarded, .changesReverted: break  // decisions about change sets: no governance effect
         }
     }
 

@@ -26,6 +26,12 @@ public struct Lane: Sendable, Equatable {
     public var unprotected: [String: String] = [:]
     /// Step outcomes that make the run unsafe: the run is stopped (`halt_on = ["seccomp_violation"]`).
     public var haltOn: [String] = []
+    /// Workspace-relative directories kept direct (bound) when the profile's commit is auto or
+    /// review, so builds do not pay for copies (`writable_direct`, docs/filesystem.md).
+    public var writableDirect: [String] = []
+    /// The most bytes of pre-images one applied change set keeps for `lanes revert`
+    /// (`max_undo_bytes`); a larger change set is applied but cannot be reverted.
+    public var maxUndoBytes: UInt64 = 256 << 20
 
     public init(name: String, description: String, owner: String, profile: String,
                 workspace: String? = nil, writable: [String] = [], retry: Retry = .never,

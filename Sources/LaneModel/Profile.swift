@@ -44,6 +44,8 @@ public struct Profile: Sendable, Equatable {
         public var readWrite: [String]
         /// Size-limited tmpfs mounts, path → bytes. `/tmp` always exists.
         public var tmpfs: [Tmpfs]
+        /// How the step's workspace writes land (`commit`, docs/filesystem.md).
+        public var commit: CommitMode = .direct
         /// Workspace-relative paths the host executes or trusts (git hooks and configuration,
         /// shell start-up files, editor task folders, agent configuration): read-only in the
         /// step where they exist, quarantined after the step where it created them. Entries

@@ -40,6 +40,8 @@ public struct StepResult: Sendable, Equatable {
     public var unprotected: [String] = []
     /// The host identity the step's processes ran as ("uid:gid"), when `lanes` ran as root.
     public var hostIdentity: String?
+    /// The step's change set (filesystem.commit = auto or review); nil under direct.
+    public var changes: StepChanges?
 
     public init(lane: String, profile: String, profileFingerprint: String, outcome: Outcome,
                 exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Double = 0, cpuMs: Double = 0,
@@ -130,6 +132,7 @@ public struct StepResult: Sendable, Equatable {
         o.add("denials", .array(denials.map(\.jsonValue)))
         o.add("unprotected", .array(unprotected.map { .string($0) }))
         o.add("host_identity", hostIdentity.map { .string($0) } ?? .null)
+        o.add("changes", changes.map { $0.json() } ?? .null)
         return o.rendered
     }
 }

@@ -83,6 +83,7 @@ struct Writer {
         case let .remountReadOnly(target): u32(8); string(target)
         case let .attach(target, index): u32(9); string(target); u32(index)
         case let .rebind(target, ro): u32(10); string(target); u32(ro ? 1 : 0)
+        case let .overlay(lower, upper, work, target): u32(11); string(lower); string(upper); string(work); string(target)
         }
     }
 }
@@ -132,6 +133,7 @@ struct Reader {
         case 8: return .remountReadOnly(target: try string())
         case 9: return .attach(target: try string(), index: try u32())
         case 10: return .rebind(target: try string(), readOnly: try u32() == 1)
+        case 11: return .overlay(lower: try string(), upper: try string(), work: try string(), target: try string())
         default: throw PlanDecodingError(offset: offset)
         }
     }

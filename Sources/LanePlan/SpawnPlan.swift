@@ -61,6 +61,10 @@ public enum MountStep: Sendable, Equatable {
     /// Binds a path of the new root onto itself: read-only (a protected path), or read-write
     /// (pins a directory that holds protected paths, so it cannot be renamed or replaced).
     case rebind(target: String, readOnly: Bool)
+    /// An overlay at `target`: host directory `lower` read-only below, the host directories
+    /// `upper` and `work` (in the state directory) taking the writes (filesystem.commit = auto or
+    /// review, docs/filesystem.md). Mounted with userxattr, no redirects, no metacopy.
+    case overlay(lower: String, upper: String, work: String, target: String)
 }
 
 /// One setrlimit call.

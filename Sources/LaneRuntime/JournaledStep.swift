@@ -25,7 +25,8 @@ struct JournaledStep {
         case refused(RefusalReason, step: String?, message: String)
     }
 
-    func perform(intent: StepIntent, execute: () -> StepResult) -> Report {
+    /// `execute` runs the step; it gets the step's id (its change set is kept under run/step).
+    func perform(intent: StepIntent, execute: (String) -> StepResult) -> Report {
         // The store checks the run's chain before it appends (the tail always, the whole chain when
         // the journal was changed outside lanes) and refuses a broken one (74).
         let decision: BeginDecision
@@ -54,7 +55,7 @@ struct JournaledStep {
             return .refused(.inFlight, step: id,
                             message: "step \(id) of run \(run) is in flight: supervisor pid \(supervisor.pid) is still running it")
         case let .started(id, intentSeq, retried):
-            var result = execute()
+            var result = execute(id)
             do {
                 result = try close(step: id, intentSeq: intentSeq, result: result)
             } catch {

@@ -87,9 +87,12 @@ public final class StepService: @unchecked Sendable {
                                       effect: call.effect, retryAllowed: call.idempotent || prepared.request.lane.retry == .safe,
                                       notify: notify)
         let runner = StepRunner(initPath: options.initHelper)
-        let outcome = journaled.perform(intent: prepared.intent) {
-            log.info("step starting", metadata: ["argv0": "\(call.argv.first ?? "")"])
-            return runner.run(prepared.request, compiled: prepared.compiled)
+        let outcome = journaled.perform(intent: prepared.intent) { id in
+            log.info("step starting", metadata: ["step": "\(id)", "argv0": "\(call.argv.first ?? "")"])
+            var request = prepared.request
+            // Where the step's change set lives (filesystem.commit = auto or review).
+            request.changeStaging = ChangeStaging(stateDirectory: prepared.journal.directory, run: run, step: id)
+            return runner.run(request, compiled: prepared.compiled)
         }
         switch outcome {
         case let .refused(reason, id, message):

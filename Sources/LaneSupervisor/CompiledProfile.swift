@@ -37,7 +37,9 @@ public struct CompiledProfile: Sendable {
             "limits \(l.wallSeconds) \(l.cpuSeconds) \(l.openFiles) \(l.fileSizeBytes) \(l.processes) \(l.outputBytes) \(l.killGraceSeconds)",
             "cgroup memory=\(l.memoryBytes.map(String.init) ?? "-") pids=\(l.pids.map(String.init) ?? "-") cpu=\(l.cpuFraction.map { "\($0)" } ?? "-") optional=\(l.optional.sorted())",
             "env " + profile.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{0}"),
-            "fs \(fs.workspace.rawValue) ro=\(fs.readOnly) rw=\(fs.readWrite) tmpfs=\(fs.tmpfs.map { "\($0.path):\($0.sizeBytes)" }) protected=\(fs.protected)",
+            "fs \(fs.workspace.rawValue) ro=\(fs.readOnly) rw=\(fs.readWrite) tmpfs=\(fs.tmpfs.map { "\($0.path):\($0.sizeBytes)" }) protected=\(fs.protected)"
+                // Only a non-default commit changes it further.
+                + (fs.commit == .direct ? "" : " commit=\(fs.commit.rawValue)"),
             "net \(profile.network.mode.rawValue)",
         ].joined(separator: "\n")
         hasher.update(data: Array(description.utf8))

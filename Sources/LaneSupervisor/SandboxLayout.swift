@@ -17,9 +17,11 @@ public enum SandboxLayout {
 
     /// With `attachTrees`, the workspace and the lane's writable directories are `.attach` steps
     /// (trees `workspaceTrees` lists, opened by `lanes`) instead of binds PID 1 opens itself.
+    /// With `overlay` (filesystem.commit = auto or review) the workspace is an overlay whose
+    /// writes go to `overlay.upper`, and the lane's writable_direct directories are bound on top.
     public static func mounts(profile: Profile, lane: Lane, workspace: String, hidden: [String],
                               uid: UInt32 = 1000, gid: UInt32 = 1000, attachTrees: Bool = false,
-                              protected: [MountStep] = []) -> [MountStep] {
+                              protected: [MountStep] = [], overlay: (upper: String, work: String)? = nil) -> [MountStep] {
         var steps: [MountStep] = [.bind(source: "/usr", target: "/usr", readOnly: true, optional: false)]
         for link in systemLinks {
             var st = stat()
@@ -55,7 +57,10 @@ public enum SandboxLayout {
         for t in tmpfs { steps.append(.tmpfs(target: t.path, sizeBytes: t.sizeBytes, mode: 0o1777)) }
         for path in profile.filesystem.readOnly { steps.append(.bind(source: path, target: path, readOnly: true, optional: false)) }
         for path in profile.filesystem.readWrite { steps.append(.bind(source: path, target: path, readOnly: false, optional: false)) }
-        for (i, tree) in workspaceTrees(profile: profile, lane: lane, workspace: workspace).enumerated() {
+        if let overlay {
+            steps.append(.overlay(lower: workspace, upper: overlay.upper, work: overlay.work, target: workspace))
+        }
+        for (i, tree) in workspaceTrees(profile: profile, lane: lane, workspace: workspace, overlay: overlay != nil).enumerated() {
             steps.append(attachTrees ? .attach(target: tree.source, index: UInt32(i))
                                      : .bind(source: tree.source, target: tree.source, readOnly: tree.readOnly, optional: false))
         }
@@ -70,9 +75,12 @@ public enum SandboxLayout {
         return steps
     }
 
-    /// The workspace, then the lane's writable directories, each bound at its own path.
-    public static func workspaceTrees(profile: Profile, lane: Lane, workspace: String) -> [(source: String, readOnly: Bool)] {
-        [(workspace, profile.filesystem.workspace == .readOnly)] + lane.writable.map { (workspace + "/" + $0, false) }
+    /// The workspace, then the lane's writable directories, each bound at its own path. Under an
+    /// overlay the workspace itself is the overlay: only the writable_direct and writable
+    /// directories are bound on top of it.
+    public static func workspaceTrees(profile: Profile, lane: Lane, workspace: String, overlay: Bool = false) -> [(source: String, readOnly: Bool)] {
+        let own = overlay ? lane.writableDirect.map { (workspace + "/" + $0, false) } : [(workspace, profile.filesystem.workspace == .readOnly)]
+        return own + lane.writable.map { (workspace + "/" + $0, false) }
     }
 
     /// Whether `path` is `dir` or lies below it.

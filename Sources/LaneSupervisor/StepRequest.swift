@@ -19,6 +19,9 @@ public struct StepRequest: Sendable {
     /// the environment; file credentials appear under `Lane.Credential.directory`; every value
     /// is redacted from the captured and relayed output.
     public var credentials: [CredentialValue]
+    /// Where this step's change set lives (filesystem.commit = auto or review); set by the
+    /// caller once the journal gave the step its id.
+    public var changeStaging: ChangeStaging?
 
     public init(lane: Lane, profile: Profile, argv: [String], workspace: String,
                 timeoutSeconds: Double? = nil, captureOutput: Bool = false, hiddenPaths: [String] = [],

@@ -46,16 +46,20 @@ public struct StepRunner {
                 protected: request.profile.filesystem.protected, unprotect: request.lane.unprotected)
             result.unprotected = protection.unprotected
             if !request.profile.filesystem.protected.isEmpty { result.protections.append("protected_paths") }
+            let staged = try WorkspaceChanges.prepare(request)
+            if let staged { result.protections.append("workspace_commit:\(staged.set.commit)") }
             let plan = SpawnPlan(
                 argv: request.argv,
                 environment: Self.environment(request),
                 workdir: request.workspace,
                 mounts: SandboxLayout.mounts(profile: request.profile, lane: request.lane,
                                              workspace: request.workspace, hidden: request.hiddenPaths,
-                                             attachTrees: identity.rootful, protected: protection.mounts)
+                                             attachTrees: identity.rootful, protected: protection.mounts,
+                                             overlay: staged.map { ($0.upper, $0.work) })
                     + Self.credentialMounts(request.credentials),
                 rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
-            let trees = identity.rootful ? SandboxLayout.workspaceTrees(profile: request.profile, lane: request.lane, workspace: request.workspace) : []
+            let trees = identity.rootful ? SandboxLayout.workspaceTrees(profile: request.profile, lane: request.lane, workspace: request.workspace,
+                                                                        overlay: staged != nil) : []
             let cgroup = try makeCgroup(request.profile.limits, &result)
             let sandbox: SpawnedSandbox
             do throws(LanesError) {
@@ -78,7 +82,10 @@ public struct StepRunner {
             if let cgroup, !cgroup.destroy(timeout: 5) {
                 result.error = "cgroup \(cgroup.path) could not be emptied and removed; the next lanes run retries"
             }
-            // Every process of the step is gone: what it planted can be looked at safely.
+            // Every process of the step is gone. Under commit = auto its change set lands now;
+            // then what the step planted on the host (directly or through the applied change
+            // set) can be looked at safely: the protected-path check comes last.
+            if var staged { result.changes = WorkspaceChanges.finish(&staged, request: request) }
             let planted = protection.check()
             result.wallMs = (MonotonicClock.seconds() - start) * 1000
             fill(&result, from: ending, limits: request.profile.limits, argv: request.argv)
@@ -188,7 +195,7 @@ public struct StepRunner {
     private func prepareWritableDirectories(_ request: StepRequest, identity: StepIdentity) throws(LanesError) {
         var owner = stat()
         let haveOwner = identity.rootful && stat(request.workspace, &owner) == 0
-        for dir in request.lane.writable {
+        for dir in request.lane.writable + (request.profile.filesystem.commit == .direct ? [] : request.lane.writableDirect) {
             var path = request.workspace
             for part in dir.split(separator: "/") {
                 path += "/" + part

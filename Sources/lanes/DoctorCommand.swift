@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Glibc
 import LaneConfig
@@ -27,7 +28,10 @@ struct DoctorCommand: ParsableCommand {
             printOut("  \(f.ok ? "ok  " : "FAIL") \(f.name.padding(16)) \(f.detail)\n")
             if let advice = f.advice, !f.ok { printOut("       → \(advice)\n") }
         }
-        let hostFailed = probes.contains { !$0.ok }
+        let overlay = WorkspaceChanges.overlayUnavailableReason()
+        printOut("  \(overlay == nil ? "ok  " : "FAIL") \("overlay".padding(16)) \(overlay ?? "overlayfs in a user namespace (filesystem.commit = auto/review)")\n")
+        // An overlay FAIL is a host check too: a profile that then fails may point at it.
+        let hostFailed = probes.contains { !$0.ok } || overlay != nil
         let cgroups = Cgroups.report()
         printOut("cgroups for step limits\n" + cgroups.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n")
         guard let store = Paths.locateConfig(configOptions.config),
@@ -92,8 +96,23 @@ struct DoctorCommand: ParsableCommand {
         do {
             let compiled = try CompiledProfile(profile)
             let lane = Lane(name: "doctor", description: "probe", owner: "lanes doctor", profile: name)
-            let request = StepRequest(lane: lane, profile: profile, argv: ["/bin/true"], workspace: workspace,
+            var request = StepRequest(lane: lane, profile: profile, argv: ["/bin/true"], workspace: workspace,
                                       timeoutSeconds: 10, captureOutput: true)
+            // commit = auto/review: a real overlay step in a scratch workspace and state directory.
+            var scratch: String?
+            if profile.filesystem.commit != .direct {
+                var template = Array("/tmp/lanes-doctor-XXXXXX".utf8CString)
+                guard let dir = mkdtemp(&template) else { return (false, "cannot run here: cannot make a scratch directory") }
+                let root = String(cString: dir)
+                scratch = root
+                mkdir(root + "/ws", 0o755)
+                request.workspace = root + "/ws"
+                request.changeStaging = ChangeStaging(stateDirectory: root + "/state", run: "doctor", step: "1")
+                mkdir(root + "/state", 0o700)
+            }
+            defer {
+                if let scratch { _ = try? FileManager.default.removeItem(atPath: scratch) }
+            }
             let result = StepRunner(initPath: Paths.initHelper).run(request, compiled: compiled)
             if result.outcome == .exited && result.exitCode == 0 {
                 return (true, "can run here (\(String(format1: result.wallMs)) ms for /bin/true)")

@@ -85,16 +85,21 @@ struct ShowCommand: ParsableCommand {
                 o.add("argv", .array((s.intent?.argv ?? []).map { .string($0) }))
                 // What the sandbox refused the step.
                 o.add("denials", .array((c?.denials ?? []).map(\.jsonValue)))
+                o.add("changes", ChangesColumn.summary(state: stateOptions, run: runID, step: s.step)?.json() ?? .null)
                 printOut(o.rendered + "\n")
             } else {
                 rows.append([s.step, state(s, journal), c.map { String($0.exitStatus) } ?? "-",
                              c.map { String(format: "%.1f ms", $0.wallMs) } ?? "-", String(s.attempts),
+                             ChangesColumn.text(ChangesColumn.summary(state: stateOptions, run: runID, step: s.step)),
                              (s.intent?.argv ?? []).joined(separator: " ")])
                 // One indented line per denial under its step.
                 for d in c?.denials ?? [] { rows.append(["", "  denied", "", "", "", d.summary]) }
             }
         }
-        if !json { printOut(table(["STEP", "OUTCOME", "EXIT", "DURATION", "ATTEMPTS", "COMMAND"], rows)) }
+        if !json {
+            printOut(table(["STEP", "OUTCOME", "EXIT", "DURATION", "ATTEMPTS", "CHANGES", "COMMAND"], rows))
+            for s in steps { ChangesColumn.printWaiting(state: stateOptions, run: runID, step: s.step) }  // issue 14
+        }
     }
 }
 

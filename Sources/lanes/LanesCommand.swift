@@ -12,7 +12,8 @@ struct LanesCommand: ParsableCommand {
         version: LanesVersion.string,
         subcommands: [RunCommand.self, CheckCommand.self, DoctorCommand.self, PolicyCommand.self, RunsCommand.self, ShowCommand.self,
                       LogCommand.self, OutputCommand.self, VerifyCommand.self, SecretCommand.self, PendingCommand.self,
-                      ApproveCommand.self, DenyCommand.self, ResumeCommand.self, StopCommand.self, ExportCommand.self])
+                      ApproveCommand.self, DenyCommand.self, ResumeCommand.self, StopCommand.self, ExportCommand.self,
+                      DiffCommand.self, ApplyCommand.self, DiscardCommand.self, RevertCommand.self, GCCommand.self])
 
     /// `lanes run …` is the hot path (once per tool call): it is parsed by `RunCommand` alone, so
     /// argument-parser does not reflect over every other subcommand first (measured: that walk

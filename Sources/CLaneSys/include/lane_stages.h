@@ -54,6 +54,7 @@
     X(LANE_STAGE_BIND_IDMAP, 43, "bind: idmap") \
     X(LANE_STAGE_ATTACH, 44, "attach workspace") \
     X(LANE_STAGE_PROTECT_PATHS, 45, "protect paths") \
+    X(LANE_STAGE_OVERLAY, 46, "overlay") \
     /* the tool's launcher (forked from lane-init) and lane_seal_and_exec */ \
     X(LANE_STAGE_SETSID, 50, "setsid") \
     X(LANE_STAGE_TOOL_USERNS, 51, "tool user namespace") \
