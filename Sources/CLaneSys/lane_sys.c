@@ -91,22 +91,25 @@ static void child_main(const struct lane_spawn_args *a) {
             syscall(SYS_exit_group, 125);
     }
 
-    // Lift the sources out of the way first, so installing fd i cannot clobber a source j > i.
+    // Lift the sources (and err_fd) out of the way first, to the lowest free numbers at or
+    // above fd_count: installing fd i < fd_count then cannot clobber a lifted copy. No fixed
+    // high numbers: F_DUPFD fails with EINVAL at or above the soft RLIMIT_NOFILE, and a PAM
+    // session or systemd service commonly has 1024 (issue 11); any limit >= 64 works here.
     int high[16];
     if (a->fd_count > 16) child_fail(a->err_fd, LANE_STAGE_FDS, EINVAL);
+    int err_fd = a->err_fd;
+    // err_fd must survive until exec: move it above the map and keep it CLOEXEC.
+    long moved = syscall(SYS_fcntl, err_fd, F_DUPFD_CLOEXEC, a->fd_count);
+    if (moved < 0) child_fail(err_fd, LANE_STAGE_FDS, errno);
+    err_fd = (int)moved;
     for (int i = 0; i < a->fd_count; i++) {
-        long fd = syscall(SYS_fcntl, a->fds[i], F_DUPFD_CLOEXEC, 1000);
-        if (fd < 0) child_fail(a->err_fd, LANE_STAGE_FDS, errno);
+        long fd = syscall(SYS_fcntl, a->fds[i], F_DUPFD_CLOEXEC, a->fd_count);
+        if (fd < 0) child_fail(err_fd, LANE_STAGE_FDS, errno);
         high[i] = (int)fd;
     }
     for (int i = 0; i < a->fd_count; i++) {
-        if (syscall(SYS_dup3, high[i], i, 0) < 0) child_fail(a->err_fd, LANE_STAGE_FDS, errno);
+        if (syscall(SYS_dup3, high[i], i, 0) < 0) child_fail(err_fd, LANE_STAGE_FDS, errno);
     }
-    int err_fd = a->err_fd;
-    // err_fd must survive until exec: move it above the map and keep it CLOEXEC.
-    long moved = syscall(SYS_fcntl, err_fd, F_DUPFD_CLOEXEC, 1100);
-    if (moved < 0) child_fail(err_fd, LANE_STAGE_FDS, errno);
-    err_fd = (int)moved;
     if (syscall(SYS_close_range, a->fd_count, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
         child_fail(err_fd, LANE_STAGE_FDS, errno);
 

@@ -20,9 +20,9 @@ enum GovernanceParser {
             for p in r.commands where p.split(separator: " ").isEmpty {
                 t.error("commands", "an empty pattern would match nothing; write the command's words, e.g. \"git push *\"")
             }
-            for e in r.effects where e.isEmpty || !e.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || $0 == "_" || $0 == "-" }) {
-                t.error("effects", "an effect is a lower-case word such as \"irreversible\", found \"\(e)\"")
-            }
+            // The same closed list `lanes run --effect` takes: a gate on an effect nobody can
+            // declare would never fire.
+            for e in r.effects { if let problem = InputSyntax.checkEffect(e) { t.error("effects", problem) } }
             t.markKnown("in_doubt")
             if let v = t.table["in_doubt"] {
                 if let b = v.bool { r.inDoubt = b } else { t.error("in_doubt", "expected true or false, found \(describe(v))") }

@@ -1,3 +1,4 @@
+import LaneModel
 import TOMLKit
 
 /// Reads one TOML table strictly: every key must be known and of the expected type; every
@@ -85,7 +86,7 @@ final class TableReader {
             return d
         }
         if let s = value.string, let q = Self.parse(s, units: units) { return q }
-        error(key, "expected \(what) (a number or a string like \(units.keys.sorted().filter { !$0.isEmpty }.prefix(2).map { "\"10\($0)\"" }.joined(separator: " or "))), found \(describe(value))")
+        error(key, "expected \(what) (\(InputSyntax.example(units: units))), found \(describe(value))")
         return nil
     }
 
@@ -106,13 +107,9 @@ final class TableReader {
     /// Marks keys as read without a type (the caller walks them itself).
     func markKnown(_ key: String) { known.insert(key) }
 
+    /// The one quantity parser (`InputSyntax.quantity`), shared with the CLI.
     static func parse(_ text: String, units: [String: Double]) -> Double? {
-        let t = text.trimmingWhitespaceString()
-        let digits = t.prefix { $0.isNumber || $0 == "." }
-        guard !digits.isEmpty, let number = Double(digits) else { return nil }
-        let unit = String(t.dropFirst(digits.count)).trimmingWhitespaceString()
-        guard let factor = units[unit] ?? units[unit.uppercased()] ?? units[unit.lowercased()] else { return nil }
-        return number * factor
+        InputSyntax.quantity(text, units: units)
     }
 
     static func closest(_ key: String, in candidates: Set<String>) -> String? {
@@ -147,9 +144,9 @@ func describe(_ value: TOMLValueConvertible) -> String {
     }
 }
 
+/// The unit tables of `InputSyntax`, by the names the parsers use.
 enum Units {
-    static let bytes: [String: Double] = ["": 1, "B": 1, "K": 1024, "KB": 1024, "KiB": 1024, "M": 1_048_576, "MB": 1_048_576,
-                                          "MiB": 1_048_576, "G": 1_073_741_824, "GB": 1_073_741_824, "GiB": 1_073_741_824]
-    static let seconds: [String: Double] = ["": 1, "s": 1, "ms": 0.001, "m": 60, "min": 60, "h": 3600]
-    static let count: [String: Double] = ["": 1]
+    static let bytes = InputSyntax.sizeUnits
+    static let seconds = InputSyntax.durationUnits
+    static let count = InputSyntax.countUnits
 }

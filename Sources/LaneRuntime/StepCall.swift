@@ -25,9 +25,13 @@ public struct StepCall: Sendable {
     /// The effect the caller declares; the lane's `[review] effects` gate it.
     public var effect: String?
     public var output: Output
+    /// Run even in a workspace that exposes the host (`HostWorkspace`; `--allow-host-workspace`).
+    /// Recorded in the intent as the limit `allow_host_workspace`.
+    public var allowHostWorkspace: Bool
 
     public init(lane: String, argv: [String], workspace: String? = nil, run: String? = nil, step: String? = nil,
-                timeoutSeconds: Double? = nil, idempotent: Bool = false, effect: String? = nil, output: Output = .capture) {
+                timeoutSeconds: Double? = nil, idempotent: Bool = false, effect: String? = nil, output: Output = .capture,
+                allowHostWorkspace: Bool = false) {
         self.lane = lane
         self.argv = argv
         self.workspace = workspace
@@ -37,6 +41,7 @@ public struct StepCall: Sendable {
         self.idempotent = idempotent
         self.effect = effect
         self.output = output
+        self.allowHostWorkspace = allowHostWorkspace
     }
 }
 

@@ -124,6 +124,10 @@ public final class StepService: @unchecked Sendable {
         guard let workspace = Paths.resolve(requested), isDirectory(workspace) else {
             return .failure(LanesError(.notFound, stage: "workspace", "\"\(requested)\" is not an existing directory"))
         }
+        // Issue 11: a workspace that exposes the host is refused (HostWorkspace, docs/security.md).
+        if let refusal = WorkspaceGuard.refusal(workspace, state: options.stateDirectory, allowHost: call.allowHostWorkspace) {
+            return .failure(LanesError(.invalidArgument, stage: "workspace", refusal))
+        }
         let store = configs.store
         var hidden = [store.profilesDirectory, store.lanesDirectory] + options.hiddenPaths
         let state: StateDirectory, journal: SQLiteJournal, supervisorLock: String?
@@ -147,7 +151,8 @@ public final class StepService: @unchecked Sendable {
             lane: lane.name, argv: call.argv, cwd: workspace, environment: Array(envNames),
             credentials: lane.credentials.map(\.name), profile: compiled.profile.name, profileFingerprint: compiled.fingerprint,
             limits: ["wall_seconds": request.wallSeconds, "cpu_seconds": Double(l.cpuSeconds), "open_files": Double(l.openFiles),
-                     "file_size_bytes": Double(l.fileSizeBytes), "processes": Double(l.processes), "output_bytes": Double(l.outputBytes)],
+                     "file_size_bytes": Double(l.fileSizeBytes), "processes": Double(l.processes), "output_bytes": Double(l.outputBytes)]
+                .merging(call.allowHostWorkspace ? ["allow_host_workspace": 1] : [:]) { a, _ in a },
             supervisor: supervisor, idempotent: call.idempotent)
         return .success(Prepared(request: request, compiled: compiled, journal: journal, intent: intent))
     }

@@ -36,6 +36,8 @@ public struct StepRunner {
         do throws(LanesError) {
             let signals = try blockStopSignals()
             try checkStdin()
+            // Before the spawn: lane-init cannot raise a hard limit (issue 11).
+            try HostLimits.require(request.profile)
             let identity = StepIdentity.forStep(workspace: request.workspace, root: geteuid() == 0 && Spawner.setgroupsAllowed())
             try prepareWritableDirectories(request, identity: identity)
             if identity.rootful { result.hostIdentity = "\(identity.uid):\(identity.gid)" }
@@ -92,7 +94,7 @@ public struct StepRunner {
             if var staged { result.changes = WorkspaceChanges.finish(&staged, request: request) }
             let planted = protection.check()
             result.wallMs = (MonotonicClock.seconds() - start) * 1000
-            fill(&result, from: ending, limits: request.profile.limits)
+            fill(&result, from: ending, limits: request.profile.limits, argv: request.argv)
             result.denials += planted
             if let usage { classify(&result, usage) }
         } catch {
@@ -132,7 +134,14 @@ public struct StepRunner {
         return steps
     }
 
-    private func fill(_ result: inout StepResult, from ending: StepMonitor.Ending, limits: Profile.Limits) {
+    /// `cannot execute 'NAME': command not found` (127) or `cannot execute 'NAME': Permission
+    /// denied` (126): the command first, then why.
+    static func execFailure(command: String, status: Int32, errno: Int32) -> String {
+        let why = status == 127 && (errno == ENOENT || errno == 0) ? "command not found" : String(cString: strerror(errno))
+        return "cannot execute '\(command)': \(why)"
+    }
+
+    private func fill(_ result: inout StepResult, from ending: StepMonitor.Ending, limits: Profile.Limits, argv: [String]) {
         var ending = ending
         ending.stdout.finish()
         ending.stderr.finish()
@@ -187,7 +196,7 @@ public struct StepRunner {
         case .execFailed:
             result.outcome = .failedToStart
             result.exitCode = report.value
-            result.error = "cannot execute '\(result.lane.isEmpty ? "" : "")\(report.value == 127 ? "command not found" : "permission denied or not executable")': \(String(cString: strerror(report.errno)))"
+            result.error = Self.execFailure(command: argv.first ?? "", status: report.value, errno: report.errno)
         }
     }
 

@@ -56,11 +56,38 @@ public enum LanesCLI {
                            cwd: String? = nil, stdin: Data? = nil, environment: [String: String] = [:]) throws -> Output {
         var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANES_CONFIG": config ?? packageRoot.path, "HOME": "/tmp"]
         for (k, v) in environment { env[k] = v }
-        if identity == .unprivileged {
-            return try execute("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", lanesPath] + arguments,
-                               environment: env, cwd: cwd, stdin: stdin)
+        var (program, args) = (lanesPath, arguments)
+        var identity = identity
+        if HostMode.noHome {
+            env["HOME"] = "/nonexistent"
+            if identity == .current && canDropPrivileges { identity = .unprivileged }
         }
-        return try execute(lanesPath, arguments, environment: env, cwd: cwd, stdin: stdin)
+        if identity == .unprivileged {
+            (program, args) = ("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", program] + args)
+        }
+        (program, args) = HostMode.wrap(program, args)
+        return try execute(program, args, environment: env, cwd: cwd, stdin: stdin)
+    }
+
+    /// Ways to run the whole CLI suite on an "ordinary host" (issue 11), set by `scripts/test`:
+    /// - `LANES_TEST_NOFILE=N`: every `lanes` starts with a soft RLIMIT_NOFILE of N (what PAM
+    ///   sessions and systemd services give: 1024, or less);
+    /// - `LANES_TEST_NO_HOME=1`: every `lanes` runs with `HOME=/nonexistent`, and as uid 65534
+    ///   when the tests run as root (a service account without a home).
+    public enum HostMode {
+        public static var nofile: Int? { ProcessInfo.processInfo.environment["LANES_TEST_NOFILE"].flatMap { Int($0) } }
+        public static var noHome: Bool { ProcessInfo.processInfo.environment["LANES_TEST_NO_HOME"] == "1" }
+
+        /// `program args…` under the soft RLIMIT_NOFILE of `LANES_TEST_NOFILE`, if set.
+        public static func wrap(_ program: String, _ args: [String]) -> (String, [String]) {
+            guard let n = nofile else { return (program, args) }
+            return softNofile(n, program, args)
+        }
+
+        /// `program args…` started by a shell that first lowers the soft open-files limit to `n`.
+        public static func softNofile(_ n: Int, _ program: String, _ args: [String]) -> (String, [String]) {
+            ("/bin/sh", ["-c", "ulimit -Sn \(n) && exec \"$0\" \"$@\"", program] + args)
+        }
     }
 
     /// Starts `lanes ARGS…` in the background with its output discarded (for stop and kill tests).
@@ -68,9 +95,11 @@ public enum LanesCLI {
     public static func start(_ arguments: [String], config: String, state: String, cwd: String,
                              environment: [String: String] = [:], captureStdout: Bool = false) throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: lanesPath)
-        process.arguments = arguments
-        process.environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANES_CONFIG": config, "LANES_STATE": state, "HOME": "/tmp"]
+        let (program, args) = HostMode.wrap(lanesPath, arguments)
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = args
+        process.environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANES_CONFIG": config, "LANES_STATE": state,
+                               "HOME": HostMode.noHome ? "/nonexistent" : "/tmp"]
             .merging(environment) { $1 }
         process.currentDirectoryURL = URL(fileURLWithPath: cwd)
         process.standardOutput = captureStdout ? Pipe() : FileHandle.nullDevice

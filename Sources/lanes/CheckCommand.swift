@@ -1,14 +1,20 @@
 import ArgumentParser
 import Glibc
 import LaneConfig
+import LaneModel
 import LaneRuntime
+import LaneSupervisor
 import LaneSys
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Validate profiles and lanes; print every error as FILE:LINE: message.",
-        discussion: "Without FILE arguments every profile and lane found is checked; a lane is checked with its profile. Every configuration error `lanes run` can report is reported here. Exit 0 only when all are valid, 1 otherwise.")
+        discussion: """
+            Without FILE arguments every profile and lane found is checked; a lane is checked with its profile. Every \
+            configuration error `lanes run` can report is reported here, and a profile's limits must fit under this \
+            host's hard limits. Exit 0 only when all are valid, 1 otherwise, 125 when there is no configuration to check.
+            """)
 
     @OptionGroup var configOptions: ConfigOptions
 
@@ -22,7 +28,17 @@ struct CheckCommand: ParsableCommand {
                 printError("lanes check: no Profiles/ and Lanes/ found (use --config DIR or LANES_CONFIG)")
                 throw ExitCode(125)
             }
+            // MERGE(issue 11): a configuration directory without Profiles/ and Lanes/ (`--config /nope`)
+            // or with nothing in them is an error, never a silent pass.
+            guard isDirectory(store.profilesDirectory) || isDirectory(store.lanesDirectory) else {
+                printError("lanes check: \(store.root) (\(store.origin)) has no Profiles/ or Lanes/ directory")
+                throw ExitCode(125)
+            }
             targets = store.profileNames().map(store.profileFile) + store.laneNames().map(store.laneFile)
+            guard !targets.isEmpty else {
+                printError("lanes check: no profile or lane files in \(store.profilesDirectory) or \(store.lanesDirectory)")
+                throw ExitCode(125)
+            }
         }
         var failures = 0
         var printed = Set<String>()
@@ -52,8 +68,9 @@ struct CheckCommand: ParsableCommand {
         let parser = ProfileParser(knownSyscall: SeccompCompiler.isKnown)
         do throws(ConfigErrors) {
             if isProfile {
-                _ = try parser.parse(name: name, file: file, text: text)
-                return []
+                let profile = try parser.parse(name: name, file: file, text: text)
+                // MERGE(issue 11): limits the host cannot grant fail here, not at the first step.
+                return ConfigReferences.check(profile: profile, file: file, text: text, hard: HostLimits.current())
             }
             let lane = try LaneParser().parse(name: name, file: file, text: text)
             // A lane file outside a Lanes/ directory has no configuration to resolve against.

@@ -61,9 +61,7 @@ struct PendingCommand: ParsableCommand {
 }
 
 func duration(_ s: Double) -> String {
-    if s < 120 { return "\(Int(s))s" }
-    if s < 7200 { return "\(Int(s / 60))m" }
-    return "\(Int(s / 3600))h"
+    DurationText.short(s)  // MERGE(issue 11): rounded, not truncated ("in 8h" for an 8 h timeout)
 }
 
 /// approve / deny share this.
@@ -84,7 +82,7 @@ struct ApproveCommand: ParsableCommand {
         commandName: "approve", abstract: "Approve a step waiting for review; it then runs once, with exactly the intent that was requested.",
         discussion: "Exit 0 when recorded; 1 when there is nothing to approve; 79 when the request had expired (recorded as expired).")
     @OptionGroup var stateOptions: StateOptions
-    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN")) var runID: String
+    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN"), transform: ArgumentSyntax.runID) var runID: String  // MERGE(issue 11): one run id syntax
     @Argument(help: "The step id.") var step: String
     @Option(help: ArgumentHelp("Who approves (recorded).", valueName: "NAME")) var by: String
     @Option(help: ArgumentHelp("Why (recorded).", valueName: "TEXT")) var note: String?
@@ -97,7 +95,7 @@ struct DenyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deny", abstract: "Deny a step waiting for review; invoking it again returns `denied` (exit 79).")
     @OptionGroup var stateOptions: StateOptions
-    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN")) var runID: String
+    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN"), transform: ArgumentSyntax.runID) var runID: String  // MERGE(issue 11): one run id syntax
     @Argument(help: "The step id.") var step: String
     @Option(help: ArgumentHelp("Who denies (recorded).", valueName: "NAME")) var by: String
     @Option(help: ArgumentHelp("Why (recorded).", valueName: "TEXT")) var reason: String
@@ -111,7 +109,7 @@ struct ResumeCommand: ParsableCommand {
         commandName: "resume", abstract: "Resume a halted run, optionally raising its budgets.",
         discussion: "Keys: \(Lane.Budget.keys.joined(separator: ", ")) (seconds, bytes or counts). Loop detection counts again from the resume.")
     @OptionGroup var stateOptions: StateOptions
-    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN")) var runID: String
+    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN"), transform: ArgumentSyntax.runID) var runID: String  // MERGE(issue 11): one run id syntax
     @Option(help: ArgumentHelp("Who resumes (recorded).", valueName: "NAME")) var by: String
     @Option(help: ArgumentHelp("Why (recorded).", valueName: "TEXT")) var reason: String?
     @Option(parsing: .upToNextOption, help: ArgumentHelp("Raise a budget for this run: KEY=VALUE.", valueName: "KEY=VALUE")) var raise: [String] = []
@@ -159,7 +157,7 @@ struct StopCommand: ParsableCommand {
             Exit 0 when no process of the run remains; 1 when something survived (named).
             """)
     @OptionGroup var stateOptions: StateOptions
-    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN")) var runID: String
+    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN"), transform: ArgumentSyntax.runID) var runID: String  // MERGE(issue 11): one run id syntax
     @Option(help: ArgumentHelp("Who stops it (recorded).", valueName: "NAME")) var by: String
     @Option(help: ArgumentHelp("Why (recorded).", valueName: "TEXT")) var reason: String
     @Option(help: ArgumentHelp("Seconds between the SIGTERM and the escalation.", valueName: "SECONDS")) var grace: Double = 0.5
@@ -189,7 +187,7 @@ struct ExportCommand: ParsableCommand {
         discussion: "Check a document with `lanes verify --file FILE`.")
     @OptionGroup var configOptions: ConfigOptions
     @OptionGroup var stateOptions: StateOptions
-    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN")) var runID: String
+    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN"), transform: ArgumentSyntax.runID) var runID: String  // MERGE(issue 11): one run id syntax
     @Option(name: .shortAndLong, help: ArgumentHelp("Write to FILE instead of stdout.", valueName: "FILE")) var output: String?
 
     func run() throws {

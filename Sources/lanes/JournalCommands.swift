@@ -64,7 +64,7 @@ struct RunsCommand: ParsableCommand {
 struct ShowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a run's steps: outcome, duration, exit status.")
     @OptionGroup var stateOptions: StateOptions
-    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN")) var runID: String
+    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN"), transform: ArgumentSyntax.runID) var runID: String  // MERGE(issue 11): one run id syntax
     @Flag(help: "JSON lines, one per step.") var json = false
 
     func run() throws {
@@ -106,7 +106,7 @@ struct ShowCommand: ParsableCommand {
 struct LogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "log", abstract: "Print every record of a run (JSON lines with --json).")
     @OptionGroup var stateOptions: StateOptions
-    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN")) var runID: String
+    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN"), transform: ArgumentSyntax.runID) var runID: String  // MERGE(issue 11): one run id syntax
     @Flag(help: "One JSON object per record, with its body, prev_hash and hash.") var json = false
 
     func run() throws {
@@ -144,7 +144,7 @@ struct LogCommand: ParsableCommand {
 struct OutputCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "output", abstract: "Print a step's recorded stdout and stderr (to stdout and stderr).")
     @OptionGroup var stateOptions: StateOptions
-    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN")) var runID: String
+    @Argument(help: ArgumentHelp("The run id.", valueName: "RUN"), transform: ArgumentSyntax.runID) var runID: String  // MERGE(issue 11): one run id syntax
     @Argument(help: "The step id.") var step: String
     @Flag(help: "One JSON object with stdout and stderr.") var json = false
 
@@ -174,7 +174,7 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify", abstract: "Check the hash chains of one run or all (and the run state kept beside them); name the first bad record.",
         discussion: "Exit 0 when every chain verifies; 1 when one is broken (the message names the run and the first bad record); 74 when the journal cannot be read at all.")
     @OptionGroup var stateOptions: StateOptions
-    @Argument(help: ArgumentHelp("The run id (default: every run).", valueName: "RUN")) var runID: String?
+    @Argument(help: ArgumentHelp("The run id (default: every run).", valueName: "RUN"), transform: ArgumentSyntax.runID) var runID: String?  // MERGE(issue 11)
     @Flag(help: "One JSON object with the findings.") var json = false
     @Option(help: ArgumentHelp("Check a document written by `lanes export` instead of the journal.", valueName: "FILE")) var file: String?
 

@@ -9,6 +9,7 @@ struct LanesCommand: ParsableCommand {
             A lane (Lanes/NAME.toml) binds a profile (Profiles/NAME.toml) to an owner and a workspace.
             `lanes run LANE -- CMD ARGS…` runs one command in a fresh sandbox of that lane.
             """,
+        version: LanesVersion.string,
         subcommands: [RunCommand.self, CheckCommand.self, DoctorCommand.self, PolicyCommand.self, RunsCommand.self, ShowCommand.self,
                       LogCommand.self, OutputCommand.self, VerifyCommand.self, SecretCommand.self, PendingCommand.self,
                       ApproveCommand.self, DenyCommand.self, ResumeCommand.self, StopCommand.self, ExportCommand.self,

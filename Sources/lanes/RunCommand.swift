@@ -64,7 +64,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The workspace directory (default: the lane's, else the current directory). It appears at its own absolute path.", valueName: "DIR"))
     var workspace: String?
 
-    @Option(help: ArgumentHelp("Wall-clock deadline in seconds (default: the profile's).", valueName: "SECONDS"))
+    // MERGE(issue 11): one duration syntax for profiles and the CLI (`90`, `500ms`, `5m`, `1h`).
+    @Option(help: ArgumentHelp("Wall-clock deadline: seconds, or a duration like 500ms, 5m, 1h (default: the profile's).", valueName: "DURATION"),
+            transform: ArgumentSyntax.duration)
     var timeout: Double?
 
     @Flag(help: "Print one JSON object with the result at the end instead of relaying output.")
@@ -72,23 +74,32 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var stateOptions: StateOptions
 
-    @Option(name: .customLong("run"), help: ArgumentHelp("The run this step belongs to (default: a new run).", valueName: "ID"))
+    // MERGE(issue 11): run and step ids have one syntax (InputSyntax.checkID), checked here.
+    @Option(name: .customLong("run"), help: ArgumentHelp("The run this step belongs to (default: a new run); 1-64 of A-Z a-z 0-9 . _ -.", valueName: "ID"),
+            transform: ArgumentSyntax.runID)
     var runID: String?
 
-    @Option(help: ArgumentHelp("The step's id within the run (default: the run's next ordinal).", valueName: "ID"))
+    @Option(help: ArgumentHelp("The step's id within the run (default: the run's next ordinal).", valueName: "ID"),
+            transform: ArgumentSyntax.stepID)
     var step: String?
 
     @Flag(help: "This invocation is harmless to repeat: a step left in doubt by a dead supervisor may run again.")
     var idempotent = false
 
-    @Option(help: ArgumentHelp("Declare the step's effect (e.g. irreversible); the lane's [review] effects gate it.", valueName: "EFFECT"))
+    // MERGE(issue 11): only the documented effects (InputSyntax.effects).
+    @Option(help: ArgumentHelp("Declare the step's effect (\(InputSyntax.effects.keys.sorted().joined(separator: ", "))); the lane's [review] effects gate it.", valueName: "EFFECT"),
+            transform: ArgumentSyntax.effect)
     var effect: String?
+
+    // MERGE(issue 11): the documented override of HostWorkspace; recorded in the intent.
+    @Flag(help: "Allow a workspace that exposes the host (/, /etc, a home directory, …; see docs/security.md). Recorded in the step's intent.")
+    var allowHostWorkspace = false
 
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after `--`.", valueName: "CMD"))
     var command: [String] = []
 
     func validate() throws {
-        if command.isEmpty { throw ValidationError("missing the command: lanes run LANE -- CMD [ARG…]") }
+        try ArgumentSyntax.checkCommand(command)  // MERGE(issue 11): `-- ""` is a usage error too
         if let timeout, !(timeout > 0 && timeout.isFinite) { throw ValidationError("--timeout expects a number of seconds > 0, found \(timeout)") }
     }
 
@@ -105,7 +116,8 @@ struct RunCommand: ParsableCommand {
                                     hiddenPaths: [Paths.executableDirectory, Paths.parent(Paths.initHelper)]),
             logger: Log.logger)
         let call = StepCall(lane: lane, argv: command, workspace: workspace, run: runID, step: step, timeoutSeconds: timeout,
-                            idempotent: idempotent, effect: effect, output: json ? .capture : .relay)
+                            idempotent: idempotent, effect: effect, output: json ? .capture : .relay,
+                            allowHostWorkspace: allowHostWorkspace)  // MERGE(issue 11)
         let report = service.run(call) { printError("lanes: \($0)") }
         service.close()
         finish(report)

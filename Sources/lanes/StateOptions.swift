@@ -7,14 +7,11 @@ import LaneState
 
 /// The state directory option every journal and secret command shares.
 struct StateOptions: ParsableArguments {
-    @Option(name: .customLong("state"), help: ArgumentHelp("The state directory: journal and secrets (default: LANES_STATE, $XDG_STATE_HOME/lanes, /var/lib/lanes for root, ~/.local/state/lanes).", valueName: "DIR"))
+    @Option(name: .customLong("state"), help: ArgumentHelp("The state directory: journal and secrets (default: LANES_STATE, $XDG_STATE_HOME/lanes, /var/lib/lanes for root, ~/.local/state/lanes, /run/user/UID/lanes, /var/tmp/lanes-UID).", valueName: "DIR"))
     var state: String?
 
-    var resolved: String {
-        var env: [String: String] = [:]
-        for name in ["LANES_STATE", "XDG_STATE_HOME", "HOME"] { env[name] = Paths.environment(name) }
-        return StateDirectory.resolve(explicit: state, environment: env, uid: getuid())
-    }
+    /// The directory in use (`StateLocation`); a one-line notice on stderr when a fallback is used.
+    var resolved: String { StateResolution.resolve(explicit: state) }
 
     func open() throws -> StateDirectory {
         do { return try StateDirectory(path: resolved) } catch {

@@ -68,7 +68,7 @@ struct CheckRunAgreementTests {
         try c.profile.write(toFile: dir + "/Profiles/p.toml", atomically: true, encoding: .utf8)
         try c.lane.write(toFile: dir + "/Lanes/l.toml", atomically: true, encoding: .utf8)
         let ws = try LanesCLI.temporaryDirectory()
-        let state = try LanesCLI.temporaryDirectory("lanes-corpus-state")
+        let state = try LanesCLI.temporaryDirectory("lanes-corpus-state") + "/state"  // made by lanes: owned by whoever runs it (LANES_TEST_NO_HOME)
 
         let checkAll = try LanesCLI.run(["check"], config: dir)
         let checkLane = try LanesCLI.run(["check", dir + "/Lanes/l.toml"], config: dir)
@@ -97,7 +97,7 @@ struct CheckRunAgreementTests {
             .write(toFile: dir + "/Profiles/p.toml", atomically: true, encoding: .utf8)
         try "description = \"ok\"\nowner = \"tests\"\nprofile = \"p\"\n".write(toFile: dir + "/Lanes/l.toml", atomically: true, encoding: .utf8)
         let ws = try LanesCLI.temporaryDirectory()
-        let state = try LanesCLI.temporaryDirectory("lanes-corpus-state")
+        let state = try LanesCLI.temporaryDirectory("lanes-corpus-state") + "/state"  // made by lanes: owned by whoever runs it (LANES_TEST_NO_HOME)
         #expect(try LanesCLI.run(["check"], config: dir).status == 0)
         #expect(try LanesCLI.run(["run", "l", "--workspace", ws, "--", "true"], config: dir, environment: ["LANES_STATE": state]).status == 0)
     }

@@ -56,9 +56,12 @@ struct RunCommandTests {
     func streaming() throws {
         let ws = try LanesCLI.temporaryDirectory()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: LanesCLI.lanesPath)
-        process.arguments = ["run", "engineering", "--workspace", ws, "--", "sh", "-c", "echo first; sleep 3; echo second"]
-        process.environment = ["LANES_CONFIG": LanesCLI.packageRoot.path, "PATH": "/usr/bin:/bin"]
+        // The host mode of the run (LanesCLI.HostMode) applies; the wrapper execs lanes itself.
+        let (program, args) = LanesCLI.HostMode.wrap(LanesCLI.lanesPath, ["run", "engineering", "--workspace", ws, "--", "sh", "-c", "echo first; sleep 3; echo second"])
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = args
+        process.environment = ["LANES_CONFIG": LanesCLI.packageRoot.path, "PATH": "/usr/bin:/bin",
+                               "HOME": LanesCLI.HostMode.noHome ? "/nonexistent" : "/tmp"]
         let pipe = Pipe()
         process.standardOutput = pipe
         let start = Date()
@@ -75,9 +78,12 @@ struct RunCommandTests {
     func stopSignal(signal: Int32) throws {
         let ws = try LanesCLI.temporaryDirectory()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: LanesCLI.lanesPath)
-        process.arguments = ["run", "engineering", "--workspace", ws, "--", "sh", "-c", "echo started; sleep 30"]
-        process.environment = ["LANES_CONFIG": LanesCLI.packageRoot.path, "PATH": "/usr/bin:/bin"]
+        // The host mode of the run (LanesCLI.HostMode) applies; the wrapper execs lanes itself.
+        let (program, args) = LanesCLI.HostMode.wrap(LanesCLI.lanesPath, ["run", "engineering", "--workspace", ws, "--", "sh", "-c", "echo started; sleep 30"])
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = args
+        process.environment = ["LANES_CONFIG": LanesCLI.packageRoot.path, "PATH": "/usr/bin:/bin",
+                               "HOME": LanesCLI.HostMode.noHome ? "/nonexistent" : "/tmp"]
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
