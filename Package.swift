@@ -16,6 +16,7 @@ import PackageDescription
 /// - `LaneGovernance`: gates, budgets, loops and stops decided over the store.
 /// - `LaneState`: the state directory: paths, secrets, supervisor liveness locks.
 /// - `LaneRuntime`: the step service every front door calls (request → report), warm caches.
+/// - `LaneMCP`: `lanes mcp`, the Model Context Protocol server over the step service.
 /// - `lane-init`: the single-threaded helper that becomes PID 1 of the sandbox.
 /// - `lanes`: the command-line interface (parses and prints; no orchestration).
 let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
@@ -38,6 +39,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(name: "CLaneSys"),
@@ -69,7 +72,7 @@ let package = Package(
             name: "lanes",
             dependencies: [
                 "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneJournal", "LaneGovernance",
-                "LaneState", "LaneRuntime",
+                "LaneState", "LaneRuntime", "LaneMCP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -94,6 +97,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),
+        .target(
+            name: "LaneMCP",
+            dependencies: [
+                "LaneModel", "LaneRuntime", "LaneSupervisor", "LaneJournal", "LaneGovernance", "LaneState",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings),
         .target(name: "LaneTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "LanesTests",
@@ -107,6 +121,7 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["LaneRuntime", "LaneJournal", "LaneModel", "LaneTestSupport",
                     .product(name: "Logging", package: "swift-log"), .product(name: "InMemoryLogging", package: "swift-log"),
                     "LaneConfig", "LaneGovernance", "LaneState"], swiftSettings: swiftSettings),
+        .testTarget(name: "MCPTests", dependencies: ["LaneTestSupport"], exclude: ["scripts"], swiftSettings: swiftSettings),
     ]
 )
 

@@ -1,4 +1,5 @@
 import LaneModel
+import LaneSupervisor
 
 /// One request for a step, as any front door (the CLI, `lanes mcp`) makes it.
 public struct StepCall: Sendable {
@@ -25,6 +26,11 @@ public struct StepCall: Sendable {
     /// The effect the caller declares; the lane's `[review] effects` gate it.
     public var effect: String?
     public var output: Output
+    /// The step's stdin: nil forwards this process's (the CLI); bytes are written and then closed
+    /// (a server never lets a step read its protocol stream).
+    public var stdin: [UInt8]?
+    /// Lets another thread stop the running step (recorded `stopped`).
+    public var cancellation: StepCancellation?
 
     public init(lane: String, argv: [String], workspace: String? = nil, run: String? = nil, step: String? = nil,
                 timeoutSeconds: Double? = nil, idempotent: Bool = false, effect: String? = nil, output: Output = .capture) {

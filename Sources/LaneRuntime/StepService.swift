@@ -132,6 +132,8 @@ public final class StepService: @unchecked Sendable {
         var request = StepRequest(lane: lane, profile: compiled.profile, argv: call.argv, workspace: workspace,
                                   timeoutSeconds: call.timeoutSeconds, captureOutput: call.output == .capture,
                                   hiddenPaths: hidden.compactMap { Paths.resolve($0) })
+        request.stdin = call.stdin  // MERGE(issue 13): stdin text and cancellation from a front door
+        request.cancellation = call.cancellation
         switch CredentialResolver.resolve(lane, secrets: SecretStore(state: state)) {
         case let .failure(e): return .failure(e)
         case let .success(values): request.credentials = values

@@ -25,14 +25,30 @@ struct StepMonitor {
     /// The step's cgroup: SIGTERM and SIGKILL also go to every process in it (double-forked,
     /// setsid'd and stopped ones included), not only to PID 1.
     var tree: (any StepCgroup)?
+    /// Readable when a front door cancels the step (`StepCancellation`); -1 for none.
+    var cancelFd: Int32 = -1
 
-    func watch(stdout: OutputSink, stderr: OutputSink, forwardStdin: Bool) -> Ending {
+    /// Where the step's stdin comes from.
+    enum Stdin {
+        /// This process's stdin, copied as it arrives.
+        case forward
+        /// These bytes, then end of file.
+        case bytes([UInt8])
+        /// End of file at once.
+        case closed
+    }
+
+    func watch(stdout: OutputSink, stderr: OutputSink, stdin: Stdin) -> Ending {
         var ending = Ending(stdout: stdout, stderr: stderr)
         let start = monotonicSeconds()
         var killAt: Double?  // when SIGKILL follows the SIGTERM
         var outOpen = true, errOpen = true, exited = false
-        var stdinPump = forwardStdin ? StdinPump(target: sandbox.stdinWrite) : nil
-        if stdinPump == nil { close(sandbox.stdinWrite) }
+        var stdinPump: StdinPump?
+        switch stdin {
+        case .forward: stdinPump = StdinPump(target: sandbox.stdinWrite)
+        case let .bytes(b) where !b.isEmpty: stdinPump = StdinPump(target: sandbox.stdinWrite, bytes: b)
+        case .bytes, .closed: close(sandbox.stdinWrite)
+        }
         var buffer = [UInt8](repeating: 0, count: 65536)
 
         while outOpen || errOpen || !exited {
@@ -50,7 +66,8 @@ struct StepMonitor {
             var fds = [pollfd(fd: outOpen ? sandbox.stdoutRead : -1, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: errOpen ? sandbox.stderrRead : -1, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: exited ? -1 : sandbox.pidfd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: signalFd, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: signalFd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: ending.stoppedBy == nil ? cancelFd : -1, events: Int16(POLLIN), revents: 0)]
             stdinPump?.addPollFds(&fds)
             var timeout: Double = exited ? 1.0 : (killAt ?? (start + deadlineSeconds)) - now
             if timeout.isInfinite { timeout = 1.0 }
@@ -71,6 +88,12 @@ struct StepMonitor {
                 } else {
                     killAt = monotonicSeconds()
                 }
+            }
+            if fds[4].revents != 0, !exited, ending.stoppedBy == nil {
+                // A cancellation is a stop by SIGTERM: the same grace period, then SIGKILL.
+                ending.stoppedBy = SIGTERM
+                terminate()
+                killAt = monotonicSeconds() + graceSeconds
             }
             stdinPump?.service(fds)
             // Once PID 1 is gone every process of the step is gone; output already written is
@@ -133,6 +156,13 @@ struct StdinPump {
     init(target: Int32) {
         self.target = target
         _ = fcntl(target, F_SETFL, O_NONBLOCK)
+    }
+
+    /// Writes `bytes` and then closes; this process's stdin is never read.
+    init(target: Int32, bytes: [UInt8]) {
+        self.init(target: target)
+        pending = bytes
+        sourceOpen = false
     }
 
     mutating func addPollFds(_ fds: inout [pollfd]) {

@@ -35,7 +35,7 @@ public struct StepRunner {
         do throws(LanesError) {
             let signalFd = try blockStopSignals()
             defer { close(signalFd) }
-            try checkStdin()
+            if request.stdin == nil { try checkStdin() }
             try prepareWritableDirectories(request)
             let plan = SpawnPlan(
                 argv: request.argv,
@@ -56,11 +56,11 @@ public struct StepRunner {
             let limit = Int(clamping: request.profile.limits.outputBytes)
             let monitor = StepMonitor(sandbox: sandbox, deadlineSeconds: request.wallSeconds,
                                       graceSeconds: request.profile.limits.killGraceSeconds, signalFd: signalFd,
-                                      tree: cgroup)
+                                      tree: cgroup, cancelFd: request.cancellation?.readFd ?? -1)
             let ending = monitor.watch(
                 stdout: OutputSink(relayFd: request.captureOutput ? nil : 1, limit: limit, redactor: request.redactor),
                 stderr: OutputSink(relayFd: request.captureOutput ? nil : 2, limit: limit, redactor: request.redactor),
-                forwardStdin: shouldForwardStdin())
+                stdin: request.stdin.map { .bytes($0) } ?? (shouldForwardStdin() ? .forward : .closed))
             // PID 1 is reaped, so its pid namespace is gone; the group should be empty. Read its
             // counters, then kill whatever is left (nothing, normally) and remove it.
             let usage = cgroup?.usage()

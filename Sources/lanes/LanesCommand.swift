@@ -11,7 +11,8 @@ struct LanesCommand: ParsableCommand {
             """,
         subcommands: [RunCommand.self, CheckCommand.self, DoctorCommand.self, PolicyCommand.self, RunsCommand.self, ShowCommand.self,
                       LogCommand.self, OutputCommand.self, VerifyCommand.self, SecretCommand.self, PendingCommand.self,
-                      ApproveCommand.self, DenyCommand.self, ResumeCommand.self, StopCommand.self, ExportCommand.self])
+                      ApproveCommand.self, DenyCommand.self, ResumeCommand.self, StopCommand.self, ExportCommand.self,
+                      MCPCommand.self])
 
     /// `lanes run …` is the hot path (once per tool call): it is parsed by `RunCommand` alone, so
     /// argument-parser does not reflect over every other subcommand first (measured: that walk

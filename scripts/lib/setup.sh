@@ -40,3 +40,17 @@ lanes_release_build() {
     LANES_STATIC_EXECUTABLES=1 swift build -c release --static-swift-stdlib \
         --scratch-path "$LANES_RELEASE_DIR" --product lane-init >&2
 }
+
+# The Python client the MCP tests and benchmarks drive `lanes mcp` with: the official `mcp`
+# package from PyPI, in a venv under .build-venv (ignored by git). Idempotent: an existing venv
+# with `mcp` importable is kept; nothing is fetched then.
+LANES_VENV=${LANES_VENV:-$PWD/.build-venv}
+LANES_PIP_PACKAGES=(mcp)
+lanes_ensure_venv() {
+    if [ -x "$LANES_VENV/bin/python3" ] && "$LANES_VENV/bin/python3" -c 'import mcp' 2>/dev/null; then
+        return 0
+    fi
+    echo "setup: creating the Python venv $LANES_VENV with ${LANES_PIP_PACKAGES[*]}" >&2
+    python3 -m venv "$LANES_VENV" >&2
+    "$LANES_VENV/bin/pip" install -q "${LANES_PIP_PACKAGES[@]}" >&2
+}
