@@ -103,7 +103,7 @@ async def warm(a, config_args):
                 t = time.perf_counter()
                 r = await s.call_tool("run_command", {"argv": ["/bin/true"]})
                 walls.append(time.perf_counter() - t)
-                assert r.isError is False, r.content[0].text
+                assert not getattr(r, "is_error", getattr(r, "isError", False)), r.content[0].text
             out["warm_ms"] = statistics.median(walls) * 1000
             log(f"(a) warm round trip median {out['warm_ms']:.2f} ms over {a.runs} calls")
 

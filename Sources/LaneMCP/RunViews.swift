@@ -44,7 +44,9 @@ struct RunViews: Sendable {
                 if steps[step] == nil { order.append(step) }
                 steps[step] = (r.seq, nil)
             } else if r.kind == .close {
-                steps[step]?.close = (try? JSONSerialization.jsonObject(with: Data(r.body.utf8))) as? [String: Any]
+                // The close body: {"intent_seq": N, "result": {…the step's result…}}.
+                let body = (try? JSONSerialization.jsonObject(with: Data(r.body.utf8))) as? [String: Any]
+                steps[step]?.close = body?["result"] as? [String: Any] ?? body
             }
         }
         o.add("steps", .array(order.map { id in

@@ -80,6 +80,15 @@ class Fixture:
             db.close()
 
 
+def iserr(res):
+    """isError (mcp 1.x) or is_error (mcp 2.x)."""
+    return getattr(res, "is_error", None) if hasattr(res, "is_error") else res.isError
+
+
+def schema(tool):
+    return getattr(tool, "input_schema", None) if hasattr(tool, "input_schema") else tool.inputSchema
+
+
 def result_of(res):
     """The step's JSON report from a tool result."""
     assert res.content and res.content[0].type == "text", f"expected text content, found {res.content!r}"
@@ -143,24 +152,24 @@ async def basics(fx):
         names = sorted(t.name for t in tools.tools)
         expect(names == ["list_files", "read_file", "run_command", "run_status", "write_file"], "the five tools", names)
         rc = next(t for t in tools.tools if t.name == "run_command")
-        expect("argv" in rc.inputSchema["properties"] and rc.description, "run_command has a schema and description", rc)
+        expect("argv" in schema(rc)["properties"] and rc.description, "run_command has a schema and description", rc)
 
         r = await s.call_tool("run_command", {"argv": ["sh", "-c", "echo out; echo err >&2; exit 3"]})
         rep = result_of(r)
-        expect(r.isError is True, "a failed step is isError", r.isError)
+        expect(iserr(r) is True, "a failed step is isError", iserr(r))
         expect(rep["exit_status"] == 3 and rep["outcome"] == "exited", "exit status 3", rep)
         expect(rep["stdout"] == "out\n" and rep["stderr"] == "err\n", "captured output", rep)
         expect(rep["run"] == "basics" and rep["step"] == "1", "run and step ids", rep)
 
         r = await s.call_tool("run_command", {"command": "cat; echo; hostname", "stdin": "hello from stdin"})
         rep = result_of(r)
-        expect(r.isError is False and rep["exit_status"] == 0, "a successful step", rep)
+        expect(iserr(r) is False and rep["exit_status"] == 0, "a successful step", rep)
         expect(rep["stdout"].startswith("hello from stdin\n"), "stdin reaches the step", rep["stdout"])
 
         w = await s.call_tool("write_file", {"path": "notes/a.txt", "content": "x"})
-        expect(w.isError is True, "writing into a missing directory fails", result_of(w))
+        expect(iserr(w) is True, "writing into a missing directory fails", result_of(w))
         w = await s.call_tool("write_file", {"path": "a.txt", "content": "line 1\nline 2\n"})
-        expect(w.isError is False, "write_file succeeds", result_of(w))
+        expect(iserr(w) is False, "write_file succeeds", result_of(w))
         with open(os.path.join(fx.ws, "a.txt")) as f:
             expect(f.read() == "line 1\nline 2\n", "the file is in the workspace", None)
         r = await s.call_tool("read_file", {"path": "a.txt"})
@@ -169,7 +178,7 @@ async def basics(fx):
         expect("a.txt" in result_of(r)["stdout"], "list_files lists it", result_of(r))
         # The profile decides, not the host: the state directory is hidden in the sandbox.
         r = await s.call_tool("read_file", {"path": os.path.join(fx.state, "journal.sqlite")})
-        expect(r.isError is True, "the journal is not readable from the sandbox", result_of(r))
+        expect(iserr(r) is True, "the journal is not readable from the sandbox", result_of(r))
 
         # The sandbox has no network but loopback.
         r = await s.call_tool("run_command", {"argv": ["sh", "-c", "cat /proc/net/dev | tail -n +3 | cut -d: -f1"]})
@@ -197,7 +206,7 @@ async def replay(fx):
         expect(rep["replayed"] is True and rep["stdout"] == first["stdout"], "the recorded result is replayed", rep)
         other = await s.call_tool("run_command", {"command": "echo different", "step_id": "stamp"})
         rep = result_of(other)
-        expect(other.isError and rep["exit_status"] == 75 and rep["reason"] == "nondeterministic", "nondeterminism is refused (75)", rep)
+        expect(iserr(other) and rep["exit_status"] == 75 and rep["reason"] == "nondeterministic", "nondeterminism is refused (75)", rep)
         expect("argv" in rep["error"], "the message names the field", rep["error"])
     await with_session(fx, "plain", "replay", body)
     # A restarted server with the same run replays too.
@@ -212,10 +221,10 @@ async def gated(fx):
     async def body(s):
         r = await s.call_tool("run_command", {"argv": ["sh", "-c", "echo deployed"], "step_id": "d1"})
         # argv "sh -c …" does not match; the gate is on `deploy *`.
-        expect(r.isError is False, "an ungated step runs", result_of(r))
+        expect(iserr(r) is False, "an ungated step runs", result_of(r))
         r = await s.call_tool("run_command", {"argv": ["deploy", "prod"], "step_id": "d2"})
         rep = result_of(r)
-        expect(r.isError and rep["exit_status"] == 78 and rep["reason"] == "awaiting_approval", "gated (78)", rep)
+        expect(iserr(r) and rep["exit_status"] == 78 and rep["reason"] == "awaiting_approval", "gated (78)", rep)
         expect(any("lanes approve gated d2" in c.text for c in r.content), "the result says how to approve", r.content)
 
         async def approve_later():
@@ -238,10 +247,10 @@ async def budget(fx):
     async def body(s):
         for i in range(3):
             r = await s.call_tool("run_command", {"argv": ["true"]})
-            expect(r.isError is False, f"step {i + 1} runs", result_of(r))
+            expect(iserr(r) is False, f"step {i + 1} runs", result_of(r))
         r = await s.call_tool("run_command", {"argv": ["true"]})
         rep = result_of(r)
-        expect(r.isError and rep["exit_status"] == 80 and rep["reason"] == "halted", "the fourth halts (80)", rep)
+        expect(iserr(r) and rep["exit_status"] == 80 and rep["reason"] == "halted", "the fourth halts (80)", rep)
         st = json.loads((await s.call_tool("run_status", {})).content[0].text)
         expect(st["halted"] is not None and st["budget_used"]["steps"] == 3, "run_status shows the halt", st)
     await with_session(fx, "b3", "budget", body)
@@ -258,7 +267,7 @@ async def cancel(fx):
         deadline = time.monotonic() + 15
         closes = []
         while time.monotonic() < deadline:
-            closes = [json.loads(b) for (_, k, st, b) in fx.records("cancel") if k == "close" and st == "long"]
+            closes = [json.loads(b)["result"] for (_, k, st, b) in fx.records("cancel") if k == "close" and st == "long"]
             if closes:
                 break
             await anyio.sleep(0.1)
@@ -277,7 +286,7 @@ async def progress(fx):
 
     async def body(s):
         r = await s.call_tool("run_command", {"argv": ["sleep", "2.5"]}, progress_callback=on_progress)
-        expect(r.isError is False, "the long step succeeds", result_of(r))
+        expect(iserr(r) is False, "the long step succeeds", result_of(r))
     await with_session(fx, "plain", "progress", body)
     expect(len(seen) >= 2, "progress notifications for a long step", seen)
     print("ok: progress notifications")
@@ -336,7 +345,7 @@ async def bad_requests(fx):
         proc.stdin.close()
         code = proc.wait(timeout=20)
         expect(code == 0, "the server exits 0 when the client goes", (code, proc.stderr.read()[-2000:]))
-        closes = [json.loads(b) for (_, k, st, b) in fx.records("bad") if k == "close" and st == "orphan"]
+        closes = [json.loads(b)["result"] for (_, k, st, b) in fx.records("bad") if k == "close" and st == "orphan"]
         expect(closes and closes[0]["outcome"] == "stopped", "the orphaned step is recorded stopped", closes)
         expect(fx.cli("verify", "bad").returncode == 0, "the run's chain verifies", None)
     finally:
@@ -369,7 +378,7 @@ async def killed(fx):
         # The step's sandbox dies with its supervisor (pdeathsig); wait for the liveness lock to go.
         r = await s.call_tool("run_command", {"command": "echo x >> ran; sleep 60", "step_id": "k"})
         rep = result_of(r)
-        expect(r.isError and rep["exit_status"] == 76 and rep["reason"] == "in_doubt", "in doubt after SIGKILL (76)", rep)
+        expect(iserr(r) and rep["exit_status"] == 76 and rep["reason"] == "in_doubt", "in doubt after SIGKILL (76)", rep)
         r = await s.call_tool("run_command", {"argv": ["echo", "next"]})
         expect(result_of(r)["stdout"] == "next\n", "other steps run", result_of(r))
     await with_session(fx, "plain", "killed", body)
