@@ -102,6 +102,20 @@ actor HTTPSessions {
     }
 }
 
+extension HTTPSessions {
+    /// For a POSTed `tools/call` in a session: the `notifications/cancelled` request that cancels
+    /// it (same session and headers). Nil for anything else.
+    nonisolated static func cancellation(for request: HTTPRequest) -> HTTPRequest? {
+        guard request.method.uppercased() == "POST", request.header(HTTPHeaderName.sessionID) != nil, let body = request.body,
+              let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
+              object["method"] as? String == "tools/call", let id = object["id"] else { return nil }
+        let note: [String: Any] = ["jsonrpc": "2.0", "method": "notifications/cancelled",
+                                   "params": ["requestId": id, "reason": "the client disconnected"]]
+        guard let data = try? JSONSerialization.data(withJSONObject: note) else { return nil }
+        return HTTPRequest(method: "POST", headers: request.headers, body: data, path: request.path)
+    }
+}
+
 enum PeerHeader {
     static let name = "X-Lanes-Peer"
 }
@@ -119,6 +133,8 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
     private var body: ByteBuffer?
     private var tooLarge = false
     private var peer: PeerCredentials?
+    /// The request being answered, when it is a call a disconnect must cancel.
+    private var pending: HTTPRequest?
 
     init(sessions: HTTPSessions) { self.sessions = sessions }
 
@@ -129,6 +145,17 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
             future.whenSuccess { [self] in peer = $0 }
         }
         context.fireChannelActive()
+    }
+
+    /// A client that disconnects mid-call: its call is cancelled as if it had sent
+    /// `notifications/cancelled`, so the step stops cleanly (recorded `stopped`).
+    func channelInactive(context: ChannelHandlerContext) {
+        if let cancel = pending {
+            pending = nil
+            let sessions = self.sessions
+            Task { _ = await sessions.handle(cancel) }
+        }
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -163,10 +190,13 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
                                       path: String(head.uri.split(separator: "?").first ?? ""))
             body = nil
             let sessions = self.sessions
+            let cancellable = HTTPSessions.cancellation(for: request)
+            pending = cancellable
             nonisolated(unsafe) let ctx = context
             Task {
                 let response = await sessions.handle(request)
                 await self.send(response, version: head.version, context: ctx)
+                ctx.eventLoop.execute { if self.pending?.body == cancellable?.body { self.pending = nil } }
             }
         }
     }

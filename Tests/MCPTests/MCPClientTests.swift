@@ -37,4 +37,14 @@ struct MCPClientTests {
     @Test("progress notifications for a long step (stdio)") func progress() throws { try scenario("progress") }
     @Test("bad requests get protocol errors; a disconnect mid-step stops it (stdio)") func badRequests() throws { try scenario("bad_requests") }
     @Test("SIGKILL mid-step, restart: in doubt, not re-run (stdio)") func killed() throws { try scenario("killed") }
+    @Test("concurrent calls on one session (stdio)") func concurrent() throws { try scenario("concurrent") }
+
+    // The same over Streamable HTTP on a unix socket (`--listen unix:PATH`, socket 0600).
+    @Test("tools, run_command, files, run_status, resources (unix)") func basicsUnix() throws { try scenario("basics", transport: "unix") }
+    @Test("replay, nondeterminism, resume after restart (unix)") func replayUnix() throws { try scenario("replay", transport: "unix") }
+    @Test("a gated call (unix)") func gatedUnix() throws { try scenario("gated", transport: "unix") }
+    @Test("a budget halt (unix)") func budgetUnix() throws { try scenario("budget", transport: "unix") }
+    @Test("cancellation (unix)") func cancelUnix() throws { try scenario("cancel", transport: "unix") }
+    @Test("three clients at once on one server (unix)") func concurrentUnix() throws { try scenario("concurrent", transport: "unix") }
+    @Test("bad requests and a disconnect mid-step (unix)") func badHTTP() throws { try scenario("bad_http", transport: "unix") }
 }

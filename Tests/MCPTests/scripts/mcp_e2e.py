@@ -415,7 +415,46 @@ async def concurrent(fx):
     print(f"ok: concurrent steps ({len(times)} client(s) x 4 calls of 0.5 s, slowest client {max(times):.2f} s)")
 
 
-SCENARIOS = {"concurrent": concurrent, "basics": basics, "replay": replay, "gated": gated, "budget": budget, "cancel": cancel,
+async def bad_http(fx):
+    """Over the unix socket: a 100 MB body (413), bad JSON, an unknown tool and wrong types
+    (protocol errors), a client that disconnects mid-step (the step is stopped, recorded), and
+    the server keeps serving all along."""
+    import mcp.shared.exceptions as exc
+    McpError = getattr(exc, "MCPError", None) or getattr(exc, "McpError")  # 2.x / 1.x
+    async with unix_server(fx, "plain", "badhttp") as sock:
+        raw = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=sock), timeout=60)
+        async with raw:
+            r = await raw.post("http://localhost/mcp", content=b"x" * (100 << 20),
+                               headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+            expect(r.status_code == 413, "a 100 MB body is refused (413)", r.status_code)
+            r = await raw.post("http://localhost/mcp", content=b"{not json",
+                               headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+            expect(r.status_code in (400, 404), "malformed JSON without a session: 400", (r.status_code, r.text[:200]))
+
+        async def body(s):
+            for name, args, word in [("rm_rf", {}, "unknown tool"), ("run_command", {"argv": "ls"}, "argv"),
+                                     ("run_command", {"argv": ["true"], "bogus": 1}, "bogus")]:
+                try:
+                    await s.call_tool(name, args)
+                    raise AssertionError(f"{name} {args}: expected a protocol error")
+                except McpError as e:
+                    expect(word in str(e), f"{name}: the error names {word}", str(e))
+            # Disconnect mid-step: the HTTP connection carrying the call goes away.
+            with anyio.move_on_after(1.5):
+                await s.call_tool("run_command", {"argv": ["sleep", "60"], "step_id": "gone"})
+            r = await s.call_tool("run_command", {"argv": ["echo", "alive"]})
+            expect(result_of(r)["stdout"] == "alive\n", "still serving", result_of(r))
+        await with_unix_session(sock, body)
+        deadline = time.monotonic() + 15
+        closes = []
+        while time.monotonic() < deadline and not closes:
+            closes = [json.loads(b)["result"] for (_, k, st, b) in fx.records("badhttp") if k == "close" and st == "gone"]
+            await anyio.sleep(0.1)
+        expect(closes and closes[0]["outcome"] == "stopped", "the abandoned step is recorded stopped", closes)
+    print("ok: bad requests over the unix socket; a disconnect mid-step stops the step")
+
+
+SCENARIOS = {"bad_http": bad_http, "concurrent": concurrent, "basics": basics, "replay": replay, "gated": gated, "budget": budget, "cancel": cancel,
              "progress": progress, "bad_requests": bad_requests, "killed": killed}
 
 
