@@ -117,10 +117,11 @@ async def unix_server(fx, lane, run):
     proc = subprocess.Popen([fx.lanes_bin, *fx.args(lane, run), "--listen", "unix:" + sock], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=fx.ws)
     try:
+        # A socket left by an earlier server of the same run is replaced: wait until one accepts.
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not os.path.exists(sock) and proc.poll() is None:
+        while time.monotonic() < deadline and not connectable(sock) and proc.poll() is None:
             await anyio.sleep(0.02)
-        expect(os.path.exists(sock), "the server listens", proc.poll())
+        expect(connectable(sock), "the server listens", proc.poll())
         mode = stat.S_IMODE(os.stat(sock).st_mode)
         expect(mode == 0o600, "the socket is 0600", oct(mode))
         yield sock
@@ -132,6 +133,18 @@ async def unix_server(fx, lane, run):
             proc.kill()
         out = proc.stdout.read()
         expect(out == b"", "nothing on stdout in --listen mode either", out[:200])
+
+
+def connectable(path):
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 async def with_unix_session(sock, body):
