@@ -101,6 +101,7 @@ extension StepResult {
         memoryPeakBytes = uint64("memory_peak_bytes")
         cgroupCpuMs = double("cgroup_cpu_ms")
         pidsPeak = uint64("pids_peak")
+        requester = string("requester")  // MERGE(issue 13): the MCP socket peer
         reason = string("reason").flatMap(RefusalReason.init(rawValue:))
         // An exit status the fields alone do not give (a stop's 81) was reported as such.
         if let status = int32("exit_status"), status != exitStatus, exitCode == nil || outcome == .stopped { exitCode = status }

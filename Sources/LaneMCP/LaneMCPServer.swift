@@ -81,7 +81,8 @@ public final class LaneMCPServer: @unchecked Sendable {
     /// One `tools/call`.
     func call(_ params: CallTool.Parameters, server: Server) async throws -> CallTool.Result {
         let progress = params._meta?.progressToken
-        if let peer = Server.currentHandlerContext?.httpContext?.header(PeerHeader.name) {
+        let peer = Server.currentHandlerContext?.httpContext?.header(PeerHeader.name)
+        if let peer {
             logger.notice("tool call", metadata: ["tool": "\(params.name)", "peer": "\(peer)", "run": "\(options.run)"])
         }
         switch params.name {
@@ -142,6 +143,7 @@ public final class LaneMCPServer: @unchecked Sendable {
     private func makeCall(argv: [String], step: String?) -> StepCall {
         var call = StepCall(lane: options.lane, argv: argv, workspace: options.workspace, run: options.run, step: step, output: .capture)
         call.stdin = []
+        call.requester = Server.currentHandlerContext?.httpContext?.header(PeerHeader.name)
         return call
     }
 

@@ -33,6 +33,9 @@ public struct StepResult: Sendable, Equatable {
     public var pidsPeak: UInt64?
     /// For `refused`: why (the exit status follows from it).
     public var reason: RefusalReason?
+    /// Who asked for the step when a front door knows (`lanes mcp --listen`: the unix socket
+    /// peer, "pid=… uid=… gid=…"); rendered only when set.
+    public var requester: String?
 
     public init(lane: String, profile: String, profileFingerprint: String, outcome: Outcome,
                 exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Double = 0, cpuMs: Double = 0,
@@ -120,6 +123,7 @@ public struct StepResult: Sendable, Equatable {
         o.add("memory_peak_bytes", memoryPeakBytes.map { .int(Int(clamping: $0)) } ?? .null)
         o.add("cgroup_cpu_ms", cgroupCpuMs.map { .double($0) } ?? .null)
         o.add("pids_peak", pidsPeak.map { .int(Int(clamping: $0)) } ?? .null)
+        if let requester { o.add("requester", .string(requester)) }
         return o.rendered
     }
 }

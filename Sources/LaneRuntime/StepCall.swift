@@ -31,6 +31,8 @@ public struct StepCall: Sendable {
     public var stdin: [UInt8]?
     /// Lets another thread stop the running step (recorded `stopped`).
     public var cancellation: StepCancellation?
+    /// Who asked (a socket peer), recorded in the step's result.
+    public var requester: String?
 
     public init(lane: String, argv: [String], workspace: String? = nil, run: String? = nil, step: String? = nil,
                 timeoutSeconds: Double? = nil, idempotent: Bool = false, effect: String? = nil, output: Output = .capture) {

@@ -89,7 +89,9 @@ public final class StepService: @unchecked Sendable {
         let runner = StepRunner(initPath: options.initHelper)
         let outcome = journaled.perform(intent: prepared.intent) {
             log.info("step starting", metadata: ["argv0": "\(call.argv.first ?? "")"])
-            return runner.run(prepared.request, compiled: prepared.compiled)
+            var result = runner.run(prepared.request, compiled: prepared.compiled)
+            result.requester = call.requester  // MERGE(issue 13): the front door's requester is recorded
+            return result
         }
         switch outcome {
         case let .refused(reason, id, message):

@@ -173,6 +173,13 @@ async def basics(fx):
         expect(rep["exit_status"] == 3 and rep["outcome"] == "exited", "exit status 3", rep)
         expect(rep["stdout"] == "out\n" and rep["stderr"] == "err\n", "captured output", rep)
         expect(rep["run"] == "basics" and rep["step"] == "1", "run and step ids", rep)
+        if fx.transport == "unix":
+            # The socket peer (SO_PEERCRED) is the step's requester, in the result and the journal.
+            expect(f"uid={os.getuid()}" in (rep.get("requester") or ""), "the peer is recorded as requester", rep.get("requester"))
+            close = [json.loads(b)["result"] for (_, k, st, b) in fx.records("basics") if k == "close" and st == "1"]
+            expect(f"pid=" in (close[0].get("requester") or ""), "the journal records the requester", close)
+        else:
+            expect("requester" not in rep, "no requester over stdio", rep)
 
         r = await s.call_tool("run_command", {"command": "cat; echo; hostname", "stdin": "hello from stdin"})
         rep = result_of(r)
