@@ -46,5 +46,6 @@ struct MCPClientTests {
     @Test("a budget halt (unix)") func budgetUnix() throws { try scenario("budget", transport: "unix") }
     @Test("cancellation (unix)") func cancelUnix() throws { try scenario("cancel", transport: "unix") }
     @Test("three clients at once on one server (unix)") func concurrentUnix() throws { try scenario("concurrent", transport: "unix") }
+    @Test("SIGKILL mid-step, restart: in doubt, not re-run (unix)") func killedUnix() throws { try scenario("killed", transport: "unix") }
     @Test("bad requests and a disconnect mid-step (unix)") func badHTTP() throws { try scenario("bad_http", transport: "unix") }
 }

@@ -116,6 +116,7 @@ async def unix_server(fx, lane, run):
     sock = os.path.join(fx.dir, f"mcp-{run}.sock")
     proc = subprocess.Popen([fx.lanes_bin, *fx.args(lane, run), "--listen", "unix:" + sock], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=fx.ws)
+    fx.server = proc
     try:
         # A socket left by an earlier server of the same run is replaced: wait until one accepts.
         deadline = time.monotonic() + 20
@@ -377,6 +378,44 @@ async def bad_requests(fx):
 async def killed(fx):
     """SIGKILL of the server mid-step: after a restart with the same run the step is in doubt (76), not re-run."""
     marker = os.path.join(fx.ws, "ran")
+    if fx.transport == "unix":
+        await killed_unix(fx, marker)
+    else:
+        killed_stdio(fx, marker)
+
+    async def body(s):
+        r = await s.call_tool("run_command", {"command": "echo x >> ran; sleep 60", "step_id": "k"})
+        rep = result_of(r)
+        expect(iserr(r) and rep["exit_status"] == 76 and rep["reason"] == "in_doubt", "in doubt after SIGKILL (76)", rep)
+        r = await s.call_tool("run_command", {"argv": ["echo", "next"]})
+        expect(result_of(r)["stdout"] == "next\n", "other steps run", result_of(r))
+    await with_session(fx, "plain", "killed", body)
+    with open(marker) as f:
+        expect(f.read() == "x\n", "the in-doubt step was not run again", None)
+    print("ok: SIGKILL mid-step, restart: in doubt, not re-run")
+
+
+async def killed_unix(fx, marker):
+    async with unix_server(fx, "plain", "killed") as sock:
+        async def call():
+            try:
+                await with_unix_session(sock, lambda s: s.call_tool(
+                    "run_command", {"command": "echo x >> ran; sleep 60", "step_id": "k"}))
+            except BaseException:
+                pass  # the server is killed under it
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not os.path.exists(marker):
+                await anyio.sleep(0.05)
+            expect(os.path.exists(marker), "the step started", None)
+            fx.server.send_signal(signal.SIGKILL)
+            fx.server.wait()
+            await anyio.sleep(0.5)
+            tg.cancel_scope.cancel()
+
+
+def killed_stdio(fx, marker):
     proc = subprocess.Popen([fx.lanes_bin, *fx.args("plain", "killed")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, cwd=fx.ws)
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -393,18 +432,6 @@ async def killed(fx):
     expect(os.path.exists(marker), "the step started", None)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-
-    async def body(s):
-        # The step's sandbox dies with its supervisor (pdeathsig); wait for the liveness lock to go.
-        r = await s.call_tool("run_command", {"command": "echo x >> ran; sleep 60", "step_id": "k"})
-        rep = result_of(r)
-        expect(iserr(r) and rep["exit_status"] == 76 and rep["reason"] == "in_doubt", "in doubt after SIGKILL (76)", rep)
-        r = await s.call_tool("run_command", {"argv": ["echo", "next"]})
-        expect(result_of(r)["stdout"] == "next\n", "other steps run", result_of(r))
-    await with_session(fx, "plain", "killed", body)
-    with open(marker) as f:
-        expect(f.read() == "x\n", "the in-doubt step was not run again", None)
-    print("ok: SIGKILL mid-step, restart: in doubt, not re-run")
 
 
 async def concurrent(fx):
