@@ -23,6 +23,10 @@ public struct LaneParser {
             root.error("writable", "expected a path inside the workspace (relative, no `..`), found \"\(dir)\"")
         }
         let retry = root.string("retry", allowed: ["never", "safe"]).flatMap(Lane.Retry.init(rawValue:)) ?? .never
+        let socketGroup = root.string("socket_group")
+        if let g = socketGroup, !Self.isGroupName(g) {
+            root.error("socket_group", "expected a group name ([a-z_][a-z0-9_-]*, at most 32 characters), found \"\(g)\"")
+        }
         var credentials: [Lane.Credential] = []
         if let t = root.table("credentials") {
             for key in t.table.keys.sorted() {
@@ -52,11 +56,24 @@ public struct LaneParser {
         if !all.isEmpty { throw ConfigErrors(all.sorted { ($0.line ?? 0) < ($1.line ?? 0) }) }
         return Lane(name: name, description: description ?? "", owner: owner ?? "", profile: profile ?? "",
                     workspace: workspace, writable: writable, retry: retry, credentials: credentials)
-            .governed(like: governance)
+            .governed(like: governance).withSocketGroup(socketGroup)
+    }
+
+    /// A POSIX-portable group name.
+    static func isGroupName(_ s: String) -> Bool {
+        guard let first = s.unicodeScalars.first, s.unicodeScalars.count <= 32,
+              first == "_" || ("a"..."z").contains(first) else { return false }
+        return s.unicodeScalars.allSatisfy { $0 == "_" || $0 == "-" || ("a"..."z").contains($0) || ("0"..."9").contains($0) }
     }
 }
 
 extension Lane {
+    func withSocketGroup(_ g: String?) -> Lane {
+        var l = self
+        l.socketGroup = g
+        return l
+    }
+
     /// This lane with the review gates, budget and halt_on of `other`.
     func governed(like other: Lane) -> Lane {
         var l = self

@@ -15,7 +15,15 @@ import NIOPosix
 /// `LaneMCPServer`: one step service, one run.
 public enum UnixHTTPListener {
     /// Serves until the process ends.
-    public static func serve(path: String, server: LaneMCPServer, logger: Logger) async throws {
+    /// `group`: the lane's `socket_group` (the socket is then 0660 and owned by it).
+    public static func serve(path: String, group: String?, server: LaneMCPServer, logger: Logger) async throws {
+        var gid: gid_t?
+        if let group {
+            guard let entry = getgrnam(group) else {
+                throw ListenError("--listen: the lane's socket_group \"\(group)\" is not a group on this host")
+            }
+            gid = entry.pointee.gr_gid
+        }
         let sessions = HTTPSessions(lanes: server, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // A stale socket from a dead server is replaced; an unrelated file is not.
@@ -37,7 +45,11 @@ public enum UnixHTTPListener {
             }
             .bind(unixDomainSocketPath: path).get()
         umask(old)
-        guard chmod(path, 0o600) == 0 else { throw ListenError("--listen unix:\(path): chmod failed: \(String(cString: strerror(errno)))") }
+        // With a socket_group: owned by it and 0660, set before the first accept is served.
+        if let gid, chown(path, uid_t.max, gid) != 0 || chmod(path, 0o660) != 0 {
+            try? await channel.close()
+            throw ListenError("--listen unix:\(path): cannot give the socket to group \(gid): \(String(cString: strerror(errno)))")
+        }
         logger.notice("listening", metadata: ["socket": "\(path)"])
         FileHandle.standardError.write(Data("lanes: mcp: listening on unix:\(path)\n".utf8))
         try await channel.closeFuture.get()

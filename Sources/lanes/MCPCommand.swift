@@ -2,10 +2,12 @@ import ArgumentParser
 import Foundation
 import Glibc
 import LaneMCP
+import LaneConfig
 import LaneJournal
 import LaneModel
 import LaneRuntime
 import LaneState
+import LaneSys
 
 /// `lanes mcp`: serves the lane's sandbox to an agent host over the Model Context Protocol.
 struct MCPCommand: ParsableCommand {
@@ -60,6 +62,13 @@ struct MCPCommand: ParsableCommand {
             printError("lanes: \(error.description)")
             throw ExitCode(JournalExitStatus.journalError)
         }
+        // The lane must load now (a wrong lane is an error at start, not on the first call).
+        let loadedLane: Lane
+        do { loadedLane = try config.load(lane: lane, parser: ProfileParser(knownSyscall: SeccompCompiler.isKnown)).0 } catch {
+            printError("lanes: config: \(error.description)")
+            throw ExitCode(ExitStatus.failedToStart)
+        }
+        let socketGroup = loadedLane.socketGroup
         let run = runID ?? newRunID()
         printError("lanes: mcp: lane \(lane), run \(run)")
         let server = LaneMCPServer(service: service, options: .init(lane: lane, run: run, workspace: workspace, version: "0.1.0"),
@@ -70,7 +79,8 @@ struct MCPCommand: ParsableCommand {
         Task.detached {
             do {
                 if let listen {
-                    try await UnixHTTPListener.serve(path: String(listen.dropFirst(5)), server: server, logger: Log.logger)
+                    try await UnixHTTPListener.serve(path: String(listen.dropFirst(5)), group: socketGroup, server: server,
+                                                     logger: Log.logger)
                 } else {
                     try await server.serve(transport: LineTransport(logger: Log.logger))
                 }

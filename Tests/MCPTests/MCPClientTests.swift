@@ -47,5 +47,6 @@ struct MCPClientTests {
     @Test("cancellation (unix)") func cancelUnix() throws { try scenario("cancel", transport: "unix") }
     @Test("three clients at once on one server (unix)") func concurrentUnix() throws { try scenario("concurrent", transport: "unix") }
     @Test("SIGKILL mid-step, restart: in doubt, not re-run (unix)") func killedUnix() throws { try scenario("killed", transport: "unix") }
+    @Test("a lane's socket_group: socket 0660 for the group; a bad name refused (unix)") func socketGroup() throws { try scenario("socket_group", transport: "unix") }
     @Test("bad requests and a disconnect mid-step (unix)") func badHTTP() throws { try scenario("bad_http", transport: "unix") }
 }

@@ -35,6 +35,9 @@ LANES = {
     # Gated: `deploy *` waits for a person.
     "gated": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\n'
     '[review]\ncommands = ["deploy *"]\ntimeout = "1h"\n',
+    # The unix socket is shared with a group.
+    "grp": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\nsocket_group = "nogroup"\n',
+    "badgrp": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\nsocket_group = "Not A Group"\n',
     # Three steps, then the run halts (80).
     "b3": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\n[budget]\nmax_steps = 3\n',
 }
@@ -111,7 +114,7 @@ async def with_session(fx, lane, run, body):
 
 
 @contextlib.asynccontextmanager
-async def unix_server(fx, lane, run):
+async def unix_server(fx, lane, run, mode=0o600):
     """`lanes mcp --listen unix:SOCK` for the block; checks the socket is 0600."""
     sock = os.path.join(fx.dir, f"mcp-{run}.sock")
     proc = subprocess.Popen([fx.lanes_bin, *fx.args(lane, run), "--listen", "unix:" + sock], stdin=subprocess.DEVNULL,
@@ -123,8 +126,8 @@ async def unix_server(fx, lane, run):
         while time.monotonic() < deadline and not connectable(sock) and proc.poll() is None:
             await anyio.sleep(0.02)
         expect(connectable(sock), "the server listens", proc.poll())
-        mode = stat.S_IMODE(os.stat(sock).st_mode)
-        expect(mode == 0o600, "the socket is 0600", oct(mode))
+        found = stat.S_IMODE(os.stat(sock).st_mode)
+        expect(found == mode, f"the socket is {oct(mode)}", oct(found))
         yield sock
     finally:
         proc.terminate()
@@ -501,7 +504,21 @@ async def bad_http(fx):
     print("ok: bad requests over the unix socket; a disconnect mid-step stops the step")
 
 
-SCENARIOS = {"bad_http": bad_http, "concurrent": concurrent, "basics": basics, "replay": replay, "gated": gated, "budget": budget, "cancel": cancel,
+async def socket_group(fx):
+    """A lane's socket_group: the socket is 0660 and owned by that group; a bad name is refused."""
+    import grp
+    async with unix_server(fx, "grp", "grp", mode=0o660) as sock:
+        expect(os.stat(sock).st_gid == grp.getgrnam("nogroup").gr_gid, "the socket belongs to the group", os.stat(sock).st_gid)
+        r = await with_unix_session(sock, lambda s: s.call_tool("run_command", {"argv": ["true"]}))
+        expect(not iserr(r), "it serves", result_of(r))
+    out = subprocess.run([fx.lanes_bin, *fx.args("badgrp", "x"), "--listen", "unix:" + os.path.join(fx.dir, "b.sock")],
+                         capture_output=True, text=True, timeout=30)
+    expect(out.returncode == 125 and "badgrp.toml" in out.stderr and "socket_group" in out.stderr,
+           "a bad socket_group is refused at start, naming the file and key", (out.returncode, out.stderr))
+    print("ok: socket_group makes the socket 0660 for the group")
+
+
+SCENARIOS = {"socket_group": socket_group, "bad_http": bad_http, "concurrent": concurrent, "basics": basics, "replay": replay, "gated": gated, "budget": budget, "cancel": cancel,
              "progress": progress, "bad_requests": bad_requests, "killed": killed}
 
 
