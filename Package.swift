@@ -32,6 +32,7 @@ let package = Package(
     products: [
         .executable(name: "lanes", targets: ["lanes"]),
         .executable(name: "lane-init", targets: ["lane-init"]),
+        .executable(name: "lanes-mcp", targets: ["lanes-mcp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -72,7 +73,7 @@ let package = Package(
             name: "lanes",
             dependencies: [
                 "LaneModel", "LaneConfig", "LaneSys", "LaneSupervisor", "LaneJournal", "LaneGovernance",
-                "LaneState", "LaneRuntime", "LaneMCP",
+                "LaneState", "LaneRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -108,6 +109,16 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings),
+        // `lanes mcp` execs it; never linked statically (FoundationNetworking, which the MCP SDK
+        // imports, needs libcurl), and kept out of the one-shot `lanes` image.
+        .executableTarget(
+            name: "lanes-mcp",
+            dependencies: [
+                "LaneMCP", "LaneModel", "LaneConfig", "LaneSys", "LaneJournal", "LaneState", "LaneRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/LanesMCPMain", swiftSettings: swiftSettings),
         .target(name: "LaneTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "LanesTests",

@@ -77,7 +77,8 @@ def server_pid(lanes):
                 cmd = f.read().split(b"\0")
         except OSError:
             continue
-        if int(fields[1]) == me and cmd and cmd[0].decode() == lanes and b"mcp" in cmd:
+        # `lanes mcp` execs lanes-mcp (same pid).
+        if int(fields[1]) == me and cmd and os.path.basename(cmd[0].decode()) in ("lanes", "lanes-mcp"):
             return int(pid)
     return None
 

@@ -20,6 +20,7 @@ struct LanesCommand: ParsableCommand {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let options = arguments.prefix { $0 != "--" }
+        if arguments.first == "mcp" { MCPCommand.exec(Array(arguments.dropFirst())) }
         if arguments.first == "run", !options.contains(where: { ["-h", "--help", "-help", "help"].contains($0) }) {
             RunCommand.main(Array(arguments.dropFirst()))
         }

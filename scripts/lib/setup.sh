@@ -30,7 +30,7 @@ lanes_ensure_packages() {
 LANES_RELEASE_DIR=.build-static
 lanes_release_build() {
     local bin="$LANES_RELEASE_DIR/release/lanes"
-    if [ -x "$bin" ] && [ -x "$LANES_RELEASE_DIR/release/lane-init" ] \
+    if [ -x "$bin" ] && [ -x "$LANES_RELEASE_DIR/release/lane-init" ] && [ -x "$LANES_RELEASE_DIR/release/lanes-mcp" ] \
         && [ -z "$(find Package.swift Sources -newer "$bin" -print -quit)" ]; then
         return 0
     fi
@@ -39,6 +39,10 @@ lanes_release_build() {
         --scratch-path "$LANES_RELEASE_DIR" --product lanes >&2
     LANES_STATIC_EXECUTABLES=1 swift build -c release --static-swift-stdlib \
         --scratch-path "$LANES_RELEASE_DIR" --product lane-init >&2
+    # `lanes mcp` execs lanes-mcp: linked dynamically (the MCP SDK's FoundationNetworking needs
+    # libcurl, which has no static build here); same manifest, so the objects are shared.
+    LANES_STATIC_EXECUTABLES=1 swift build -c release \
+        --scratch-path "$LANES_RELEASE_DIR" --product lanes-mcp >&2
 }
 
 # The Python client the MCP tests and benchmarks drive `lanes mcp` with: the official `mcp`
