@@ -22,6 +22,8 @@ struct LanesCommand: ParsableCommand {
         let options = arguments.prefix { $0 != "--" }
         if arguments.first == "mcp" { MCPCommand.exec(Array(arguments.dropFirst())) }
         if arguments.first == "run", !options.contains(where: { ["-h", "--help", "-help", "help"].contains($0) }) {
+            // The plain forms without argument-parser at all (FastRun), the rest through it.
+            FastRun.parse(Array(arguments.dropFirst()))?.execute()
             RunCommand.main(Array(arguments.dropFirst()))
         }
         main(nil)
