@@ -170,17 +170,26 @@ def main():
     ap.add_argument("lanes")
     ap.add_argument("bwrap")
     ap.add_argument("workspace")
-    ap.add_argument("--lane", default="engineering")
     ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--seconds", type=float, default=8)
     a = ap.parse_args()
     run = "bench-mcp-" + str(os.getpid())
-    config_args = ["--lane", a.lane, "--workspace", a.workspace, "--run", run]
+    # A lane of the same profile without [budget] or loop detection (10,000 /bin/true steps of one
+    # run are a loop by the engineering lane's rules), in a config of its own.
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+    config = tempfile.mkdtemp(prefix="lanes-bench-mcp-config-")
+    import shutil
+    shutil.copytree(os.path.join(root, "Profiles"), os.path.join(config, "Profiles"))
+    os.makedirs(os.path.join(config, "Lanes"))
+    with open(os.path.join(config, "Lanes", "bench.toml"), "w") as f:
+        f.write('description = "bench"\nowner = "bench"\nprofile = "workspace-write"\n')
+    a.lane = "bench"
+    config_args = ["--config", config, "--lane", a.lane, "--workspace", a.workspace, "--run", run]
 
     bwrap_ms, bwrap_cpu = one_shot(a.bwrap, a.runs)
     log(f"bwrap one-shot median {bwrap_ms:.2f} ms, CPU {bwrap_cpu:.2f} ms")
-    lanes_cmd = f"{a.lanes} run {a.lane} --workspace {a.workspace} -- /bin/true"
+    lanes_cmd = f"{a.lanes} run --config {config} {a.lane} --workspace {a.workspace} -- /bin/true"
     lanes_ms, lanes_cpu = one_shot(lanes_cmd, a.runs)
     log(f"lanes run one-shot median {lanes_ms:.2f} ms, CPU {lanes_cpu:.2f} ms")
     w = anyio.run(warm, a, config_args)
@@ -191,6 +200,7 @@ def main():
         mcp_tp = anyio.run(throughput, a, config_args, d)
     log(f"8 MCP clients: {mcp_tp:.1f} steps/s")
 
+    shutil.rmtree(config, ignore_errors=True)
     rss = w["rss"]
     first, last = rss[0][1], rss[-1][1]
     print("| row | lanes | bubblewrap | ratio | goal | met |")
