@@ -18,6 +18,7 @@ import PackageDescription
 /// - `LaneGovernance`: gates, budgets, loops and stops decided over the store.
 /// - `LaneState`: the state directory: paths, secrets, supervisor liveness locks.
 /// - `LaneRuntime`: the step service every front door calls (request → report), warm caches.
+/// - `LaneMCP`: `lanes mcp`, the Model Context Protocol server over the step service.
 /// - `lane-init`: the single-threaded helper that becomes PID 1 of the sandbox.
 /// - `lanes`: the command-line interface (parses and prints; no orchestration).
 let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
@@ -33,6 +34,7 @@ let package = Package(
     products: [
         .executable(name: "lanes", targets: ["lanes"]),
         .executable(name: "lane-init", targets: ["lane-init"]),
+        .executable(name: "lanes-mcp", targets: ["lanes-mcp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -41,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
@@ -117,6 +120,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),
+        .target(
+            name: "LaneMCP",
+            dependencies: [
+                "LaneModel", "LaneRuntime", "LaneSupervisor", "LaneJournal", "LaneGovernance", "LaneState",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings),
+        // `lanes mcp` execs it; never linked statically (FoundationNetworking, which the MCP SDK
+        // imports, needs libcurl), and kept out of the one-shot `lanes` image.
+        .executableTarget(
+            name: "lanes-mcp",
+            dependencies: [
+                "LaneMCP", "LaneModel", "LaneConfig", "LaneSys", "LaneJournal", "LaneState", "LaneRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/LanesMCPMain", swiftSettings: swiftSettings),
         .target(name: "LaneTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "LanesTests",
@@ -132,6 +156,7 @@ let package = Package(
                     .product(name: "Logging", package: "swift-log"), .product(name: "InMemoryLogging", package: "swift-log"),
                     "LaneConfig", "LaneGovernance", "LaneState"], swiftSettings: swiftSettings),
         .testTarget(name: "ChangeTests", dependencies: ["LaneChanges", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "MCPTests", dependencies: ["LaneTestSupport"], exclude: ["scripts"], swiftSettings: swiftSettings),
     ]
 )
 

@@ -23,6 +23,10 @@ public struct LaneParser {
             root.error("writable", "expected a path inside the workspace (relative, no `..`), found \"\(dir)\"")
         }
         let retry = root.string("retry", allowed: ["never", "safe"]).flatMap(Lane.Retry.init(rawValue:)) ?? .never
+        let socketGroup = root.string("socket_group")
+        if let g = socketGroup, !Self.isGroupName(g) {
+            root.error("socket_group", "expected a group name ([a-z_][a-z0-9_-]*, at most 32 characters), found \"\(g)\"")
+        }
         var credentials: [Lane.Credential] = []
         if let t = root.table("credentials") {
             for key in t.table.keys.sorted() {
@@ -73,17 +77,30 @@ public struct LaneParser {
         if !all.isEmpty { throw ConfigErrors(all.sorted { ($0.line ?? 0) < ($1.line ?? 0) }) }
         var lane = Lane(name: name, description: description ?? "", owner: owner ?? "", profile: profile ?? "",
                         workspace: workspace, writable: writable, retry: retry, credentials: credentials)
-            .governed(like: governance).allowing(networkAllow)
+            .governed(like: governance).allowing(networkAllow).withSocketGroup(socketGroup)
         lane.unprotected = unprotected
         return lane
+    }
+
+    /// A POSIX-portable group name.
+    static func isGroupName(_ s: String) -> Bool {
+        guard let first = s.unicodeScalars.first, s.unicodeScalars.count <= 32,
+              first == "_" || ("a"..."z").contains(first) else { return false }
+        return s.unicodeScalars.allSatisfy { $0 == "_" || $0 == "-" || ("a"..."z").contains($0) || ("0"..."9").contains($0) }
     }
 }
 
 extension Lane {
-    /// This lane with extra network allow rules.
     func allowing(_ rules: [EgressRule]) -> Lane {
         var l = self
         l.networkAllow = rules
+        return l
+    }
+
+    /// This lane with the group allowed on `lanes mcp --listen`'s socket.
+    func withSocketGroup(_ g: String?) -> Lane {
+        var l = self
+        l.socketGroup = g
         return l
     }
 

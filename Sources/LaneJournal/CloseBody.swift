@@ -101,6 +101,7 @@ extension StepResult {
         memoryPeakBytes = uint64("memory_peak_bytes")
         cgroupCpuMs = double("cgroup_cpu_ms")
         pidsPeak = uint64("pids_peak")
+        requester = string("requester")  // MERGE(issue 13): the MCP socket peer
         reason = string("reason").flatMap(RefusalReason.init(rawValue:))
         denials = ((o["denials"] as? [[String: Any]]) ?? []).compactMap { d in
             guard let kind = (d["kind"] as? String).flatMap(Denial.Kind.init(rawValue:)), let name = d["name"] as? String else { return nil }

@@ -15,6 +15,9 @@ public struct Lane: Sendable, Equatable {
     public var writable: [String]
     /// What happens to a step whose supervisor died between its intent and its close record.
     public var retry: Retry
+    /// `socket_group`: the group that may connect to `lanes mcp --listen unix:PATH` for this lane
+    /// (the socket is then 0660 and owned by it; without it, 0600).
+    public var socketGroup: String?
     /// The credentials every step of this lane gets, sorted by name. Nothing else passes.
     public var credentials: [Credential]
     /// `[review]`: which steps wait for a person's approval.

@@ -44,6 +44,9 @@ public struct StepResult: Sendable, Equatable {
     public var changes: StepChanges?
     /// Proxy mode (issue 12): every connection attempt through the step's egress proxy.
     public var network: NetworkRecord?
+    /// Who asked for the step when a front door knows (`lanes mcp --listen`: the unix socket
+    /// peer, "pid=… uid=… gid=…"); rendered only when set.
+    public var requester: String?
 
     public init(lane: String, profile: String, profileFingerprint: String, outcome: Outcome,
                 exitCode: Int32? = nil, signal: Int32? = nil, wallMs: Double = 0, cpuMs: Double = 0,
@@ -136,6 +139,7 @@ public struct StepResult: Sendable, Equatable {
         o.add("host_identity", hostIdentity.map { .string($0) } ?? .null)
         o.add("changes", changes.map { $0.json() } ?? .null)
         o.add("network", network.map { $0.json() } ?? .null)
+        o.add("requester", requester.map { .string($0) } ?? .null)
         return o.rendered
     }
 }

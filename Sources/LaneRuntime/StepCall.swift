@@ -1,4 +1,5 @@
 import LaneModel
+import LaneSupervisor
 
 /// One request for a step, as any front door (the CLI, `lanes mcp`) makes it.
 public struct StepCall: Sendable {
@@ -28,6 +29,13 @@ public struct StepCall: Sendable {
     /// Run even in a workspace that exposes the host (`HostWorkspace`; `--allow-host-workspace`).
     /// Recorded in the intent as the limit `allow_host_workspace`.
     public var allowHostWorkspace: Bool
+    /// The step's stdin: nil forwards this process's (the CLI); bytes are written and then closed
+    /// (a server never lets a step read its protocol stream).
+    public var stdin: [UInt8]?
+    /// Lets another thread stop the running step (recorded `stopped`).
+    public var cancellation: StepCancellation?
+    /// Who asked (a socket peer), recorded in the step's result.
+    public var requester: String?
 
     public init(lane: String, argv: [String], workspace: String? = nil, run: String? = nil, step: String? = nil,
                 timeoutSeconds: Double? = nil, idempotent: Bool = false, effect: String? = nil, output: Output = .capture,

@@ -92,7 +92,9 @@ public final class StepService: @unchecked Sendable {
             var request = prepared.request
             // Where the step's change set lives (filesystem.commit = auto or review).
             request.changeStaging = ChangeStaging(stateDirectory: prepared.journal.directory, run: run, step: id)
-            return runner.run(request, compiled: prepared.compiled)
+            var result = runner.run(request, compiled: prepared.compiled)
+            result.requester = call.requester  // the front door's requester is recorded
+            return result
         }
         switch outcome {
         case let .refused(reason, id, message):
@@ -139,6 +141,8 @@ public final class StepService: @unchecked Sendable {
         var request = StepRequest(lane: lane, profile: compiled.profile, argv: call.argv, workspace: workspace,
                                   timeoutSeconds: call.timeoutSeconds, captureOutput: call.output == .capture,
                                   hiddenPaths: hidden.compactMap { Paths.resolve($0) })
+        request.stdin = call.stdin  // MERGE(issue 13): stdin text and cancellation from a front door
+        request.cancellation = call.cancellation
         switch CredentialResolver.resolve(lane, secrets: SecretStore(state: state)) {
         case let .failure(e): return .failure(e)
         case let .success(values): request.credentials = values

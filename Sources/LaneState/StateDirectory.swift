@@ -103,7 +103,19 @@ public func newRunID() -> String {
     var t = time(nil)
     var tm = tm()
     gmtime_r(&t, &tm)
-    let stamp = String(format: "%04d%02d%02d-%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
-    let random = (0..<3).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    // Digits by hand, not String(format:): Foundation's formatting is a measurable part of a
+    // one-shot `lanes run` (its first use looks up protocol conformances).
+    func pad(_ v: Int32, _ width: Int) -> String {
+        let s = String(v)
+        return String(repeating: "0", count: max(0, width - s.count)) + s
+    }
+    let stamp = pad(tm.tm_year + 1900, 4) + pad(tm.tm_mon + 1, 2) + pad(tm.tm_mday, 2) + "-"
+        + pad(tm.tm_hour, 2) + pad(tm.tm_min, 2) + pad(tm.tm_sec, 2)
+    let random = (0..<3).map { _ in hexByte(UInt8.random(in: 0...255)) }.joined()
     return stamp + "-" + random
+}
+
+private func hexByte(_ b: UInt8) -> String {
+    let digits = Array("0123456789abcdef")
+    return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
 }

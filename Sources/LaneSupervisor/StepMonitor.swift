@@ -26,16 +26,33 @@ struct StepMonitor: ~Copyable {
     /// The step's cgroup: SIGTERM and SIGKILL also go to every process in it (double-forked,
     /// setsid'd and stopped ones included), not only to PID 1.
     var tree: (any StepCgroup)?
+    /// Readable when a front door cancels the step (`StepCancellation`); -1 for none.
+    var cancelFd: Int32 = -1
+
+    /// Where the step's stdin comes from.
+    enum Stdin {
+        /// This process's stdin, copied as it arrives.
+        case forward
+        /// These bytes, then end of file.
+        case bytes([UInt8])
+        /// End of file at once.
+        case closed
+    }
 
     /// Runs until PID 1 is reaped and both output pipes are at EOF. The sandbox's descriptors
     /// close when this monitor goes away.
-    mutating func watch(stdout: OutputSink, stderr: OutputSink, forwardStdin: Bool) -> Ending {
+    mutating func watch(stdout: OutputSink, stderr: OutputSink, stdin: Stdin) -> Ending {
         var ending = Ending(stdout: stdout, stderr: stderr)
         let start = MonotonicClock.seconds()
         var killAt: Double?  // when SIGKILL follows the SIGTERM
         var outOpen = true, errOpen = true, exited = false
-        // Not forwarded: the pump starts closed, so the step reads EOF at once.
-        var stdinPump = StdinPump(target: forwardStdin ? sandbox.stdinWrite.take() : nil)
+        // Not forwarded: the pump starts closed (its descriptor closes now), so the step reads EOF at once.
+        var stdinPump: StdinPump
+        switch stdin {
+        case .forward: stdinPump = StdinPump(target: sandbox.stdinWrite.take())
+        case let .bytes(b) where !b.isEmpty: stdinPump = StdinPump(target: sandbox.stdinWrite.take(), bytes: b)
+        case .bytes, .closed: stdinPump = StdinPump(target: nil)
+        }
         sandbox.stdinWrite = nil
         var buffer = [UInt8](repeating: 0, count: 65536)
 
@@ -54,7 +71,8 @@ struct StepMonitor: ~Copyable {
             var fds = [pollfd(fd: outOpen ? sandbox.stdoutRead.raw : -1, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: errOpen ? sandbox.stderrRead.raw : -1, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: exited ? -1 : sandbox.pidfd.raw, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: signalFd, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: signalFd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: ending.stoppedBy == nil ? cancelFd : -1, events: Int16(POLLIN), revents: 0)]
             stdinPump.addPollFds(&fds)
             var timeout: Double = exited ? 1.0 : (killAt ?? (start + deadlineSeconds)) - now
             if timeout.isInfinite { timeout = 1.0 }
@@ -76,6 +94,12 @@ struct StepMonitor: ~Copyable {
                 } else {
                     killAt = MonotonicClock.seconds()
                 }
+            }
+            if fds[4].revents != 0, !exited, ending.stoppedBy == nil {
+                // A cancellation is a stop by SIGTERM: the same grace period, then SIGKILL.
+                ending.stoppedBy = SIGTERM
+                terminate()
+                killAt = MonotonicClock.seconds() + graceSeconds
             }
             stdinPump.service(fds)
             // Once PID 1 is gone every process of the step is gone; output already written is
@@ -138,6 +162,13 @@ struct StdinPump: ~Copyable {
         owner = target
         targetOpen = raw >= 0
         if raw >= 0 { _ = fcntl(raw, F_SETFL, O_NONBLOCK) }
+    }
+
+    /// Writes `bytes` and then closes; this process's stdin is never read.
+    init(target: consuming OwnedDescriptor?, bytes: [UInt8]) {
+        self.init(target: target)
+        pending = bytes
+        sourceOpen = false
     }
 
     mutating func addPollFds(_ fds: inout [pollfd]) {

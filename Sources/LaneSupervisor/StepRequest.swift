@@ -22,6 +22,12 @@ public struct StepRequest: Sendable {
     /// Where this step's change set lives (filesystem.commit = auto or review); set by the
     /// caller once the journal gave the step its id.
     public var changeStaging: ChangeStaging?
+    /// The step's standard input: nil forwards this process's stdin (when it is a pipe or a file);
+    /// bytes are written to the step's stdin and then closed, and this process's stdin is never
+    /// read (a server whose stdin is its protocol stream passes `[]`).
+    public var stdin: [UInt8]?
+    /// Stops the step from another thread (recorded `stopped`, like SIGTERM to `lanes run`).
+    public var cancellation: StepCancellation?
 
     public init(lane: Lane, profile: Profile, argv: [String], workspace: String,
                 timeoutSeconds: Double? = nil, captureOutput: Bool = false, hiddenPaths: [String] = [],

@@ -35,7 +35,7 @@ public struct StepRunner {
                                 protections: Self.protections(request.profile))
         do throws(LanesError) {
             let signals = try blockStopSignals()
-            try checkStdin()
+            if request.stdin == nil { try checkStdin() }
             // Before the spawn: lane-init cannot raise a hard limit (issue 11).
             try HostLimits.require(request.profile)
             let identity = StepIdentity.forStep(workspace: request.workspace, root: geteuid() == 0 && Spawner.setgroupsAllowed())
@@ -77,11 +77,11 @@ public struct StepRunner {
             let limit = Int(clamping: request.profile.limits.outputBytes)
             var monitor = StepMonitor(sandbox: sandbox, deadlineSeconds: request.wallSeconds,
                                       graceSeconds: request.profile.limits.killGraceSeconds, signalFd: signals.raw,
-                                      tree: cgroup)
+                                      tree: cgroup, cancelFd: request.cancellation?.readFd ?? -1)
             let ending = monitor.watch(
                 stdout: OutputSink(relayFd: request.captureOutput ? nil : 1, limit: limit, redactor: request.redactor),
                 stderr: OutputSink(relayFd: request.captureOutput ? nil : 2, limit: limit, redactor: request.redactor),
-                forwardStdin: shouldForwardStdin())
+                stdin: request.stdin.map { .bytes($0) } ?? (shouldForwardStdin() ? .forward : .closed))
             // PID 1 is reaped, so its pid namespace is gone; the group should be empty. Read its
             // counters, then kill whatever is left (nothing, normally) and remove it.
             let usage = cgroup?.usage()

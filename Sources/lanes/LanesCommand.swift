@@ -13,7 +13,8 @@ struct LanesCommand: ParsableCommand {
         subcommands: [RunCommand.self, CheckCommand.self, DoctorCommand.self, PolicyCommand.self, RunsCommand.self, ShowCommand.self,
                       LogCommand.self, OutputCommand.self, VerifyCommand.self, SecretCommand.self, PendingCommand.self,
                       ApproveCommand.self, DenyCommand.self, ResumeCommand.self, StopCommand.self, ExportCommand.self,
-                      DiffCommand.self, ApplyCommand.self, DiscardCommand.self, RevertCommand.self, GCCommand.self])
+                      DiffCommand.self, ApplyCommand.self, DiscardCommand.self, RevertCommand.self, GCCommand.self,
+                      MCPCommand.self])
 
     /// `lanes run …` is the hot path (once per tool call): it is parsed by `RunCommand` alone, so
     /// argument-parser does not reflect over every other subcommand first (measured: that walk
@@ -21,7 +22,10 @@ struct LanesCommand: ParsableCommand {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let options = arguments.prefix { $0 != "--" }
+        if arguments.first == "mcp" { MCPCommand.exec(Array(arguments.dropFirst())) }
         if arguments.first == "run", !options.contains(where: { ["-h", "--help", "-help", "help"].contains($0) }) {
+            // The plain forms without argument-parser at all (FastRun), the rest through it.
+            FastRun.parse(Array(arguments.dropFirst()))?.execute()
             RunCommand.main(Array(arguments.dropFirst()))
         }
         main(nil)

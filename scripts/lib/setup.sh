@@ -32,7 +32,7 @@ lanes_ensure_packages() {
 LANES_RELEASE_DIR=.build-static
 lanes_release_build() {
     local bin="$LANES_RELEASE_DIR/release/lanes"
-    if [ -x "$bin" ] && [ -x "$LANES_RELEASE_DIR/release/lane-init" ] \
+    if [ -x "$bin" ] && [ -x "$LANES_RELEASE_DIR/release/lane-init" ] && [ -x "$LANES_RELEASE_DIR/release/lanes-mcp" ] \
         && [ -z "$(find Package.swift Sources -newer "$bin" -print -quit)" ]; then
         return 0
     fi
@@ -43,6 +43,11 @@ lanes_release_build() {
             --scratch-path "$LANES_RELEASE_DIR" --product "$product" 2>&1 | lanes_filter_link_warnings >&2
         [ "${PIPESTATUS[0]}" = 0 ] || return 1
     done
+    # `lanes mcp` execs lanes-mcp: linked dynamically (the MCP SDK's FoundationNetworking needs
+    # libcurl, which has no static build here); same manifest, so the objects are shared.
+    LANES_STATIC_EXECUTABLES=1 swift build -c release \
+        --scratch-path "$LANES_RELEASE_DIR" --product lanes-mcp 2>&1 | lanes_filter_link_warnings >&2
+    [ "${PIPESTATUS[0]}" = 0 ] || return 1
 }
 
 # Hides the static-link warnings known to be harmless (scripts/lib/static-link-warnings.txt says
@@ -55,4 +60,18 @@ lanes_filter_link_warnings() {
         /warning:/ { for (i = 0; i < n; i++) if ($0 ~ pats[i]) { hidden++; next } }
         { print; fflush() }
         END { if (hidden) printf "setup: %d known-harmless static-link warnings hidden (see %s)\n", hidden, known }'
+}
+
+# The Python client the MCP tests and benchmarks drive `lanes mcp` with: the official `mcp`
+# package from PyPI, in a venv under .build-venv (ignored by git). Idempotent: an existing venv
+# with `mcp` importable is kept; nothing is fetched then.
+LANES_VENV=${LANES_VENV:-$PWD/.build-venv}
+LANES_PIP_PACKAGES=(mcp)
+lanes_ensure_venv() {
+    if [ -x "$LANES_VENV/bin/python3" ] && "$LANES_VENV/bin/python3" -c 'import mcp' 2>/dev/null; then
+        return 0
+    fi
+    echo "setup: creating the Python venv $LANES_VENV with ${LANES_PIP_PACKAGES[*]}" >&2
+    python3 -m venv "$LANES_VENV" >&2
+    "$LANES_VENV/bin/pip" install -q "${LANES_PIP_PACKAGES[@]}" >&2
 }

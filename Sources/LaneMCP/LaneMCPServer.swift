@@ -1,0 +1,177 @@
+import Foundation
+import LaneModel
+import LaneRuntime
+import LaneSupervisor
+import Logging
+import MCP
+
+/// `lanes mcp`: one MCP server over one `StepService` (configuration, compiled policies and the
+/// journal connection kept warm) for one lane and one run. Each tool call that runs something is
+/// one journaled step of that run with every rule of `lanes run`; steps run concurrently, each on
+/// its own thread (a step blocks its thread in the sandbox monitor; the cooperative pool is never
+/// blocked). When the client goes away the steps still running are stopped cleanly (recorded
+/// `stopped`) before `serve` returns.
+public final class LaneMCPServer: @unchecked Sendable {
+    /// What the server serves.
+    public struct Options: Sendable {
+        public var lane: String
+        /// The run every step belongs to (a restart with the same run resumes it).
+        public var run: String
+        public var workspace: String?
+        public var version: String
+        public init(lane: String, run: String, workspace: String?, version: String) {
+            self.lane = lane
+            self.run = run
+            self.workspace = workspace
+            self.version = version
+        }
+    }
+
+    let service: StepService
+    let options: Options
+    let logger: Logger
+    let steps = StepThreads()
+    let views: RunViews
+
+    public init(service: StepService, options: Options, logger: Logger) {
+        self.service = service
+        self.options = options
+        self.logger = logger
+        self.views = RunViews(service: service, lane: options.lane, run: options.run)
+    }
+
+    /// Serves one client on `transport` until it disconnects; then stops the steps it left
+    /// running and waits until their results are recorded.
+    public func serve(transport: any Transport) async throws {
+        let server = await makeServer()
+        try await server.start(transport: transport)
+        await server.waitUntilCompleted()
+        logger.info("client gone; stopping the steps still running", metadata: ["running": "\(steps.count)"])
+        steps.cancelAll()
+        await steps.drain()
+    }
+
+    /// An MCP server with this lane's tools and resources (one per client session; they share
+    /// the step service and the running steps).
+    func makeServer() async -> Server {
+        let server = Server(
+            name: "lanes", version: options.version, title: "Lanes sandbox (lane \(options.lane))",
+            instructions: """
+                Every tool call runs as one step in a fresh, isolated sandbox of the lane "\(options.lane)" and is \
+                recorded in run \(options.run). Give steps a step_id to make retries safe (a completed step id \
+                replays its recorded result). A result with isError true says why in `reason` and `error`.
+                """,
+            capabilities: .init(resources: .init(subscribe: false, listChanged: false), tools: .init(listChanged: false)))
+        await server.withMethodHandler(ListTools.self) { _ in ListTools.Result(tools: ToolCatalog.tools) }
+        await server.withMethodHandler(CallTool.self) { [self] params in try await self.call(params, server: server) }
+        await server.withMethodHandler(ListResources.self) { [self] _ in ListResources.Result(resources: self.views.resources()) }
+        await server.withMethodHandler(ListResourceTemplates.self) { [self] _ in
+            ListResourceTemplates.Result(templates: self.views.templates())
+        }
+        await server.withMethodHandler(ReadResource.self) { [self] params in try self.views.read(params.uri) }
+        return server
+    }
+
+    /// Stops every step still running and waits for their results to be recorded (shutdown).
+    func stopAll() async {
+        steps.cancelAll()
+        await steps.drain()
+    }
+
+    /// One `tools/call`.
+    func call(_ params: CallTool.Parameters, server: Server) async throws -> CallTool.Result {
+        let progress = params._meta?.progressToken
+        let peer = Server.currentHandlerContext?.httpContext?.header(PeerHeader.name)
+        if let peer {
+            logger.notice("tool call", metadata: ["tool": "\(params.name)", "peer": "\(peer)", "run": "\(options.run)"])
+        }
+        switch params.name {
+        case "run_command":
+            let a = try ToolArguments(tool: params.name, values: params.arguments,
+                                      allowed: ["argv", "command", "stdin", "timeout_seconds", "step_id", "idempotent", "effect",
+                                                "approval_wait_seconds"])
+            let argv: [String]
+            switch (try a.stringArray("argv"), try a.string("command", nonEmpty: true)) {
+            case let (list?, nil): argv = list
+            case let (nil, command?): argv = ["sh", "-c", command]
+            case (nil, nil): throw MCPError.invalidParams("run_command: give either \"argv\" (an array of strings) or \"command\" (a string)")
+            case (_?, _?): throw MCPError.invalidParams("run_command: give \"argv\" or \"command\", not both")
+            }
+            var call = makeCall(argv: argv, step: try a.string("step_id", nonEmpty: true))
+            call.timeoutSeconds = try a.number("timeout_seconds", min: 0, exclusive: true)
+            call.idempotent = try a.bool("idempotent") ?? false
+            call.effect = try a.string("effect", nonEmpty: true)
+            call.stdin = Array((try a.text("stdin") ?? "").utf8)
+            return try await perform(call, approvalWait: try a.number("approval_wait_seconds", min: 0, exclusive: false) ?? 0,
+                                     progress: progress, server: server)
+        case "read_file":
+            let a = try ToolArguments(tool: params.name, values: params.arguments, allowed: ["path", "step_id"])
+            let call = makeCall(argv: ["cat", "--", try a.requiredString("path")], step: try a.string("step_id", nonEmpty: true))
+            return try await perform(call, approvalWait: 0, progress: progress, server: server)
+        case "write_file":
+            let a = try ToolArguments(tool: params.name, values: params.arguments,
+                                      allowed: ["path", "content", "step_id", "approval_wait_seconds"])
+            let path = try a.requiredString("path")
+            guard let content = try a.text("content") else {
+                throw MCPError.invalidParams("write_file: missing the required argument \"content\" (a string)")
+            }
+            // The content's hash is an argument the script ignores: it makes the content part of
+            // the step's recorded intent, so a step id reused with other content is nondeterminism.
+            var call = makeCall(argv: ["sh", "-c", "cat > \"$1\"", "write_file", path, "sha256:" + Digest.sha256(Array(content.utf8))],
+                                step: try a.string("step_id", nonEmpty: true))
+            call.stdin = Array(content.utf8)
+            return try await perform(call, approvalWait: try a.number("approval_wait_seconds", min: 0, exclusive: false) ?? 0,
+                                     progress: progress, server: server)
+        case "list_files":
+            let a = try ToolArguments(tool: params.name, values: params.arguments, allowed: ["path", "recursive", "max_depth", "step_id"])
+            let path = try a.string("path", nonEmpty: true) ?? "."
+            let argv = try a.bool("recursive") == true
+                ? ["find", path, "-maxdepth", String(try a.int("max_depth", range: 1...64) ?? 8)]
+                : ["ls", "-lA", "--", path]
+            let call = makeCall(argv: argv, step: try a.string("step_id", nonEmpty: true))
+            return try await perform(call, approvalWait: 0, progress: progress, server: server)
+        case "run_status":
+            _ = try ToolArguments(tool: params.name, values: params.arguments, allowed: [])
+            let text = try views.status()
+            return CallTool.Result(content: [.text(text: text, annotations: nil, _meta: nil)],
+                                   structuredContent: try? JSONDecoder().decode(Value.self, from: Data(text.utf8)), isError: false)
+        default:
+            throw MCPError.invalidParams("unknown tool \"\(params.name)\"; the tools are \(ToolCatalog.tools.map(\.name).joined(separator: ", "))")
+        }
+    }
+
+    private func makeCall(argv: [String], step: String?) -> StepCall {
+        var call = StepCall(lane: options.lane, argv: argv, workspace: options.workspace, run: options.run, step: step, output: .capture)
+        call.stdin = []
+        call.requester = Server.currentHandlerContext?.httpContext?.header(PeerHeader.name)
+        return call
+    }
+
+    /// Runs the step; when it is gated and the caller is willing to wait, waits for the decision
+    /// and runs it once approved (a denial or expiry reports 79).
+    private func perform(_ call: StepCall, approvalWait: Double, progress: ProgressToken?, server: Server) async throws -> CallTool.Result {
+        var report = try await steps.run(call, service: service, progress: progress, server: server)
+        if report.result.reason == .awaitingApproval, approvalWait > 0, let step = report.step {
+            if await views.waitForDecision(step: step, seconds: approvalWait) {
+                var again = call
+                again.step = step
+                report = try await steps.run(again, service: service, progress: progress, server: server)
+            }
+        }
+        return Self.toolResult(report)
+    }
+
+    /// The step's report as a tool result: the JSON of `lanes run --json` as text and as
+    /// structured content; isError unless the command exited 0.
+    static func toolResult(_ report: StepReport) -> CallTool.Result {
+        let json = report.json()
+        var content: [Tool.Content] = [.text(text: json, annotations: nil, _meta: nil)]
+        if report.result.reason == .awaitingApproval, let run = report.run, let step = report.step {
+            content.append(.text(text: "This step awaits a human's approval: `lanes approve \(run) \(step) --by NAME` (or `lanes deny \(run) \(step) --by NAME`). Then call again with step_id \"\(step)\" and the same arguments, or pass approval_wait_seconds to wait for the decision.",
+                                 annotations: nil, _meta: nil))
+        }
+        let failed = !(report.result.outcome == .exited && report.exitStatus == 0)
+        return CallTool.Result(content: content, structuredContent: try? JSONDecoder().decode(Value.self, from: Data(json.utf8)),
+                               isError: failed)
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import LaneJournal
+import LaneModel
+import LaneRuntime
+import MCP
+
+/// What the server shows of the journal: `run_status`, the resources `lanes://runs/RUN` and
+/// `lanes://runs/RUN/steps/STEP` (only runs of this server's lane), and waiting for an approval.
+struct RunViews: Sendable {
+    let service: StepService
+    let lane: String
+    let run: String
+
+    func resources() -> [Resource] {
+        [Resource(name: "run \(run)", uri: "lanes://runs/\(run)",
+                  description: "The journal of this server's run: every record (run, intent, close, decision) with its hash chain.",
+                  mimeType: "application/json")]
+    }
+
+    func templates() -> [Resource.Template] {
+        [Resource.Template(uriTemplate: "lanes://runs/{run}/steps/{step}", name: "step",
+                           description: "One step's records (intent, close, decisions) from the journal.",
+                           mimeType: "application/json")]
+    }
+
+    /// `run_status`: steps, budget use, halts, stops and pending approvals, as JSON.
+    func status() throws(MCPError) -> String {
+        let journal = try open()
+        let records: [JournalRecord], state: RunState?
+        do {
+            records = try journal.records(run: run)
+            state = try journal.keptState(run: run)
+        } catch {
+            throw MCPError.internalError("journal: \(error.description)")
+        }
+        var o = JSONObject()
+        o.add("run", .string(run))
+        o.add("lane", .string(lane))
+        var steps: [String: (intent: Int, close: [String: Any]?)] = [:]
+        var order: [String] = []
+        for r in records {
+            guard let step = r.step else { continue }
+            if r.kind == .intent {
+                if steps[step] == nil { order.append(step) }
+                steps[step] = (r.seq, nil)
+            } else if r.kind == .close {
+                // The close body: {"intent_seq": N, "result": {…the step's result…}}.
+                let body = (try? JSONSerialization.jsonObject(with: Data(r.body.utf8))) as? [String: Any]
+                steps[step]?.close = body?["result"] as? [String: Any] ?? body
+            }
+        }
+        o.add("steps", .array(order.map { id in
+            var s = JSONObject()
+            s.add("step", .string(id))
+            let close = steps[id]?.close
+            s.add("outcome", .string(close?["outcome"] as? String ?? "in_flight_or_in_doubt"))
+            s.add("exit_status", (close?["exit_status"] as? Int).map { .int($0) } ?? .null)
+            s.add("wall_ms", (close?["wall_ms"] as? Double).map { .double($0) } ?? .null)
+            return .object(s)
+        }))
+        let usage = state?.usage ?? RunUsage()
+        var u = JSONObject()
+        u.add("steps", .int(usage.steps))
+        u.add("failed_steps", .int(usage.failedSteps))
+        u.add("wall_seconds", .double(usage.wallSeconds))
+        u.add("cpu_seconds", .double(usage.cpuSeconds))
+        u.add("output_bytes", .double(usage.outputBytes))
+        o.add("budget_used", .object(u))
+        let g = state?.governance ?? RunGovernance()
+        o.add("halted", g.halted.map { .string($0.decision.reason ?? "halted") } ?? .null)
+        o.add("stopped", g.stopped.map { .string($0.decision.reason ?? "stopped") } ?? .null)
+        o.add("raises", .object(g.raises.sorted { $0.key < $1.key }.reduce(into: JSONObject()) { $0.add($1.key, .double($1.value)) }))
+        o.add("pending_approvals", .array(g.pending.map { r in
+            var p = JSONObject()
+            p.add("step", .string(r.step))
+            p.add("rule", r.decision.rule.map { .string($0) } ?? .null)
+            p.add("approve_with", .string("lanes approve \(run) \(r.step) --by NAME"))
+            return .object(p)
+        }))
+        return o.rendered
+    }
+
+    /// `resources/read`.
+    func read(_ uri: String) throws(MCPError) -> ReadResource.Result {
+        let prefix = "lanes://runs/"
+        guard uri.hasPrefix(prefix) else { throw MCPError.invalidParams("unknown resource \"\(uri)\"; expected lanes://runs/RUN or lanes://runs/RUN/steps/STEP") }
+        let parts = uri.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard (parts.count == 1 || (parts.count == 3 && parts[1] == "steps")), !parts[0].isEmpty else {
+            throw MCPError.invalidParams("unknown resource \"\(uri)\"; expected lanes://runs/RUN or lanes://runs/RUN/steps/STEP")
+        }
+        let runID = parts[0]
+        let journal = try open()
+        let records: [JournalRecord]
+        do {
+            guard try journal.keptState(run: runID)?.governance.lane == lane else {
+                throw MCPError.invalidParams("no run \"\(runID)\" of lane \(lane) in the journal")
+            }
+            records = try journal.records(run: runID)
+        } catch let e as MCPError {
+            throw e
+        } catch {
+            throw MCPError.internalError("journal: \(error)")
+        }
+        let chosen = parts.count == 3 ? records.filter { r in r.step == parts[2] || Self.decisionStep(r) == parts[2] } : records
+        if parts.count == 3 && chosen.isEmpty { throw MCPError.invalidParams("run \(runID) has no step \"\(parts[2])\"") }
+        // Bodies are JSON already: embedded as they were hashed.
+        var text = "{\"run\":" + JSONValue.string(runID).rendered + ",\"records\":["
+        text += chosen.map { r in
+            "{\"seq\":\(r.seq),\"kind\":\"\(r.kind.rawValue)\",\"step\":\(r.step.map { JSONValue.string($0).rendered } ?? "null")"
+                + ",\"at\":\(String(format: "%.6f", r.at)),\"hash\":\"\(r.hash)\",\"body\":\(r.body)}"
+        }.joined(separator: ",")
+        text += "]}"
+        return ReadResource.Result(contents: [.text(text, uri: uri, mimeType: "application/json")])
+    }
+
+    /// Waits until the step's approval request is answered (true) or `seconds` pass (false).
+    func waitForDecision(step: String, seconds: Double) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let journal = try? open(), let state = try? journal.keptState(run: run),
+               let request = state.governance.request(step: step), request.answer != nil {
+                return true
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return false
+    }
+
+    private func open() throws(MCPError) -> SQLiteJournal {
+        do { return try service.openJournal() } catch { throw MCPError.internalError("journal: \(error.description)") }
+    }
+
+    private static func decisionStep(_ r: JournalRecord) -> String? {
+        guard r.kind == .decision, let d = try? JSONDecoder().decode(Decision.self, from: Data(r.body.utf8)) else { return nil }
+        return d.step
+    }
+}

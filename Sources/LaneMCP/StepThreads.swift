@@ -1,0 +1,69 @@
+import Crypto
+import Foundation
+import LaneModel
+import LaneRuntime
+import LaneSupervisor
+import MCP
+
+/// The steps this server is running: each on a dedicated thread (a step blocks its thread for
+/// its whole duration; the cooperative pool must never be), with its cancellation registered so
+/// a `notifications/cancelled` for its call, or the client going away, stops it cleanly.
+final class StepThreads: @unchecked Sendable {
+    private let lock = NSLock()
+    private var running: [ObjectIdentifier: StepCancellation] = [:]
+
+    var count: Int { lock.withLock { running.count } }
+
+    /// Runs one call; a cancelled task stops the step (SIGTERM, grace, SIGKILL) and still waits
+    /// for its result to be recorded. With a progress token, a progress notification every second.
+    func run(_ call: StepCall, service: StepService, progress: ProgressToken?, server: Server) async throws -> StepReport {
+        let cancellation = StepCancellation()
+        var call = call
+        call.cancellation = cancellation
+        let key = ObjectIdentifier(cancellation)
+        lock.withLock { running[key] = cancellation }
+        defer { lock.withLock { _ = running.removeValue(forKey: key) } }
+        let ticker = progress.map { token in
+            Task {
+                var seconds = 0.0
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(1))
+                    seconds += 1
+                    try await server.notify(ProgressNotification.message(
+                        .init(progressToken: token, progress: seconds, message: "step running for \(Int(seconds)) s")))
+                }
+            }
+        }
+        defer { ticker?.cancel() }
+        let frozen = call
+        let report = await withTaskCancellationHandler {
+            await withCheckedContinuation { (done: CheckedContinuation<StepReport, Never>) in
+                let thread = Thread { done.resume(returning: service.run(frozen)) }
+                thread.name = "lanes-step"
+                thread.start()
+            }
+        } onCancel: {
+            cancellation.cancel()
+        }
+        // The SDK sends no response for a cancelled request; the step is recorded all the same.
+        try Task.checkCancellation()
+        return report
+    }
+
+    /// Stops every running step (the client went away).
+    func cancelAll() {
+        for c in lock.withLock({ Array(running.values) }) { c.cancel() }
+    }
+
+    /// Returns when no step is running any more (their results are recorded by then).
+    func drain() async {
+        while count > 0 { try? await Task.sleep(for: .milliseconds(20)) }
+    }
+}
+
+/// SHA-256 as lowercase hex.
+enum Digest {
+    static func sha256(_ bytes: [UInt8]) -> String {
+        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,541 @@
+"""End-to-end tests of `lanes mcp` driven by the official `mcp` Python client.
+
+Usage: python3 mcp_e2e.py --lanes PATH/lanes --scenario NAME [--transport stdio|unix]
+
+Each scenario makes its own config (the repository's Profiles/ plus test lanes), state directory
+and workspace, starts `lanes mcp`, talks to it through `mcp.ClientSession`, and asserts; any
+failure raises, printing what was expected and what was found, and the exit status is 1.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+import anyio
+import contextlib
+import httpx2
+import stat
+from mcp.client.streamable_http import streamable_http_client
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+LANES = {
+    # A plain lane: no review of in-doubt steps (they are refused 76), a generous budget.
+    "plain": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\n',
+    # Gated: `deploy *` waits for a person.
+    "gated": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\n'
+    '[review]\ncommands = ["deploy *"]\ntimeout = "1h"\n',
+    # The unix socket is shared with a group.
+    "grp": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\nsocket_group = "nogroup"\n',
+    "badgrp": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\nsocket_group = "Not A Group"\n',
+    # Three steps, then the run halts (80).
+    "b3": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\n[budget]\nmax_steps = 3\n',
+}
+
+
+class Fixture:
+    def __init__(self, lanes_bin, transport):
+        self.lanes_bin = lanes_bin
+        self.transport = transport
+        self.dir = tempfile.mkdtemp(prefix="lanes-mcp-")
+        os.chmod(self.dir, 0o755)
+        self.config = os.path.join(self.dir, "config")
+        self.state = os.path.join(self.dir, "state")
+        self.ws = os.path.join(self.dir, "ws")
+        os.makedirs(os.path.join(self.config, "Lanes"))
+        shutil.copytree(os.path.join(ROOT, "Profiles"), os.path.join(self.config, "Profiles"))
+        for name, text in LANES.items():
+            with open(os.path.join(self.config, "Lanes", name + ".toml"), "w") as f:
+                f.write(text)
+        os.makedirs(self.ws)
+        os.makedirs(self.state)
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def args(self, lane, run):
+        return ["mcp", "--config", self.config, "--state", self.state, "--lane", lane, "--run", run,
+                "--workspace", self.ws]
+
+    def params(self, lane, run):
+        return StdioServerParameters(command=self.lanes_bin, args=self.args(lane, run), cwd=self.ws,
+                                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+
+    def cli(self, *args):
+        return subprocess.run([self.lanes_bin, *args, "--state", self.state], capture_output=True, text=True,
+                              env={**os.environ, "LANES_CONFIG": self.config})
+
+    def records(self, run):
+        db = sqlite3.connect(os.path.join(self.state, "journal.sqlite"))
+        try:
+            return db.execute("SELECT seq, kind, step, body FROM records WHERE run = ? ORDER BY seq", (run,)).fetchall()
+        finally:
+            db.close()
+
+
+def iserr(res):
+    """isError (mcp 1.x) or is_error (mcp 2.x)."""
+    return getattr(res, "is_error", None) if hasattr(res, "is_error") else res.isError
+
+
+def schema(tool):
+    return getattr(tool, "input_schema", None) if hasattr(tool, "input_schema") else tool.inputSchema
+
+
+def result_of(res):
+    """The step's JSON report from a tool result."""
+    assert res.content and res.content[0].type == "text", f"expected text content, found {res.content!r}"
+    return json.loads(res.content[0].text)
+
+
+def expect(cond, what, found):
+    if not cond:
+        raise AssertionError(f"{what}; found {found!r}")
+
+
+async def with_session(fx, lane, run, body):
+    if fx.transport == "stdio":
+        async with stdio_client(fx.params(lane, run)) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await body(session)
+    async with unix_server(fx, lane, run) as sock:
+        return await with_unix_session(sock, body)
+
+
+@contextlib.asynccontextmanager
+async def unix_server(fx, lane, run, mode=0o600):
+    """`lanes mcp --listen unix:SOCK` for the block; checks the socket is 0600."""
+    sock = os.path.join(fx.dir, f"mcp-{run}.sock")
+    proc = subprocess.Popen([fx.lanes_bin, *fx.args(lane, run), "--listen", "unix:" + sock], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=fx.ws)
+    fx.server = proc
+    try:
+        # A socket left by an earlier server of the same run is replaced: wait until one accepts.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not connectable(sock) and proc.poll() is None:
+            await anyio.sleep(0.02)
+        expect(connectable(sock), "the server listens", proc.poll())
+        found = stat.S_IMODE(os.stat(sock).st_mode)
+        expect(found == mode, f"the socket is {oct(mode)}", oct(found))
+        yield sock
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        out = proc.stdout.read()
+        expect(out == b"", "nothing on stdout in --listen mode either", out[:200])
+
+
+def connectable(path):
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+async def with_unix_session(sock, body):
+    client = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=sock), timeout=httpx2.Timeout(30, read=300))
+    async with client:
+        async with streamable_http_client("http://localhost/mcp", http_client=client) as streams:
+            read, write = streams[0], streams[1]
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await body(session)
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+async def basics(fx):
+    async def body(s):
+        tools = await s.list_tools()
+        names = sorted(t.name for t in tools.tools)
+        expect(names == ["list_files", "read_file", "run_command", "run_status", "write_file"], "the five tools", names)
+        rc = next(t for t in tools.tools if t.name == "run_command")
+        expect("argv" in schema(rc)["properties"] and rc.description, "run_command has a schema and description", rc)
+
+        r = await s.call_tool("run_command", {"argv": ["sh", "-c", "echo out; echo err >&2; exit 3"]})
+        rep = result_of(r)
+        expect(iserr(r) is True, "a failed step is isError", iserr(r))
+        expect(rep["exit_status"] == 3 and rep["outcome"] == "exited", "exit status 3", rep)
+        expect(rep["stdout"] == "out\n" and rep["stderr"] == "err\n", "captured output", rep)
+        expect(rep["run"] == "basics" and rep["step"] == "1", "run and step ids", rep)
+        if fx.transport == "unix":
+            # The socket peer (SO_PEERCRED) is the step's requester, in the result and the journal.
+            expect(f"uid={os.getuid()}" in (rep.get("requester") or ""), "the peer is recorded as requester", rep.get("requester"))
+            close = [json.loads(b)["result"] for (_, k, st, b) in fx.records("basics") if k == "close" and st == "1"]
+            expect(f"pid=" in (close[0].get("requester") or ""), "the journal records the requester", close)
+        else:
+            expect(rep.get("requester") is None, "no requester over stdio (null: every result has every field)", rep)
+
+        r = await s.call_tool("run_command", {"command": "cat; echo; hostname", "stdin": "hello from stdin"})
+        rep = result_of(r)
+        expect(iserr(r) is False and rep["exit_status"] == 0, "a successful step", rep)
+        expect(rep["stdout"].startswith("hello from stdin\n"), "stdin reaches the step", rep["stdout"])
+
+        w = await s.call_tool("write_file", {"path": "notes/a.txt", "content": "x"})
+        expect(iserr(w) is True, "writing into a missing directory fails", result_of(w))
+        w = await s.call_tool("write_file", {"path": "a.txt", "content": "line 1\nline 2\n"})
+        expect(iserr(w) is False, "write_file succeeds", result_of(w))
+        with open(os.path.join(fx.ws, "a.txt")) as f:
+            expect(f.read() == "line 1\nline 2\n", "the file is in the workspace", None)
+        r = await s.call_tool("read_file", {"path": "a.txt"})
+        expect(result_of(r)["stdout"] == "line 1\nline 2\n", "read_file returns the content", result_of(r))
+        r = await s.call_tool("list_files", {})
+        expect("a.txt" in result_of(r)["stdout"], "list_files lists it", result_of(r))
+        # The profile decides, not the host: the state directory is hidden in the sandbox.
+        r = await s.call_tool("read_file", {"path": os.path.join(fx.state, "journal.sqlite")})
+        expect(iserr(r) is True, "the journal is not readable from the sandbox", result_of(r))
+
+        # The sandbox has no network but loopback.
+        r = await s.call_tool("run_command", {"argv": ["sh", "-c", "cat /proc/net/dev | tail -n +3 | cut -d: -f1"]})
+        expect(result_of(r)["stdout"].split() == ["lo"], "only loopback", result_of(r)["stdout"])
+
+        st = await s.call_tool("run_status", {})
+        status = json.loads(st.content[0].text)
+        expect(status["budget_used"]["steps"] >= 7, "run_status counts the steps", status)
+        expect(status["steps"][0]["exit_status"] == 3, "run_status lists the first step", status["steps"][0])
+
+        res = await s.read_resource("lanes://runs/basics/steps/1")
+        doc = json.loads(res.contents[0].text)
+        expect([r["kind"] for r in doc["records"]] == ["intent", "close"], "the step's records", doc)
+        res = await s.read_resource("lanes://runs/basics")
+        expect(json.loads(res.contents[0].text)["records"][0]["kind"] == "run", "the run's journal", None)
+    await with_session(fx, "plain", "basics", body)
+    print("ok: tools, run_command (argv, command, stdin), files, run_status, resources")
+
+
+async def replay(fx):
+    async def body(s):
+        first = result_of(await s.call_tool("run_command", {"command": "date +%s%N", "step_id": "stamp"}))
+        again = await s.call_tool("run_command", {"command": "date +%s%N", "step_id": "stamp"})
+        rep = result_of(again)
+        expect(rep["replayed"] is True and rep["stdout"] == first["stdout"], "the recorded result is replayed", rep)
+        other = await s.call_tool("run_command", {"command": "echo different", "step_id": "stamp"})
+        rep = result_of(other)
+        expect(iserr(other) and rep["exit_status"] == 75 and rep["reason"] == "nondeterministic", "nondeterminism is refused (75)", rep)
+        expect("argv" in rep["error"], "the message names the field", rep["error"])
+    await with_session(fx, "plain", "replay", body)
+    # A restarted server with the same run replays too.
+    async def body2(s):
+        rep = result_of(await s.call_tool("run_command", {"command": "date +%s%N", "step_id": "stamp"}))
+        expect(rep["replayed"] is True, "replayed after a restart", rep)
+    await with_session(fx, "plain", "replay", body2)
+    print("ok: replay of a step id, nondeterminism, resume after restart")
+
+
+async def gated(fx):
+    async def body(s):
+        r = await s.call_tool("run_command", {"argv": ["sh", "-c", "echo deployed"], "step_id": "d1"})
+        # argv "sh -c …" does not match; the gate is on `deploy *`.
+        expect(iserr(r) is False, "an ungated step runs", result_of(r))
+        r = await s.call_tool("run_command", {"argv": ["deploy", "prod"], "step_id": "d2"})
+        rep = result_of(r)
+        expect(iserr(r) and rep["exit_status"] == 78 and rep["reason"] == "awaiting_approval", "gated (78)", rep)
+        expect(any("lanes approve gated d2" in c.text for c in r.content), "the result says how to approve", r.content)
+
+        async def approve_later():
+            await anyio.sleep(1.0)
+            out = await anyio.to_thread.run_sync(lambda: fx.cli("approve", "gated", "d2", "--by", "tester"))
+            expect(out.returncode == 0, "lanes approve succeeds", out.stderr)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(approve_later)
+            r = await s.call_tool("run_command", {"argv": ["deploy", "prod"], "step_id": "d2", "approval_wait_seconds": 30})
+        rep = result_of(r)
+        # Approved, it runs: there is no `deploy` program in the sandbox, so 127.
+        expect(rep["exit_status"] == 127 and rep["replayed"] is False, "ran once approved", rep)
+        st = json.loads((await s.call_tool("run_status", {})).content[0].text)
+        expect(st["pending_approvals"] == [], "nothing pending", st)
+    await with_session(fx, "gated", "gated", body)
+    print("ok: a gated call awaits approval, waits for it and runs")
+
+
+async def budget(fx):
+    async def body(s):
+        for i in range(3):
+            r = await s.call_tool("run_command", {"argv": ["true"]})
+            expect(iserr(r) is False, f"step {i + 1} runs", result_of(r))
+        r = await s.call_tool("run_command", {"argv": ["true"]})
+        rep = result_of(r)
+        expect(iserr(r) and rep["exit_status"] == 80 and rep["reason"] == "halted", "the fourth halts (80)", rep)
+        st = json.loads((await s.call_tool("run_status", {})).content[0].text)
+        expect(st["halted"] is not None and st["budget_used"]["steps"] == 3, "run_status shows the halt", st)
+    await with_session(fx, "b3", "budget", body)
+    print("ok: a budget halt")
+
+
+async def cancel(fx):
+    async def body(s):
+        started = time.monotonic()
+        with anyio.move_on_after(1.5):
+            await s.call_tool("run_command", {"argv": ["sleep", "60"], "step_id": "long"})
+        expect(time.monotonic() - started < 5, "the call was cancelled", time.monotonic() - started)
+        # The step is stopped and recorded `stopped` (wait for the close record).
+        deadline = time.monotonic() + 15
+        closes = []
+        while time.monotonic() < deadline:
+            closes = [json.loads(b)["result"] for (_, k, st, b) in fx.records("cancel") if k == "close" and st == "long"]
+            if closes:
+                break
+            await anyio.sleep(0.1)
+        expect(closes and closes[0]["outcome"] == "stopped", "the cancelled step is recorded stopped", closes)
+        r = await s.call_tool("run_command", {"argv": ["echo", "still serving"]})
+        expect(result_of(r)["stdout"] == "still serving\n", "the server keeps serving", result_of(r))
+    await with_session(fx, "plain", "cancel", body)
+    print("ok: cancellation stops the step (recorded stopped)")
+
+
+async def progress(fx):
+    seen = []
+
+    async def on_progress(p, total, message):
+        seen.append((p, message))
+
+    async def body(s):
+        r = await s.call_tool("run_command", {"argv": ["sleep", "2.5"]}, progress_callback=on_progress)
+        expect(iserr(r) is False, "the long step succeeds", result_of(r))
+    await with_session(fx, "plain", "progress", body)
+    expect(len(seen) >= 2, "progress notifications for a long step", seen)
+    print("ok: progress notifications")
+
+
+async def bad_requests(fx):
+    """Raw JSON-RPC over stdio: malformed JSON, unknown tool, wrong types, 100 MB, then still serving."""
+    proc = subprocess.Popen([fx.lanes_bin, *fx.args("plain", "bad")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=fx.ws)
+
+    def send(obj_or_text):
+        text = obj_or_text if isinstance(obj_or_text, (bytes, str)) else json.dumps(obj_or_text)
+        data = text.encode() if isinstance(text, str) else text
+        proc.stdin.write(data + b"\n")
+        proc.stdin.flush()
+
+    def recv():
+        line = proc.stdout.readline()
+        expect(line, "a response line", line)
+        return json.loads(line)
+
+    try:
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})
+        expect("result" in recv(), "initialize answers", None)
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send("{this is not json")
+        r = recv()
+        expect(r.get("error", {}).get("code") == -32700, "malformed JSON: parse error -32700", r)
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "rm_rf", "arguments": {}}})
+        r = recv()
+        expect(r["id"] == 2 and r.get("error", {}).get("code") == -32602 and "unknown tool" in r["error"]["message"],
+               "unknown tool: -32602", r)
+        send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "run_command", "arguments": {"argv": "ls"}}})
+        r = recv()
+        expect(r["id"] == 3 and r.get("error", {}).get("code") == -32602 and "argv" in r["error"]["message"], "wrong type: -32602", r)
+        send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "run_command", "arguments": {"argv": ["true"], "timeout_seconds": "soon"}}})
+        r = recv()
+        expect(r["id"] == 4 and r.get("error", {}).get("code") == -32602, "wrong number type: -32602", r)
+        send({"jsonrpc": "2.0", "id": 5, "method": "no/such/method"})
+        r = recv()
+        expect(r["id"] == 5 and r.get("error", {}).get("code") == -32601, "unknown method: -32601", r)
+        big = b'{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"write_file","arguments":{"path":"big","content":"' \
+            + b"x" * (100 << 20) + b'"}}}'
+        send(big)
+        r = recv()
+        expect(r["id"] == 6 and r.get("error", {}).get("code") == -32600 and "too large" in r["error"]["message"], "100 MB: -32600", r)
+        send({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "run_command", "arguments": {"argv": ["echo", "alive"]}}})
+        r = recv()
+        expect(r["id"] == 7 and json.loads(r["result"]["content"][0]["text"])["stdout"] == "alive\n", "still serving", r)
+        # A client that disconnects mid-step: the step is stopped and recorded, the server exits.
+        send({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "run_command", "arguments": {"argv": ["sleep", "60"], "step_id": "orphan"}}})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not [1 for (_, k, st, _) in fx.records("bad") if k == "intent" and st == "orphan"]:
+            time.sleep(0.05)
+        proc.stdin.close()
+        code = proc.wait(timeout=20)
+        expect(code == 0, "the server exits 0 when the client goes", (code, proc.stderr.read()[-2000:]))
+        closes = [json.loads(b)["result"] for (_, k, st, b) in fx.records("bad") if k == "close" and st == "orphan"]
+        expect(closes and closes[0]["outcome"] == "stopped", "the orphaned step is recorded stopped", closes)
+        expect(fx.cli("verify", "bad").returncode == 0, "the run's chain verifies", None)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    print("ok: bad requests get protocol errors; a disconnect mid-step stops it cleanly")
+
+
+async def killed(fx):
+    """SIGKILL of the server mid-step: after a restart with the same run the step is in doubt (76), not re-run."""
+    marker = os.path.join(fx.ws, "ran")
+    if fx.transport == "unix":
+        await killed_unix(fx, marker)
+    else:
+        killed_stdio(fx, marker)
+
+    async def body(s):
+        r = await s.call_tool("run_command", {"command": "echo x >> ran; sleep 60", "step_id": "k"})
+        rep = result_of(r)
+        expect(iserr(r) and rep["exit_status"] == 76 and rep["reason"] == "in_doubt", "in doubt after SIGKILL (76)", rep)
+        r = await s.call_tool("run_command", {"argv": ["echo", "next"]})
+        expect(result_of(r)["stdout"] == "next\n", "other steps run", result_of(r))
+    await with_session(fx, "plain", "killed", body)
+    with open(marker) as f:
+        expect(f.read() == "x\n", "the in-doubt step was not run again", None)
+    print("ok: SIGKILL mid-step, restart: in doubt, not re-run")
+
+
+async def killed_unix(fx, marker):
+    async with unix_server(fx, "plain", "killed") as sock:
+        async def call():
+            try:
+                await with_unix_session(sock, lambda s: s.call_tool(
+                    "run_command", {"command": "echo x >> ran; sleep 60", "step_id": "k"}))
+            except BaseException:
+                pass  # the server is killed under it
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not os.path.exists(marker):
+                await anyio.sleep(0.05)
+            expect(os.path.exists(marker), "the step started", None)
+            fx.server.send_signal(signal.SIGKILL)
+            fx.server.wait()
+            await anyio.sleep(0.5)
+            tg.cancel_scope.cancel()
+
+
+def killed_stdio(fx, marker):
+    proc = subprocess.Popen([fx.lanes_bin, *fx.args("plain", "killed")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, cwd=fx.ws)
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+    proc.stdin.write((json.dumps(init) + "\n").encode())
+    proc.stdin.write((json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n").encode())
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "run_command",
+            "arguments": {"command": "echo x >> ran; sleep 60", "step_id": "k"}}}
+    proc.stdin.write((json.dumps(call) + "\n").encode())
+    proc.stdin.flush()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not os.path.exists(marker):
+        time.sleep(0.05)
+    expect(os.path.exists(marker), "the step started", None)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+async def concurrent(fx):
+    """Several clients at once on one server (unix) or one client with concurrent calls (stdio)."""
+    async def calls(s, tag):
+        async def one(i):
+            r = await s.call_tool("run_command", {"command": f"sleep 0.5; echo {tag}-{i}", "step_id": f"{tag}-{i}"})
+            expect(result_of(r)["stdout"] == f"{tag}-{i}\n", "each call gets its own output", result_of(r))
+        started = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+                tg.start_soon(one, i)
+        return time.monotonic() - started
+
+    if fx.transport == "unix":
+        async with unix_server(fx, "plain", "conc") as sock:
+            times = []
+            async def client(tag):
+                times.append(await with_unix_session(sock, lambda s: calls(s, tag)))
+            async with anyio.create_task_group() as tg:
+                for tag in ["a", "b", "c"]:
+                    tg.start_soon(client, tag)
+    else:
+        times = [await with_session(fx, "plain", "conc", lambda s: calls(s, "a"))]
+    steps = [r for r in fx.records("conc") if r[1] == "close"]
+    expect(len(steps) == 4 * len(times), "every step recorded", len(steps))
+    expect(fx.cli("verify", "conc").returncode == 0, "the run's chain verifies", None)
+    print(f"ok: concurrent steps ({len(times)} client(s) x 4 calls of 0.5 s, slowest client {max(times):.2f} s)")
+
+
+async def bad_http(fx):
+    """Over the unix socket: a 100 MB body (413), bad JSON, an unknown tool and wrong types
+    (protocol errors), a client that disconnects mid-step (the step is stopped, recorded), and
+    the server keeps serving all along."""
+    import mcp.shared.exceptions as exc
+    McpError = getattr(exc, "MCPError", None) or getattr(exc, "McpError")  # 2.x / 1.x
+    async with unix_server(fx, "plain", "badhttp") as sock:
+        raw = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=sock), timeout=60)
+        async with raw:
+            r = await raw.post("http://localhost/mcp", content=b"x" * (100 << 20),
+                               headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+            expect(r.status_code == 413, "a 100 MB body is refused (413)", r.status_code)
+            r = await raw.post("http://localhost/mcp", content=b"{not json",
+                               headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+            expect(r.status_code in (400, 404), "malformed JSON without a session: 400", (r.status_code, r.text[:200]))
+
+        async def body(s):
+            for name, args, word in [("rm_rf", {}, "unknown tool"), ("run_command", {"argv": "ls"}, "argv"),
+                                     ("run_command", {"argv": ["true"], "bogus": 1}, "bogus")]:
+                try:
+                    await s.call_tool(name, args)
+                    raise AssertionError(f"{name} {args}: expected a protocol error")
+                except McpError as e:
+                    expect(word in str(e), f"{name}: the error names {word}", str(e))
+            # Disconnect mid-step: the HTTP connection carrying the call goes away.
+            with anyio.move_on_after(1.5):
+                await s.call_tool("run_command", {"argv": ["sleep", "60"], "step_id": "gone"})
+            r = await s.call_tool("run_command", {"argv": ["echo", "alive"]})
+            expect(result_of(r)["stdout"] == "alive\n", "still serving", result_of(r))
+        await with_unix_session(sock, body)
+        deadline = time.monotonic() + 15
+        closes = []
+        while time.monotonic() < deadline and not closes:
+            closes = [json.loads(b)["result"] for (_, k, st, b) in fx.records("badhttp") if k == "close" and st == "gone"]
+            await anyio.sleep(0.1)
+        expect(closes and closes[0]["outcome"] == "stopped", "the abandoned step is recorded stopped", closes)
+    print("ok: bad requests over the unix socket; a disconnect mid-step stops the step")
+
+
+async def socket_group(fx):
+    """A lane's socket_group: the socket is 0660 and owned by that group; a bad name is refused."""
+    import grp
+    async with unix_server(fx, "grp", "grp", mode=0o660) as sock:
+        expect(os.stat(sock).st_gid == grp.getgrnam("nogroup").gr_gid, "the socket belongs to the group", os.stat(sock).st_gid)
+        r = await with_unix_session(sock, lambda s: s.call_tool("run_command", {"argv": ["true"]}))
+        expect(not iserr(r), "it serves", result_of(r))
+    out = subprocess.run([fx.lanes_bin, *fx.args("badgrp", "x"), "--listen", "unix:" + os.path.join(fx.dir, "b.sock")],
+                         capture_output=True, text=True, timeout=30)
+    expect(out.returncode == 125 and "badgrp.toml" in out.stderr and "socket_group" in out.stderr,
+           "a bad socket_group is refused at start, naming the file and key", (out.returncode, out.stderr))
+    print("ok: socket_group makes the socket 0660 for the group")
+
+
+SCENARIOS = {"socket_group": socket_group, "bad_http": bad_http, "concurrent": concurrent, "basics": basics, "replay": replay, "gated": gated, "budget": budget, "cancel": cancel,
+             "progress": progress, "bad_requests": bad_requests, "killed": killed}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lanes", required=True)
+    ap.add_argument("--scenario", required=True, choices=sorted(SCENARIOS) + ["all"])
+    ap.add_argument("--transport", default="stdio", choices=["stdio", "unix"])
+    a = ap.parse_args()
+    names = sorted(SCENARIOS) if a.scenario == "all" else [a.scenario]
+    for name in names:
+        fx = Fixture(a.lanes, a.transport)
+        try:
+            anyio.run(SCENARIOS[name], fx)
+        finally:
+            fx.cleanup()
+
+
+if __name__ == "__main__":
+    main()
