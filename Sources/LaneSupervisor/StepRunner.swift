@@ -45,7 +45,10 @@ public struct StepRunner {
             result.unprotected = protection.unprotected
             if !request.profile.filesystem.protected.isEmpty { result.protections.append("protected_paths") }
             let staged = try WorkspaceChanges.prepare(request)
-            if let staged { result.protections.append("workspace_commit:\(staged.set.commit)") }
+            if let staged {
+                result.protections.append("workspace_commit:\(staged.set.commit)")
+                if identity.rootful { try WorkspaceChanges.handOver(staged, to: identity) }
+            }
             let plan = SpawnPlan(
                 argv: request.argv,
                 environment: Self.environment(request),
@@ -56,8 +59,8 @@ public struct StepRunner {
                                              overlay: staged.map { ($0.upper, $0.work) })
                     + Self.credentialMounts(request.credentials),
                 rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
-            let trees = identity.rootful ? SandboxLayout.workspaceTrees(profile: request.profile, lane: request.lane, workspace: request.workspace,
-                                                                        overlay: staged != nil) : []
+            let trees = identity.rootful ? SandboxLayout.trees(profile: request.profile, lane: request.lane, workspace: request.workspace,
+                                                               overlay: staged.map { ($0.upper, $0.work) }) : []
             let cgroup = try makeCgroup(request.profile.limits, &result)
             let sandbox: SpawnedSandbox
             do throws(LanesError) {

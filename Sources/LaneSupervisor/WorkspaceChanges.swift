@@ -1,6 +1,8 @@
+import CLaneSys
 import Glibc
 import LaneChanges
 import LaneModel
+import LaneSyscall
 
 /// Where a step's change set lives: the state directory and the step's journal identity.
 public struct ChangeStaging: Sendable {
@@ -54,6 +56,28 @@ public enum WorkspaceChanges {
         var st = stat()
         if stat(request.workspace, &st) == 0 { chmod(upper, st.st_mode & 0o1777) }
         return Staged(set: set, store: store, upper: upper, work: work)
+    }
+
+    /// A root `lanes` hands the overlay's layers to the step as mount trees (`SandboxLayout.trees`),
+    /// since its identity cannot reach the state directory by path. Id-mapped with the workspace,
+    /// root-owned layers already belong to that identity. Otherwise the identity must own the upper
+    /// and work directories to write them, and traverse the step directory (0711: search only;
+    /// the run directory above stays 0700, so no other host user reaches it).
+    static func handOver(_ staged: Staged, to identity: StepIdentity) throws(LanesError) {
+        let layers = SandboxLayout.overlayLayers(upper: staged.upper, work: staged.work)
+        guard !layers.upper.isEmpty, !layers.upper.contains("/"), !layers.work.isEmpty, !layers.work.contains("/"),
+              staged.work == layers.directory + "/" + layers.work else {
+            throw Spawner.failure(LANE_STAGE_OVERLAY_OWNER, errno: EINVAL, "\(staged.upper) and \(staged.work) are not in one directory")
+        }
+        guard !identity.idmapWorkspace else { return }
+        for path in [staged.upper, staged.work] where lchown(path, identity.uid, identity.gid) != 0 {
+            let err = errno
+            throw Spawner.failure(LANE_STAGE_OVERLAY_OWNER, errno: err, "chown \(path): \(Errno(rawValue: err).reason)")
+        }
+        if chmod(layers.directory, 0o711) != 0 {
+            let err = errno
+            throw Spawner.failure(LANE_STAGE_OVERLAY_OWNER, errno: err, "chmod \(layers.directory): \(Errno(rawValue: err).reason)")
+        }
     }
 
     /// After the step: the change set, applied under auto; one stderr line when it waits.
