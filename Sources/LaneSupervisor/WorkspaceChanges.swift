@@ -62,7 +62,8 @@ public enum WorkspaceChanges {
     /// since its identity cannot reach the state directory by path. Id-mapped with the workspace,
     /// root-owned layers already belong to that identity. Otherwise the identity must own the upper
     /// and work directories to write them, and traverse the step directory (0711: search only;
-    /// the run directory above stays 0700, so no other host user reaches it).
+    /// the run directory above stays 0700, so no other host user reaches it; `finish` makes it
+    /// 0700 again).
     static func handOver(_ staged: Staged, to identity: StepIdentity) throws(LanesError) {
         let layers = SandboxLayout.overlayLayers(upper: staged.upper, work: staged.work)
         guard !layers.upper.isEmpty, !layers.upper.contains("/"), !layers.work.isEmpty, !layers.work.contains("/"),
@@ -82,6 +83,8 @@ public enum WorkspaceChanges {
 
     /// After the step: the change set, applied under auto; one stderr line when it waits.
     static func finish(_ staged: inout Staged, request: StepRequest) -> StepChanges {
+        // The step is over: its directory goes back to 0700 (`handOver` may have opened it to search).
+        _ = chmod(SandboxLayout.overlayLayers(upper: staged.upper, work: staged.work).directory, 0o700)
         let summary = ChangeEngine.finishStep(&staged.set, store: staged.store, auto: staged.set.commit == CommitMode.auto.rawValue)
         let id = "\(staged.set.run) \(staged.set.step)"
         var line: String?
