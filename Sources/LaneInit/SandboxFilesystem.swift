@@ -87,12 +87,44 @@ struct SandboxFilesystem {
             // userxattr: an overlay mounted in a user namespace keeps its whiteout and opaque
             // markers in user.overlay.*. redirect_dir=nofollow and metacopy=off: no renamed-directory
             // redirects and no metadata-only copy-ups, so the upper directory holds whole files
-            // the change-set scanner can read as they are. Paths were checked by the supervisor
-            // to hold no `,`, `:` or backslash (option separators).
-            let options = "lowerdir=\(oldRoot + lower),upperdir=\(oldRoot + upper),workdir=\(oldRoot + work),userxattr,redirect_dir=nofollow,metacopy=off,index=off"
-            try check(mount("overlay", inRoot(target), "overlay", UInt(MS_NOSUID | MS_NODEV), options), LANE_STAGE_OVERLAY, target)
+            // the change-set scanner can read as they are.
+            try mountOverlay(lower: oldRoot + lower, upper: oldRoot + upper, work: oldRoot + work, target: target)
+        case let .overlayTrees(lower, layers, upper, work, target):
+            try makeDirectory(inRoot(target))
+            try overlayFromTrees(lower: lower, layers: layers, upper: upper, work: work, target: target)
         case let .remountReadOnly(target):
             try check(mount(nil, inRoot(target), nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV), nil), LANE_STAGE_REMOUNT_READONLY, target)
+        }
+    }
+
+    /// Paths were checked by the supervisor to hold no `,`, `:` or backslash (option separators).
+    private func mountOverlay(lower: String, upper: String, work: String, target: String) throws(SetupFailure) {
+        let options = "lowerdir=\(lower),upperdir=\(upper),workdir=\(work),userxattr,redirect_dir=nofollow,metacopy=off,index=off"
+        try check(mount("overlay", inRoot(target), "overlay", UInt(MS_NOSUID | MS_NODEV), options), LANE_STAGE_OVERLAY, target)
+    }
+
+    /// Ordering: the layer trees are attached under a private directory of the new root (the
+    /// overlay takes its layers by path, in this mount namespace), the overlay is mounted, and
+    /// the layer mounts are detached and their directory removed at once (the overlay keeps
+    /// its own references to them), so the tool never sees the workspace below or the state
+    /// directory's upper and work directories. The directory goes before the root tmpfs is made
+    /// read-only.
+    private func overlayFromTrees(lower: UInt32, layers: UInt32, upper: String, work: String, target: String) throws(SetupFailure) {
+        guard Int(lower) < trees.count, Int(layers) < trees.count else {
+            throw SetupFailure(LANE_STAGE_OVERLAY_LAYERS, "\(target): no tree \(max(lower, layers))", EINVAL)
+        }
+        let dir = inRoot("/.lane-overlay"), lowerPath = dir + "/lower", layersPath = dir + "/layers"
+        for path in [dir, lowerPath, layersPath] {
+            try check(mkdir(path, 0o700), LANE_STAGE_OVERLAY_LAYERS, "mkdir " + path.dropFirst(newRoot.count))
+        }
+        try check(lane_attach_tree(trees[Int(lower)], lowerPath), LANE_STAGE_OVERLAY_LAYERS, "\(target) (lower)")
+        try check(lane_attach_tree(trees[Int(layers)], layersPath), LANE_STAGE_OVERLAY_LAYERS, "\(target) (upper and work)")
+        try mountOverlay(lower: lowerPath, upper: layersPath + "/" + upper, work: layersPath + "/" + work, target: target)
+        for path in [lowerPath, layersPath] {
+            try check(umount2(path, Int32(MNT_DETACH)), LANE_STAGE_OVERLAY_DETACH, String(path.dropFirst(newRoot.count)))
+        }
+        for path in [lowerPath, layersPath, dir] {
+            try check(rmdir(path), LANE_STAGE_OVERLAY_DETACH, "rmdir " + path.dropFirst(newRoot.count))
         }
     }
 

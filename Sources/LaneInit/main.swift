@@ -27,7 +27,7 @@ do throws(SetupFailure) {
 
 do throws(SetupFailure) {
     var filesystem = SandboxFilesystem(plan: plan)
-    let treeCount = plan.mounts.reduce(0) { n, m in if case .attach = m { return n + 1 } else { return n } }
+    let treeCount = plan.mounts.reduce(0) { $0 + $1.treeCount }
     if treeCount > 0 {
         var fds = [Int32](repeating: -1, count: Int(LANE_MAX_PASSED_FDS))
         let got = lane_recv_fds(5, &fds, LANE_MAX_PASSED_FDS)

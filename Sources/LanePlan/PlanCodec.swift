@@ -87,6 +87,8 @@ struct Writer {
         case let .attach(target, index): u32(9); string(target); u32(index)
         case let .rebind(target, ro): u32(10); string(target); u32(ro ? 1 : 0)
         case let .overlay(lower, upper, work, target): u32(11); string(lower); string(upper); string(work); string(target)
+        case let .overlayTrees(lower, layers, upper, work, target):
+            u32(12); u32(lower); u32(layers); string(upper); string(work); string(target)
         }
     }
 }
@@ -137,6 +139,8 @@ struct Reader {
         case 9: return .attach(target: try string(), index: try u32())
         case 10: return .rebind(target: try string(), readOnly: try u32() == 1)
         case 11: return .overlay(lower: try string(), upper: try string(), work: try string(), target: try string())
+        case 12:
+            return .overlayTrees(lower: try u32(), layers: try u32(), upper: try string(), work: try string(), target: try string())
         default: throw PlanDecodingError(offset: offset)
         }
     }

@@ -73,6 +73,22 @@ public enum MountStep: Sendable, Equatable {
     /// `upper` and `work` (in the state directory) taking the writes (filesystem.commit = auto or
     /// review, docs/filesystem.md). Mounted with userxattr, no redirects, no metacopy.
     case overlay(lower: String, upper: String, work: String, target: String)
+    /// The same overlay from mount trees `lanes` passed on fd 5 (how a root `lanes` hands over
+    /// layers its step's identity may not reach by path): tree `lower` is the workspace
+    /// (read-only), tree `layers` the step's directory holding the `upper` and `work`
+    /// directories (names relative to it; one tree, since overlayfs wants both on one mount).
+    /// PID 1 attaches them at a private path of the new root, mounts the overlay from there
+    /// and detaches them again before anything else runs.
+    case overlayTrees(lower: UInt32, layers: UInt32, upper: String, work: String, target: String)
+
+    /// How many of the trees passed on fd 5 this step consumes.
+    public var treeCount: Int {
+        switch self {
+        case .attach: return 1
+        case .overlayTrees: return 2
+        default: return 0
+        }
+    }
 }
 
 /// One setrlimit call.

@@ -19,6 +19,8 @@ public enum SandboxLayout {
     /// (trees `workspaceTrees` lists, opened by `lanes`) instead of binds PID 1 opens itself.
     /// With `overlay` (filesystem.commit = auto or review) the workspace is an overlay whose
     /// writes go to `overlay.upper`, and the lane's writable_direct directories are bound on top.
+    /// With both, the overlay's layers are trees too (`.overlayTrees`, after the workspace
+    /// trees: see `trees`).
     public static func mounts(profile: Profile, lane: Lane, workspace: String, hidden: [String],
                               uid: UInt32 = 1000, gid: UInt32 = 1000, attachTrees: Bool = false,
                               protected: [MountStep] = [], overlay: (upper: String, work: String)? = nil) -> [MountStep] {
@@ -57,10 +59,15 @@ public enum SandboxLayout {
         for t in tmpfs { steps.append(.tmpfs(target: t.path, sizeBytes: t.sizeBytes, mode: 0o1777)) }
         for path in profile.filesystem.readOnly { steps.append(.bind(source: path, target: path, readOnly: true, optional: false)) }
         for path in profile.filesystem.readWrite { steps.append(.bind(source: path, target: path, readOnly: false, optional: false)) }
-        if let overlay {
+        let attached = workspaceTrees(profile: profile, lane: lane, workspace: workspace, overlay: overlay != nil)
+        if let overlay, attachTrees {
+            let layers = overlayLayers(upper: overlay.upper, work: overlay.work)
+            steps.append(.overlayTrees(lower: UInt32(attached.count), layers: UInt32(attached.count + 1),
+                                       upper: layers.upper, work: layers.work, target: workspace))
+        } else if let overlay {
             steps.append(.overlay(lower: workspace, upper: overlay.upper, work: overlay.work, target: workspace))
         }
-        for (i, tree) in workspaceTrees(profile: profile, lane: lane, workspace: workspace, overlay: overlay != nil).enumerated() {
+        for (i, tree) in attached.enumerated() {
             steps.append(attachTrees ? .attach(target: tree.source, index: UInt32(i))
                                      : .bind(source: tree.source, target: tree.source, readOnly: tree.readOnly, optional: false))
         }
@@ -81,6 +88,25 @@ public enum SandboxLayout {
     public static func workspaceTrees(profile: Profile, lane: Lane, workspace: String, overlay: Bool = false) -> [(source: String, readOnly: Bool)] {
         let own = overlay ? lane.writableDirect.map { (workspace + "/" + $0, false) } : [(workspace, profile.filesystem.workspace == .readOnly)]
         return own + lane.writable.map { (workspace + "/" + $0, false) }
+    }
+
+    /// Every tree a root `lanes` opens for the step, in the order the plan's indices use: the
+    /// workspace trees, then, under an overlay, its layers: the workspace (read-only lower) and
+    /// the directory holding `upper` and `work` (overlayfs wants both on one mount).
+    public static func trees(profile: Profile, lane: Lane, workspace: String,
+                             overlay: (upper: String, work: String)? = nil) -> [(source: String, readOnly: Bool)] {
+        var trees = workspaceTrees(profile: profile, lane: lane, workspace: workspace, overlay: overlay != nil)
+        if let overlay {
+            trees += [(workspace, true), (overlayLayers(upper: overlay.upper, work: overlay.work).directory, false)]
+        }
+        return trees
+    }
+
+    /// The directory holding an overlay's `upper` and `work` directories, and their names in it.
+    /// `ChangeStore` puts both in the step's directory.
+    static func overlayLayers(upper: String, work: String) -> (directory: String, upper: String, work: String) {
+        let directory = String(upper[..<(upper.lastIndex(of: "/") ?? upper.startIndex)])
+        return (directory, String(upper.dropFirst(directory.count + 1)), String(work.dropFirst(directory.count + 1)))
     }
 
     /// Whether `path` is `dir` or lies below it.

@@ -47,7 +47,10 @@ public struct StepRunner {
             result.unprotected = protection.unprotected
             if !request.profile.filesystem.protected.isEmpty { result.protections.append("protected_paths") }
             let staged = try WorkspaceChanges.prepare(request)
-            if let staged { result.protections.append("workspace_commit:\(staged.set.commit)") }
+            if let staged {
+                result.protections.append("workspace_commit:\(staged.set.commit)")
+                if identity.rootful { try WorkspaceChanges.handOver(staged, to: identity) }
+            }
             // Proxy mode: the proxy runs before the clone, so lane-init's channel exists.
             let egress = try StepEgress.start(request)
             defer { if let egress { result.network = egress.proxy.stop() } }
@@ -62,8 +65,8 @@ public struct StepRunner {
                                              overlay: staged.map { ($0.upper, $0.work) })
                     + Self.credentialMounts(request.credentials),
                 rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
-            let trees = identity.rootful ? SandboxLayout.workspaceTrees(profile: request.profile, lane: request.lane, workspace: request.workspace,
-                                                                        overlay: staged != nil) : []
+            let trees = identity.rootful ? SandboxLayout.trees(profile: request.profile, lane: request.lane, workspace: request.workspace,
+                                                               overlay: staged.map { ($0.upper, $0.work) }) : []
             if egress != nil { plan.egressPort = Profile.Network.proxyPort }
             let cgroup = try makeCgroup(request.profile.limits, &result)
             let sandbox: SpawnedSandbox

@@ -1,6 +1,8 @@
+import CLaneSys
 import Glibc
 import LaneChanges
 import LaneModel
+import LaneSyscall
 
 /// Where a step's change set lives: the state directory and the step's journal identity.
 public struct ChangeStaging: Sendable {
@@ -56,8 +58,33 @@ public enum WorkspaceChanges {
         return Staged(set: set, store: store, upper: upper, work: work)
     }
 
+    /// A root `lanes` hands the overlay's layers to the step as mount trees (`SandboxLayout.trees`),
+    /// since its identity cannot reach the state directory by path. Id-mapped with the workspace,
+    /// root-owned layers already belong to that identity. Otherwise the identity must own the upper
+    /// and work directories to write them, and traverse the step directory (0711: search only;
+    /// the run directory above stays 0700, so no other host user reaches it; `finish` makes it
+    /// 0700 again).
+    static func handOver(_ staged: Staged, to identity: StepIdentity) throws(LanesError) {
+        let layers = SandboxLayout.overlayLayers(upper: staged.upper, work: staged.work)
+        guard !layers.upper.isEmpty, !layers.upper.contains("/"), !layers.work.isEmpty, !layers.work.contains("/"),
+              staged.work == layers.directory + "/" + layers.work else {
+            throw Spawner.failure(LANE_STAGE_OVERLAY_OWNER, errno: EINVAL, "\(staged.upper) and \(staged.work) are not in one directory")
+        }
+        guard !identity.idmapWorkspace else { return }
+        for path in [staged.upper, staged.work] where lchown(path, identity.uid, identity.gid) != 0 {
+            let err = errno
+            throw Spawner.failure(LANE_STAGE_OVERLAY_OWNER, errno: err, "chown \(path): \(Errno(rawValue: err).reason)")
+        }
+        if chmod(layers.directory, 0o711) != 0 {
+            let err = errno
+            throw Spawner.failure(LANE_STAGE_OVERLAY_OWNER, errno: err, "chmod \(layers.directory): \(Errno(rawValue: err).reason)")
+        }
+    }
+
     /// After the step: the change set, applied under auto; one stderr line when it waits.
     static func finish(_ staged: inout Staged, request: StepRequest) -> StepChanges {
+        // The step is over: its directory goes back to 0700 (`handOver` may have opened it to search).
+        _ = chmod(SandboxLayout.overlayLayers(upper: staged.upper, work: staged.work).directory, 0o700)
         let summary = ChangeEngine.finishStep(&staged.set, store: staged.store, auto: staged.set.commit == CommitMode.auto.rawValue)
         let id = "\(staged.set.run) \(staged.set.step)"
         var line: String?

@@ -13,7 +13,8 @@ struct PlanCodecTests {
                                       .symlink(destination: "usr/bin", target: "/bin"),
                                       .file(target: "/etc/passwd", contents: [1, 2, 3], mode: 0o644),
                                       .directory(target: "/etc", mode: 0o755), .remountReadOnly(target: "/x"),
-                                      .overlay(lower: "/ws", upper: "/state/u", work: "/state/w", target: "/ws")],
+                                      .overlay(lower: "/ws", upper: "/state/u", work: "/state/w", target: "/ws"),
+                                      .overlayTrees(lower: 2, layers: 3, upper: "upper", work: "work", target: "/ws")],
                              rlimits: [ResourceLimit(resource: 4, soft: 0, hard: 0)], seccompFilter: [9, 8, 7], egressPort: 3128)
         #expect(try PlanCodec.decode(PlanCodec.encode(plan)) == plan)
     }

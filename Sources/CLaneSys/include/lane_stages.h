@@ -20,6 +20,7 @@
     X(LANE_STAGE_SPAWN, 6, "spawn") \
     X(LANE_STAGE_ID_MAP, 7, "user namespace id map") \
     X(LANE_STAGE_CGROUP_ATTACH, 8, "cgroup attach") \
+    X(LANE_STAGE_OVERLAY_OWNER, 9, "overlay: layer owner") \
     /* the clone child (C, between clone3 and exec of lane-init) */ \
     X(LANE_STAGE_PDEATHSIG, 10, "spawn pdeathsig") \
     X(LANE_STAGE_SYNC, 11, "spawn sync") \
@@ -56,6 +57,8 @@
     X(LANE_STAGE_PROTECT_PATHS, 45, "protect paths") \
     X(LANE_STAGE_OVERLAY, 46, "overlay") \
     X(LANE_STAGE_EGRESS, 47, "egress relay") \
+    X(LANE_STAGE_OVERLAY_LAYERS, 48, "overlay: attach layers") \
+    X(LANE_STAGE_OVERLAY_DETACH, 49, "overlay: detach layers") \
     /* the tool's launcher (forked from lane-init) and lane_seal_and_exec */ \
     X(LANE_STAGE_SETSID, 50, "setsid") \
     X(LANE_STAGE_TOOL_USERNS, 51, "tool user namespace") \
