@@ -69,7 +69,7 @@ struct MCPCommand: ParsableCommand {
             options: ServiceOptions(config: config, stateDirectory: stateDirectory, initHelper: Paths.initHelper,
                                     currentDirectory: Paths.currentDirectory,
                                     hiddenPaths: [Paths.executableDirectory, Paths.parent(Paths.initHelper)]),
-            logger: Log.logger)
+            logger: ProcessLogging.logger)
         // Fail before serving when the journal cannot be opened (not on the first call).
         do { _ = try service.openJournal() } catch {
             printError("lanes: \(error.description)")
@@ -85,7 +85,7 @@ struct MCPCommand: ParsableCommand {
         let run = runID ?? newRunID()
         printError("lanes: mcp: lane \(lane), run \(run)")
         let server = LaneMCPServer(service: service, options: .init(lane: lane, run: run, workspace: workspace, version: "0.1.0"),
-                                   logger: Log.logger)
+                                   logger: ProcessLogging.logger)
         let done = DispatchSemaphore(value: 0)
         let failure = FailureBox()
         let listen = self.listen
@@ -93,9 +93,9 @@ struct MCPCommand: ParsableCommand {
             do {
                 if let listen {
                     try await UnixHTTPListener.serve(path: String(listen.dropFirst(5)), group: socketGroup, server: server,
-                                                     logger: Log.logger)
+                                                     logger: ProcessLogging.logger)
                 } else {
-                    try await server.serve(transport: LineTransport(logger: Log.logger))
+                    try await server.serve(transport: LineTransport(logger: ProcessLogging.logger))
                 }
             } catch {
                 failure.set("\(error)")

@@ -32,7 +32,7 @@ struct RunInvocation {
             options: ServiceOptions(config: config, stateDirectory: state, initHelper: Paths.initHelper,
                                     currentDirectory: Paths.currentDirectory,
                                     hiddenPaths: [Paths.executableDirectory, Paths.parent(Paths.initHelper)]),
-            logger: Log.logger)
+            logger: ProcessLogging.logger)
         let call = StepCall(lane: lane, argv: command, workspace: workspace, run: runID, step: step, timeoutSeconds: timeout,
                             idempotent: idempotent, effect: effect, output: json ? .capture : .relay,
                             allowHostWorkspace: allowHostWorkspace)
