@@ -97,7 +97,6 @@ let package = Package(
                 "LaneModel", "LaneConfig", "LaneSys", "LaneSyscall", "LaneSupervisor", "LaneJournal", "LaneGovernance",
                 "LaneState", "LaneRuntime", "LaneChanges",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings, linkerSettings: staticExecutable),
         .target(
@@ -138,7 +137,6 @@ let package = Package(
             dependencies: [
                 "LaneMCP", "LaneModel", "LaneConfig", "LaneSys", "LaneJournal", "LaneState", "LaneRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/LanesMCPMain", swiftSettings: swiftSettings),
         .target(name: "LaneTestSupport", swiftSettings: swiftSettings),
