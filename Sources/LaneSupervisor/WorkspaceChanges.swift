@@ -118,13 +118,20 @@ public enum WorkspaceChanges {
                 dirs.append(path)
             }
         }
-        let window = ChangeEngine.realtimeNs()
-        for dir in dirs {
-            var st = stat()
-            if lstat(dir, &st) == 0, Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec) >= window {
-                usleep(12_000)
-                return
+        // Wait until every such ctime is before the start the step will record. Loop rather
+        // than sleep once: ctimes can be fine-grained (multigrain timestamps) and run ahead of
+        // the coarse clock the start is read from by up to a tick. Bounded: 40 × 5 ms.
+        func changedWithinWindow() -> Bool {
+            let window = ChangeEngine.realtimeNs()
+            return dirs.contains { dir in
+                var st = stat()
+                return lstat(dir, &st) == 0 && Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec) >= window
             }
+        }
+        var tries = 0
+        while tries < 40 && changedWithinWindow() {
+            usleep(5_000)
+            tries += 1
         }
     }
 
