@@ -267,7 +267,9 @@ struct HostTrustTests {
         var seen: [(uid: [String], gid: [String], ppid: String)] = []
         for _ in 0..<100 where seen.isEmpty {
             usleep(50_000)
-            for line in Escape.hostProcesses(containing: "sleep 3.\(marker)") where !line.contains("lanes run") {
+            // Only the exec'd sleep: before its exec, `sh -c …` and a forked child of it (about to
+            // exec touch or mkdir) carry the same command line.
+            for line in Escape.hostProcesses(containing: "sleep 3.\(marker)") where !line.contains("lanes run") && !line.contains("sh -c") {
                 let pid = String(line.prefix { $0 != ":" })
                 if let tool = Self.ids(pid) {
                     seen.append(tool)
