@@ -1,6 +1,7 @@
 // See lane_egress.h: the SCM_RIGHTS bridge between lane-init's listener and the supervisor.
 #define _GNU_SOURCE
 #include "lane_egress.h"
+#include "lane_sys.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,48 +36,12 @@ int lane_egress_accept(int listener) {
     }
 }
 
-int lane_egress_send_fd(int channel, int fd) {
-    char byte = 'c';
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    for (;;) {
-        ssize_t n = sendmsg(channel, &m, MSG_NOSIGNAL);
-        if (n == 1) return 0;
-        if (n < 0 && errno == EINTR) continue;
-        return -1;
-    }
-}
+int lane_egress_send_fd(int channel, int fd) { return lane_send_fds(channel, &fd, 1); }
 
 int lane_egress_recv_fd(int channel) {
-    char byte;
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-    ssize_t n;
-    do { n = recvmsg(channel, &m, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
-    if (n == 0) return -2;
-    if (n < 0) return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
-        errno = EPROTO;
-        return -1;
-    }
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof(int));
-    return fd;
+    int fd = -1;
+    int n = lane_recv_fds(channel, &fd, 1);
+    return n == 1 ? fd : (n == 0 ? -2 : -1);
 }
 
 int lane_egress_socketpair(int fds[2]) {

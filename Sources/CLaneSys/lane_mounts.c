@@ -124,6 +124,7 @@ int lane_recv_fds(int sock, int *fds, int max) {
     msg.msg_controllen = sizeof u.buf;
     long n;
     do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n == 0) return 0;  // the sender closed its end
     if (n != 1) { if (n >= 0) errno = EPROTO; return -1; }
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) { errno = EPROTO; return -1; }

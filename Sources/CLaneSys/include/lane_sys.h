@@ -122,7 +122,8 @@ int lane_attach_tree(int tree, const char *target);
 #define LANE_MAX_PASSED_FDS 32
 /// Sends `count` fds over a unix socket (SCM_RIGHTS) with a one-byte count. Why C: cmsg macros.
 int lane_send_fds(int sock, const int *fds, int count);
-/// Receives fds sent by lane_send_fds (CLOEXEC); returns how many, or -1 with errno.
+/// Receives fds sent by lane_send_fds (CLOEXEC); returns how many, 0 when the sender closed its
+/// end, or -1 with errno.
 int lane_recv_fds(int sock, int *fds, int max);
 /// A non-blocking signalfd for every signal (the caller has blocked them all).
 int lane_signalfd_all(void);
