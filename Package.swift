@@ -28,6 +28,12 @@ let swiftSettings: [SwiftSetting] = Context.environment["CI"] == "true" ? strict
 let staticExecutable: [LinkerSetting] =
     Context.environment["LANES_STATIC_EXECUTABLES"] == "1" ? [.unsafeFlags(["-static-executable"])] : []
 
+/// With the Swift libraries linked statically (`--static-swift-stdlib`, as scripts/lib/setup.sh
+/// builds lanes-mcp), FoundationNetworking's static archive needs libcurl named on the link line;
+/// libcurl itself stays a shared library (Debian ships no static build of it).
+let staticStdlibCurl: [LinkerSetting] =
+    Context.environment["LANES_STATIC_EXECUTABLES"] == "1" ? [.linkedLibrary("curl")] : []
+
 let package = Package(
     name: "lanes",
     platforms: [.macOS(.v13)],
@@ -130,15 +136,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings),
-        // `lanes mcp` execs it; never linked statically (FoundationNetworking, which the MCP SDK
-        // imports, needs libcurl), and kept out of the one-shot `lanes` image.
+        // `lanes mcp` execs it; never a static executable (FoundationNetworking, which the MCP
+        // SDK imports, needs the shared libcurl), and kept out of the one-shot `lanes` image.
         .executableTarget(
             name: "lanes-mcp",
             dependencies: [
                 "LaneMCP", "LaneModel", "LaneConfig", "LaneSys", "LaneJournal", "LaneState", "LaneRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Sources/LanesMCPMain", swiftSettings: swiftSettings),
+            path: "Sources/LanesMCPMain", swiftSettings: swiftSettings, linkerSettings: staticStdlibCurl),
         .target(name: "LaneTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "LanesTests",

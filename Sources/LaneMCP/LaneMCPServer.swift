@@ -85,9 +85,13 @@ public final class LaneMCPServer: @unchecked Sendable {
         if let peer {
             logger.notice("tool call", metadata: ["tool": "\(params.name)", "peer": "\(peer)", "run": "\(options.run)"])
         }
+        // The arguments as sent: the SDK's decoding turns strings that look like data: URLs into
+        // binary data (RawToolArguments).
+        let arguments = RawToolArguments.find(in: Server.currentHandlerContext?.httpContext?.body, tool: params.name)
+            ?? params.arguments
         switch params.name {
         case "run_command":
-            let a = try ToolArguments(tool: params.name, values: params.arguments,
+            let a = try ToolArguments(tool: params.name, values: arguments,
                                       allowed: ["argv", "command", "stdin", "timeout_seconds", "step_id", "idempotent", "effect",
                                                 "approval_wait_seconds"])
             let argv: [String]
@@ -105,11 +109,11 @@ public final class LaneMCPServer: @unchecked Sendable {
             return try await perform(call, approvalWait: try a.number("approval_wait_seconds", min: 0, exclusive: false) ?? 0,
                                      progress: progress, server: server)
         case "read_file":
-            let a = try ToolArguments(tool: params.name, values: params.arguments, allowed: ["path", "step_id"])
+            let a = try ToolArguments(tool: params.name, values: arguments, allowed: ["path", "step_id"])
             let call = makeCall(argv: ["cat", "--", try a.requiredString("path")], step: try a.string("step_id", nonEmpty: true))
             return try await perform(call, approvalWait: 0, progress: progress, server: server)
         case "write_file":
-            let a = try ToolArguments(tool: params.name, values: params.arguments,
+            let a = try ToolArguments(tool: params.name, values: arguments,
                                       allowed: ["path", "content", "step_id", "approval_wait_seconds"])
             let path = try a.requiredString("path")
             guard let content = try a.text("content") else {
@@ -123,7 +127,7 @@ public final class LaneMCPServer: @unchecked Sendable {
             return try await perform(call, approvalWait: try a.number("approval_wait_seconds", min: 0, exclusive: false) ?? 0,
                                      progress: progress, server: server)
         case "list_files":
-            let a = try ToolArguments(tool: params.name, values: params.arguments, allowed: ["path", "recursive", "max_depth", "step_id"])
+            let a = try ToolArguments(tool: params.name, values: arguments, allowed: ["path", "recursive", "max_depth", "step_id"])
             let path = try a.string("path", nonEmpty: true) ?? "."
             let argv = try a.bool("recursive") == true
                 ? ["find", path, "-maxdepth", String(try a.int("max_depth", range: 1...64) ?? 8)]
@@ -131,10 +135,10 @@ public final class LaneMCPServer: @unchecked Sendable {
             let call = makeCall(argv: argv, step: try a.string("step_id", nonEmpty: true))
             return try await perform(call, approvalWait: 0, progress: progress, server: server)
         case "run_status":
-            _ = try ToolArguments(tool: params.name, values: params.arguments, allowed: [])
+            _ = try ToolArguments(tool: params.name, values: arguments, allowed: [])
             let text = try views.status()
             return CallTool.Result(content: [.text(text: text, annotations: nil, _meta: nil)],
-                                   structuredContent: try? JSONDecoder().decode(Value.self, from: Data(text.utf8)), isError: false)
+                                   isError: false)
         default:
             throw MCPError.invalidParams("unknown tool \"\(params.name)\"; the tools are \(ToolCatalog.tools.map(\.name).joined(separator: ", "))")
         }
@@ -161,8 +165,11 @@ public final class LaneMCPServer: @unchecked Sendable {
         return Self.toolResult(report)
     }
 
-    /// The step's report as a tool result: the JSON of `lanes run --json` as text and as
-    /// structured content; isError unless the command exited 0.
+    /// The step's report as a tool result: the JSON of `lanes run --json` as text; isError unless
+    /// the command exited 0. No `structuredContent`: the SDK (0.12.1) re-decodes a result's
+    /// strings and rewrites each one that parses as a data: URL, so a structured copy could
+    /// differ from what the command printed (stdout "data:,hi" came back as
+    /// "data:text/plain;base64,aGk="); it also cost about 1 ms of a warm step (docs/mcp.md).
     static func toolResult(_ report: StepReport) -> CallTool.Result {
         let json = report.json()
         var content: [Tool.Content] = [.text(text: json, annotations: nil, _meta: nil)]
@@ -171,7 +178,6 @@ public final class LaneMCPServer: @unchecked Sendable {
                                  annotations: nil, _meta: nil))
         }
         let failed = !(report.result.outcome == .exited && report.exitStatus == 0)
-        return CallTool.Result(content: content, structuredContent: try? JSONDecoder().decode(Value.self, from: Data(json.utf8)),
-                               isError: failed)
+        return CallTool.Result(content: content, isError: failed)
     }
 }

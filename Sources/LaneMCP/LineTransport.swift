@@ -11,7 +11,7 @@ import MCP
 /// with a JSON-RPC error naming its size (its id is read from its first bytes), so a 100 MB
 /// argument costs no memory and the server keeps serving. Writes are blocking and serialized by
 /// the actor: nothing but protocol ever reaches the output fd.
-public actor LineTransport: Transport {
+public actor LineTransport: Transport, HTTPContextProviding {
     public nonisolated let logger: Logger
     private let input: Int32
     private let output: Int32
@@ -19,6 +19,8 @@ public actor LineTransport: Transport {
     private let stream: AsyncThrowingStream<Data, Swift.Error>
     private let continuation: AsyncThrowingStream<Data, Swift.Error>.Continuation
     private var connected = false
+    /// The raw `tools/call` messages, for `httpRequestContext(for:)` (see `RawToolArguments`).
+    private let rawCalls = RawToolCalls()
 
     /// - Parameters:
     ///   - maxMessageBytes: the longest message accepted (longer ones get error -32600).
@@ -33,7 +35,7 @@ public actor LineTransport: Transport {
     public func connect() async throws {
         guard !connected else { return }
         connected = true
-        let reader = Reader(fd: input, limit: maxMessageBytes, continuation: continuation,
+        let reader = Reader(fd: input, limit: maxMessageBytes, continuation: continuation, rawCalls: rawCalls,
                             oversized: { [weak self] id, size in
                                 guard let self else { return }
                                 Task { await self.refuseOversized(id: id, size: size) }
@@ -68,6 +70,13 @@ public actor LineTransport: Transport {
 
     public func receive() -> AsyncThrowingStream<Data, Swift.Error> { stream }
 
+    /// Not HTTP: the SDK asks every transport that provides a request context for one before it
+    /// dispatches a request; for a `tools/call` this one hands back the message as read, so the
+    /// handler sees the arguments exactly as sent (`RawToolArguments`).
+    public func httpRequestContext(for id: ID) -> HTTPRequest? {
+        rawCalls.take(id).map { HTTPRequest(method: "POST", body: $0) }
+    }
+
     /// The answer to a message that was too long: error -32600 with its id when one was found.
     private func refuseOversized(id: String?, size: Int) async {
         let message = "request too large: \(size) bytes or more, the limit is \(maxMessageBytes) bytes; it was discarded"
@@ -81,13 +90,15 @@ public actor LineTransport: Transport {
         let fd: Int32
         let limit: Int
         let continuation: AsyncThrowingStream<Data, Swift.Error>.Continuation
+        let rawCalls: RawToolCalls
         let oversized: @Sendable (String?, Int) -> Void
 
         init(fd: Int32, limit: Int, continuation: AsyncThrowingStream<Data, Swift.Error>.Continuation,
-             oversized: @escaping @Sendable (String?, Int) -> Void) {
+             rawCalls: RawToolCalls, oversized: @escaping @Sendable (String?, Int) -> Void) {
             self.fd = fd
             self.limit = limit
             self.continuation = continuation
+            self.rawCalls = rawCalls
             self.oversized = oversized
         }
 
@@ -111,7 +122,9 @@ public actor LineTransport: Transport {
                         if line.count > limit {
                             oversized(Self.requestID(Array(line.prefix(4096))), line.count)
                         } else if !line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) {
-                            continuation.yield(Data(line))
+                            let message = Data(line)
+                            rawCalls.note(message)  // before the SDK can see it
+                            continuation.yield(message)
                         }
                         line.removeAll(keepingCapacity: line.count < (1 << 20))
                     }

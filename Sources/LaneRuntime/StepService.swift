@@ -42,6 +42,8 @@ public final class StepService: @unchecked Sendable {
     public let options: ServiceOptions
     private let logger: Logger
     private let configs: ConfigCache
+    /// One runner (and so one probed cgroup driver) for every step of this service.
+    private let runner: StepRunner
     private let lock = NSLock()
     private var state: StateDirectory?
     private var journal: SQLiteJournal?
@@ -53,6 +55,8 @@ public final class StepService: @unchecked Sendable {
         self.logger = logger
         self.configs = ConfigCache(store: options.config,
                                    policyCache: PolicyCache(directory: options.stateDirectory + "/policy-cache"))
+        let cgroups = WarmCgroupDriver()
+        self.runner = StepRunner(initPath: options.initHelper, cgroups: { cgroups })
     }
 
     /// Releases the liveness lock (the kernel drops it anyway when the process ends).
@@ -86,7 +90,7 @@ public final class StepService: @unchecked Sendable {
         let journaled = JournaledStep(journal: prepared.journal, run: run, step: call.step, lane: prepared.request.lane,
                                       effect: call.effect, retryAllowed: call.idempotent || prepared.request.lane.retry == .safe,
                                       notify: notify)
-        let runner = StepRunner(initPath: options.initHelper)
+        let runner = self.runner
         let outcome = journaled.perform(intent: prepared.intent) { id in
             log.info("step starting", metadata: ["step": "\(id)", "argv0": "\(call.argv.first ?? "")"])
             var request = prepared.request

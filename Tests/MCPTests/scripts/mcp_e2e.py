@@ -208,9 +208,20 @@ async def basics(fx):
         r = await s.call_tool("run_command", {"argv": ["sh", "-c", "cat /proc/net/dev | tail -n +3 | cut -d: -f1"]})
         expect(result_of(r)["stdout"].split() == ["lo"], "only loopback", result_of(r)["stdout"])
 
+        # Strings that parse as data: URLs reach the step as sent (the SDK's own decoding would
+        # make them binary data and refuse them as not strings), in argv and in file content.
+        r = await s.call_tool("run_command", {"argv": ["printf", "%s|%s", "data:,hi", "data: a, b"]})
+        expect(iserr(r) is False and result_of(r)["stdout"] == "data:,hi|data: a, b", "data: URL-like argv items run as written", result_of(r))
+        expect(r.structured_content is None if hasattr(r, "structured_content") else r.structuredContent is None,
+               "no structuredContent (the SDK would rewrite data: URL strings in it)", r)
+        w = await s.call_tool("write_file", {"path": "sse.txt", "content": "data:text/plain;base64,aGk="})
+        expect(iserr(w) is False, "write_file with data: URL-like content", result_of(w))
+        with open(os.path.join(fx.ws, "sse.txt")) as f:
+            expect(f.read() == "data:text/plain;base64,aGk=", "the content is written as sent", None)
+
         st = await s.call_tool("run_status", {})
         status = json.loads(st.content[0].text)
-        expect(status["budget_used"]["steps"] >= 7, "run_status counts the steps", status)
+        expect(status["budget_used"]["steps"] >= 9, "run_status counts the steps", status)
         expect(status["steps"][0]["exit_status"] == 3, "run_status lists the first step", status["steps"][0])
 
         res = await s.read_resource("lanes://runs/basics/steps/1")
