@@ -32,122 +32,6 @@ struct lane_open_how {
     uint64_t resolve;
 };
 
-// Reports {stage, errno} to the parent and exits. Only raw syscalls: this runs in the clone
-// child of a multithreaded process.
-static void child_fail(int err_fd, int stage, int err) {
-    int rec[2] = {stage, err};
-    (void)syscall(SYS_write, err_fd, rec, sizeof rec);
-    syscall(SYS_exit_group, 125);
-}
-
-static void child_reset_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < 65; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP) continue;
-        // glibc's sigaction is a thin wrapper over rt_sigaction; it takes no lock.
-        (void)sigaction(sig, &sa, NULL);
-    }
-}
-
-// The clone child. Ordering matters:
-// 1. PDEATHSIG first, so the child dies with `lanes` from here on;
-// 2. wait for the parent to write uid_map/gid_map (EOF means the parent died: exit);
-// 3. drop supplementary groups (needs the gid map and setgroups=allow);
-// 4. move the fd map into place; everything else becomes CLOEXEC, including err_fd, so a
-//    successful exec closes the error pipe and the parent reads EOF;
-// 5. unblock signals last, right before exec.
-static void child_main(const struct lane_spawn_args *a) {
-    // Our copy of the parent's write end would keep the sync pipe open forever: close it, so a
-    // parent that dies before the byte is sent (even before PDEATHSIG is armed) reads as EOF.
-    (void)syscall(SYS_close, a->sync_write_fd);
-    child_reset_signals();
-    if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
-        child_fail(a->err_fd, LANE_STAGE_PDEATHSIG, errno);
-    char byte;
-    long n;
-    do {
-        n = syscall(SYS_read, a->sync_fd, &byte, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) child_fail(a->err_fd, LANE_STAGE_SYNC, n < 0 ? errno : EPIPE);
-    if (a->drop_groups && syscall(SYS_setgroups, 0, NULL) != 0)
-        child_fail(a->err_fd, LANE_STAGE_SETGROUPS, errno);
-    // Root maps the namespace's uid 0 to an unprivileged host identity, not to itself: the
-    // child still carries the parent's host ids, which that map leaves unmapped. Taking uid and
-    // gid 0 of the namespace (capabilities there allow it) makes it that identity on the host,
-    // and execve then keeps root's capabilities inside the namespace only.
-    if (a->drop_groups) {
-        if (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0)
-            child_fail(a->err_fd, LANE_STAGE_SETIDS, errno);
-        // A change of effective ids clears the parent-death signal: arm it again, then make
-        // sure the parent did not die in between. The parent holds its end of the sync pipe
-        // open until this child has exec'd, so a hang-up there means it is gone.
-        if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
-            child_fail(a->err_fd, LANE_STAGE_PDEATHSIG, errno);
-        struct pollfd p = {a->sync_fd, POLLIN, 0};
-        struct timespec now = {0, 0};
-        if (syscall(SYS_ppoll, &p, 1, &now, NULL, 0) != 0 && (p.revents & (POLLHUP | POLLERR)))
-            syscall(SYS_exit_group, 125);
-    }
-
-    // Lift the sources (and err_fd) out of the way first, to the lowest free numbers at or
-    // above fd_count: installing fd i < fd_count then cannot clobber a lifted copy. No fixed
-    // high numbers: F_DUPFD fails with EINVAL at or above the soft RLIMIT_NOFILE, and a PAM
-    // session or systemd service commonly has 1024 (issue 11); any limit >= 64 works here.
-    int high[16];
-    if (a->fd_count > 16) child_fail(a->err_fd, LANE_STAGE_FDS, EINVAL);
-    int err_fd = a->err_fd;
-    // err_fd must survive until exec: move it above the map and keep it CLOEXEC.
-    long moved = syscall(SYS_fcntl, err_fd, F_DUPFD_CLOEXEC, a->fd_count);
-    if (moved < 0) child_fail(err_fd, LANE_STAGE_FDS, errno);
-    err_fd = (int)moved;
-    for (int i = 0; i < a->fd_count; i++) {
-        long fd = syscall(SYS_fcntl, a->fds[i], F_DUPFD_CLOEXEC, a->fd_count);
-        if (fd < 0) child_fail(err_fd, LANE_STAGE_FDS, errno);
-        high[i] = (int)fd;
-    }
-    for (int i = 0; i < a->fd_count; i++) {
-        if (syscall(SYS_dup3, high[i], i, 0) < 0) child_fail(err_fd, LANE_STAGE_FDS, errno);
-    }
-    if (syscall(SYS_close_range, a->fd_count, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
-        child_fail(err_fd, LANE_STAGE_FDS, errno);
-
-    sigset_t none;
-    sigemptyset(&none);
-    (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(long));
-    syscall(SYS_execve, a->path, a->argv, a->envp);
-    child_fail(err_fd, LANE_STAGE_EXEC_INIT, errno);
-}
-
-int lane_spawn(const struct lane_spawn_args *a, pid_t *pid, int *pidfd) {
-    struct clone_args ca;
-    memset(&ca, 0, sizeof ca);
-    int fd = -1;
-    ca.flags = a->clone_flags | CLONE_PIDFD;
-    ca.pidfd = (uint64_t)(uintptr_t)&fd;
-    ca.exit_signal = SIGCHLD;
-    if (a->cgroup_fd >= 0) {
-        ca.flags |= CLONE_INTO_CGROUP;
-        ca.cgroup = (uint64_t)a->cgroup_fd;
-    }
-    // Block every signal so no handler of the parent runs in the child before it resets them.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    long r = syscall(SYS_clone3, &ca, sizeof ca);
-    if (r == 0) {
-        child_main(a);  // does not return
-        syscall(SYS_exit_group, 125);
-    }
-    int saved = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (r < 0) return -saved;
-    *pid = (pid_t)r;
-    *pidfd = fd;
-    return 0;
-}
-
 int lane_seal_and_exec(const void *filter, size_t filter_len, const char *path,
                        char *const *argv, char *const *envp, int err_fd, int notify_fd) {
     int rec[2];
@@ -231,7 +115,17 @@ int lane_sigmask_all(int how) {
     return sigprocmask(how == 0 ? SIG_BLOCK : SIG_UNBLOCK, &all, NULL);
 }
 
-void lane_reset_signals(void) { child_reset_signals(); }
+void lane_reset_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < 65; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        // glibc's sigaction is a thin wrapper over rt_sigaction; it takes no lock (and leaves
+        // its own internal signals alone).
+        (void)sigaction(sig, &sa, NULL);
+    }
+}
 
 int lane_loopback_up(void) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

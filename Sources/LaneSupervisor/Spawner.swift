@@ -52,6 +52,11 @@ struct Spawner {
         // drop groups: it takes the unprivileged path, like any other uid.
         let root = geteuid() == 0 && Self.setgroupsAllowed()
         var pid: pid_t = 0, pidfd: Int32 = -1
+        // The child's stack and argument copy (x86_64: it shares this address space until its
+        // exec). Unmapped when this function returns: by then the child has exec'd (the error
+        // pipe read EOF) or has been reaped.
+        var childMemory = lane_spawn_memory()
+        defer { lane_spawn_release(&childMemory) }
         let (syncRead, syncWrite, errWrite) = (sync.read.raw, sync.write.raw, err.write.raw)
         let rc = childEnds.withUnsafeBufferPointer { fds in
             initPath.withCString { path in
@@ -59,7 +64,7 @@ struct Spawner {
                     path: path, argv: argv.pointers, envp: envp.pointers, fds: fds.baseAddress,
                     fd_count: Int32(fds.count), sync_fd: syncRead, sync_write_fd: syncWrite, err_fd: errWrite,
                     clone_flags: Self.namespaces, cgroup_fd: cgroup?.cloneIntoFd ?? -1, drop_groups: root ? 1 : 0)
-                return lane_spawn(&args, &pid, &pidfd)
+                return lane_spawn(&args, &pid, &pidfd, &childMemory)
             }
         }
         // The child has its copies (or there is no child): our copies of its ends go now.

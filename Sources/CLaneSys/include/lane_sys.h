@@ -35,7 +35,8 @@ extern "C" {
 #define LANE_CLOSE_RANGE_CLOEXEC 4
 #define LANE_MFD_CLOEXEC 1
 
-/// What `lane_spawn` needs. All pointers must stay valid until it returns.
+/// What `lane_spawn` needs. All pointers must stay valid until it returns (it copies what the
+/// child reads).
 struct lane_spawn_args {
     const char *path;            // absolute path of the helper to exec
     char *const *argv;           // NULL-terminated
@@ -53,11 +54,22 @@ struct lane_spawn_args {
                                  // to the namespace's 0 (the mapped identity) after the sync byte
 };
 
-/// Starts the helper in new namespaces with clone3. Why C: the child runs between clone and exec
-/// of a multithreaded process; only raw syscalls are safe there (swift-subprocess #374).
+/// Memory the child of `lane_spawn` runs on (x86_64: its stack and its copy of the arguments in
+/// the shared address space). Release it with `lane_spawn_release` only once the child has
+/// exec'd or died: the error pipe read EOF or a failure record and the child was reaped.
+struct lane_spawn_memory {
+    void *base;
+    size_t size;
+};
+
+/// Starts the helper in new namespaces with clone3 (lane_spawn.c). Why C: the child runs
+/// between clone and exec of a multithreaded process; only raw syscalls are safe there
+/// (swift-subprocess #374). On x86_64 the child shares the address space (CLONE_VM).
 /// All signals are blocked around clone3 in the parent and reset/unblocked in the child.
-/// Returns 0 and sets *pid and *pidfd, or returns -errno.
-int lane_spawn(const struct lane_spawn_args *args, pid_t *pid, int *pidfd);
+/// Returns 0 and sets *pid, *pidfd and *memory, or returns -errno (memory then released).
+int lane_spawn(const struct lane_spawn_args *args, pid_t *pid, int *pidfd, struct lane_spawn_memory *memory);
+/// Unmaps what `lane_spawn` mapped for its child (idempotent).
+void lane_spawn_release(struct lane_spawn_memory *memory);
 
 /// Installs no_new_privs and the seccomp filter, then execs. Why C: after the filter is loaded
 /// only the syscalls it allows may run, so nothing (no allocator, no runtime) may run between the
