@@ -114,7 +114,8 @@ static void child_reset_signals(void) {
 }
 
 // The clone child. Ordering matters:
-// 1. PDEATHSIG first, so the child dies with `lanes` from here on;
+// 1. PDEATHSIG first, so the child dies with `lanes` from here on; then (cgroup v1) join the
+//    step's groups, so nothing runs outside them;
 // 2. wait for the parent to write uid_map/gid_map (EOF means the parent died: exit);
 // 3. drop supplementary groups (needs the gid map and setgroups=allow);
 // 4. move the fd map into place; everything else becomes CLOEXEC, including err_fd, so a
@@ -128,6 +129,15 @@ static void child_main(void *arg) {
     child_reset_signals();
     long r = CSYS5(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (r != 0) child_fail(a->err_fd, LANE_STAGE_PDEATHSIG, -r);
+    // cgroup v1: join the step's groups before anything runs. "0" written to `tasks` moves the
+    // writing thread only, which the kernel does without the global threadgroup lock that moving
+    // a process by pid takes (an RCU grace period, often 10 ms or more here; docs/cgroups.md);
+    // this child is single-threaded, so the thread is the whole process. The files were opened
+    // by the parent, whose credentials the kernel checks.
+    for (int i = 0; i < a->join_count; i++) {
+        r = CSYS3(SYS_write, a->join_fds[i], "0", 1);
+        if (r != 1) child_fail(a->err_fd, LANE_STAGE_CGROUP_ATTACH, r < 0 ? -r : EIO);
+    }
     char byte;
     do {
         r = CSYS3(SYS_read, a->sync_fd, &byte, 1);
@@ -207,9 +217,10 @@ static char **copy_strings(char *const *v, size_t count, char ***slots, char **b
 static struct lane_spawn_args *make_block(const struct lane_spawn_args *a, void **mem, size_t *size) {
     size_t argc, envc;
     size_t text = strings_size(a->argv, &argc) + strings_size(a->envp, &envc) + strlen(a->path) + 1;
-    size_t header = sizeof(struct lane_spawn_args) + sizeof(int) * (size_t)(a->fd_count > 0 ? a->fd_count : 0)
-        + sizeof(char *) * (argc + envc + 2);
-    *size = GUARD + STACK + ((header + 15) & ~(size_t)15) + text;
+    size_t fdc = (size_t)(a->fd_count > 0 ? a->fd_count : 0), joins = (size_t)(a->join_count > 0 ? a->join_count : 0);
+    size_t header = sizeof(struct lane_spawn_args) + sizeof(int) * (fdc + joins) + sizeof(char *) * (argc + envc + 2);
+    header = (header + 15) & ~(size_t)15;
+    *size = GUARD + STACK + header + 8 + text;
     *size = (*size + 4095) & ~(size_t)4095;
     char *m = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (m == MAP_FAILED) return NULL;
@@ -218,9 +229,13 @@ static struct lane_spawn_args *make_block(const struct lane_spawn_args *a, void 
     struct lane_spawn_args *copy = (struct lane_spawn_args *)(m + GUARD + STACK);
     *copy = *a;
     int *fds = (int *)(copy + 1);
-    for (int i = 0; i < a->fd_count; i++) fds[i] = a->fds[i];
+    for (size_t i = 0; i < fdc; i++) fds[i] = a->fds[i];
     copy->fds = fds;
-    char **slots = (char **)(fds + (a->fd_count > 0 ? a->fd_count : 0));
+    int *join_fds = fds + fdc;
+    for (size_t i = 0; i < joins; i++) join_fds[i] = a->join_fds[i];
+    copy->join_fds = join_fds;
+    // Pointer slots after the ints: align them.
+    char **slots = (char **)(((uintptr_t)(join_fds + joins) + 7) & ~(uintptr_t)7);
     char *bytes = (char *)(slots + argc + envc + 2);
     copy->argv = copy_strings(a->argv, argc, &slots, &bytes);
     copy->envp = copy_strings(a->envp, envc, &slots, &bytes);

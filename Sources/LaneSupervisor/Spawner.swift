@@ -57,14 +57,21 @@ struct Spawner {
         // pipe read EOF) or has been reaped.
         var childMemory = lane_spawn_memory()
         defer { lane_spawn_release(&childMemory) }
+        // v1: the child moves itself into the step's groups (`StepCgroup.selfJoinFiles`); the
+        // files are opened here, so the kernel checks this process's credentials.
+        let joinFds = try Self.openJoinFiles(cgroup)
+        defer { for fd in joinFds { close(fd) } }
         let (syncRead, syncWrite, errWrite) = (sync.read.raw, sync.write.raw, err.write.raw)
         let rc = childEnds.withUnsafeBufferPointer { fds in
-            initPath.withCString { path in
-                var args = lane_spawn_args(
-                    path: path, argv: argv.pointers, envp: envp.pointers, fds: fds.baseAddress,
-                    fd_count: Int32(fds.count), sync_fd: syncRead, sync_write_fd: syncWrite, err_fd: errWrite,
-                    clone_flags: Self.namespaces, cgroup_fd: cgroup?.cloneIntoFd ?? -1, drop_groups: root ? 1 : 0)
-                return lane_spawn(&args, &pid, &pidfd, &childMemory)
+            joinFds.withUnsafeBufferPointer { joins in
+                initPath.withCString { path in
+                    var args = lane_spawn_args(
+                        path: path, argv: argv.pointers, envp: envp.pointers, fds: fds.baseAddress,
+                        fd_count: Int32(fds.count), sync_fd: syncRead, sync_write_fd: syncWrite, err_fd: errWrite,
+                        clone_flags: Self.namespaces, cgroup_fd: cgroup?.cloneIntoFd ?? -1, drop_groups: root ? 1 : 0,
+                        join_fds: joins.baseAddress, join_count: Int32(joins.count))
+                    return lane_spawn(&args, &pid, &pidfd, &childMemory)
+                }
             }
         }
         // The child has its copies (or there is no child): our copies of its ends go now.
@@ -82,8 +89,9 @@ struct Spawner {
             try writeIdMaps(pid: pid, root: root, identity: identity)
             // Before the sync byte: PID 1 reads the trees before it builds anything.
             if !trees.isEmpty { try sendTrees(trees, pid: pid, idmap: identity?.idmapWorkspace ?? false, socket: treeSocket.raw) }
-            // v1: the child waits on the sync pipe, so it runs nothing before it is moved.
-            if let cgroup, cgroup.cloneIntoFd < 0 { try cgroup.attach(pid: pid) }
+            // v1 without self-join files: the child waits on the sync pipe, so it runs nothing
+            // before it is moved.
+            if let cgroup, cgroup.cloneIntoFd < 0, joinFds.isEmpty { try cgroup.attach(pid: pid) }
         } catch {
             _ = lane_pidfd_send_signal(pidFd.raw, SIGKILL)
             var st: Int32 = 0
@@ -163,6 +171,24 @@ struct Spawner {
     private func writeProcFile(_ path: String, _ text: String) throws(LanesError) {
         let err = writeExistingFile(path, text)
         if err != 0 { throw Self.failure(LANE_STAGE_ID_MAP, errno: err, "writing \(path) failed: \(Errno(rawValue: err).reason)") }
+    }
+
+    /// The group's self-join files, open for writing (CLOEXEC; the child's copies close at its
+    /// exec). A file that cannot be opened refuses the step: attaching by pid would meet the
+    /// same permissions.
+    private static func openJoinFiles(_ cgroup: (any StepCgroup)?) throws(LanesError) -> [Int32] {
+        guard let cgroup, cgroup.cloneIntoFd < 0 else { return [] }
+        var fds: [Int32] = []
+        for path in cgroup.selfJoinFiles {
+            let fd = open(path, O_WRONLY | O_CLOEXEC)
+            if fd < 0 {
+                let e = errno
+                for f in fds { close(f) }
+                throw failure(LANE_STAGE_CGROUP_ATTACH, errno: e, "cannot open \(path): " + Errno(rawValue: e).reason)
+            }
+            fds.append(fd)
+        }
+        return fds
     }
 
     /// The clone child writes {stage, errno} before it gives up; EOF means lane-init exec'd.

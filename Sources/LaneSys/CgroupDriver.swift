@@ -122,6 +122,10 @@ public protocol StepCgroup: AnyObject {
     var directories: [String] { get }
     /// A directory fd for CLONE_INTO_CGROUP (v2), or -1 when the pid must be attached instead.
     var cloneIntoFd: Int32 { get }
+    /// Files the spawned child writes "0" to, itself, before it runs anything (v1: each
+    /// hierarchy's `tasks`): moving one's own thread skips the global threadgroup lock that
+    /// `attach(pid:)` takes. Empty when the group is joined otherwise (v2: CLONE_INTO_CGROUP).
+    var selfJoinFiles: [String] { get }
     /// Moves `pid` into the group. Call it before the child runs anything, i.e. before the
     /// spawn's sync byte is written. Costly on v1 (a migration by pid takes the global
     /// threadgroup rwsem: an RCU grace period, ~10 ms per hierarchy here; docs/cgroups.md).
@@ -134,6 +138,10 @@ public protocol StepCgroup: AnyObject {
     /// Kills everything in the group (stopped and frozen tasks included), waits until it is
     /// empty, removes it. Returns false if it was still there after `timeout` seconds.
     @discardableResult func destroy(timeout: Double) -> Bool
+}
+
+extension StepCgroup {
+    public var selfJoinFiles: [String] { [] }
 }
 
 /// The name of a step group, `lanes-<pid>-<starttime>-<nonce>`: the owner's pid and start time

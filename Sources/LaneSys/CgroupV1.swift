@@ -168,6 +168,9 @@ final class StepCgroupV1: StepCgroup {
         }
     }
 
+    /// Every hierarchy the group is in but the freezer's (the same set `attach` uses).
+    var selfJoinFiles: [String] { directories.filter { $0 != dirs["freezer"] }.map { $0 + "/tasks" } }
+
     func attach(pid: pid_t) throws(LanesError) {
         for dir in directories where dir != dirs["freezer"] { try set(dir + "/cgroup.procs", String(pid)) }
     }

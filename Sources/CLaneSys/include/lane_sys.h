@@ -52,6 +52,9 @@ struct lane_spawn_args {
     int cgroup_fd;               // >= 0: CLONE_INTO_CGROUP this directory fd (cgroup v2)
     int drop_groups;             // non-zero (root): setgroups(0, NULL), then setresgid/setresuid
                                  // to the namespace's 0 (the mapped identity) after the sync byte
+    const int *join_fds;         // cgroup v1: the step group's `tasks` files, opened for writing;
+    int join_count;              // the child writes "0" to each (moves itself) before the sync
+                                 // byte (stage LANE_STAGE_CGROUP_ATTACH on failure)
 };
 
 /// Memory the child of `lane_spawn` runs on (x86_64: its stack and its copy of the arguments in
