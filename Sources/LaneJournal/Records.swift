@@ -96,6 +96,22 @@ public struct RunOpened: Codable, Sendable, Equatable {
     }
 }
 
+extension RunOpened {
+    /// The lane of a run record as `CanonicalBody.runOpened` writes it (`{"lane":"NAME",…`),
+    /// read without a JSON decoder: a new run folds its first record in the same process, where
+    /// `JSONDecoder`'s first use cost about 0.3 ms of a one-shot `lanes run` (perf). nil for any
+    /// other shape (an escape in the name, another key order): the caller decodes then.
+    static func lane(ofCanonical body: String) -> String? {
+        let prefix = #"{"lane":""#
+        guard body.hasPrefix(prefix) else { return nil }
+        let rest = body.utf8.dropFirst(prefix.utf8.count)
+        guard let end = rest.firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+        let name = rest[rest.startIndex..<end]
+        guard !name.contains(UInt8(ascii: "\\")) else { return nil }
+        return String(decoding: name, as: UTF8.self)
+    }
+}
+
 /// One appended record. `body` holds the exact bytes that were hashed (canonical JSON: sorted
 /// keys); the hash is never recomputed from a re-encoding.
 public struct JournalRecord: Sendable, Equatable {

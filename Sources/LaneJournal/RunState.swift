@@ -68,7 +68,7 @@ public struct RunState: Codable, Sendable, Equatable {
         switch r.kind {
         case .run:
             governance.openedAt = r.at
-            governance.lane = (try? r.decode(RunOpened.self))?.lane ?? ""
+            governance.lane = RunOpened.lane(ofCanonical: r.body) ?? (try? r.decode(RunOpened.self))?.lane ?? ""
         case .intent:
             if facts.firstIntentOfStep { usage.steps += 1 }
         case .close:
