@@ -35,9 +35,9 @@ public struct CompiledProfile: Sendable {
         let fs = profile.filesystem
         let description = [
             "limits \(l.wallSeconds) \(l.cpuSeconds) \(l.openFiles) \(l.fileSizeBytes) \(l.processes) \(l.outputBytes) \(l.killGraceSeconds)",
-            "cgroup memory=\(l.memoryBytes.map(String.init) ?? "-") pids=\(l.pids.map(String.init) ?? "-") cpu=\(l.cpuFraction.map { "\($0)" } ?? "-") optional=\(l.optional.sorted())",
+            "cgroup memory=\(l.memoryBytes.map(String.init) ?? "-") pids=\(l.pids.map(String.init) ?? "-") cpu=\(l.cpuFraction.map { "\($0)" } ?? "-") optional=\(Self.listText(l.optional.sorted()))",
             "env " + profile.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{0}"),
-            "fs \(fs.workspace.rawValue) ro=\(fs.readOnly) rw=\(fs.readWrite) tmpfs=\(fs.tmpfs.map { "\($0.path):\($0.sizeBytes)" }) protected=\(fs.protected)"
+            "fs \(fs.workspace.rawValue) ro=\(Self.listText(fs.readOnly)) rw=\(Self.listText(fs.readWrite)) tmpfs=\(Self.listText(fs.tmpfs.map { "\($0.path):\($0.sizeBytes)" })) protected=\(Self.listText(fs.protected))"
                 // Only a non-default commit changes it further.
                 + (fs.commit == .direct ? "" : " commit=\(fs.commit.rawValue)"),
             Self.networkLine(profile.network),
@@ -49,6 +49,16 @@ public struct CompiledProfile: Sendable {
     /// `none` keeps the line it always had (fingerprints of existing profiles do not change).
     static func networkLine(_ n: Profile.Network) -> String {
         guard n.mode == .proxy else { return "net \(n.mode.rawValue)" }
-        return "net proxy allow=\(n.allow.map(\.text)) deny=\(n.deny.map(\.text)) conns=\(n.maxConnections) bytes=\(n.maxBytes.map(String.init) ?? "-")"
+        return "net proxy allow=\(listText(n.allow.map(\.text))) deny=\(listText(n.deny.map(\.text))) conns=\(n.maxConnections) bytes=\(n.maxBytes.map(String.init) ?? "-")"
+    }
+
+    /// Exactly what `"\(names)"` prints for an array of strings (`["a", "b"]`), which the
+    /// fingerprint has always hashed, without Swift's debugPrint machinery when no name needs
+    /// escaping (its first use cost ~0.2 ms of a one-shot `lanes run`); with such a name, the
+    /// interpolation itself.
+    static func listText(_ names: [String]) -> String {
+        let plain = names.allSatisfy { $0.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") } }
+        guard plain else { return "\(names)" }
+        return "[" + names.map { "\"" + $0 + "\"" }.joined(separator: ", ") + "]"
     }
 }

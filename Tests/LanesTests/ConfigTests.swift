@@ -1,7 +1,7 @@
 import Foundation
 import LaneConfig
 import LaneModel
-import LaneSupervisor
+@testable import LaneSupervisor
 import LaneSys
 import Testing
 
@@ -116,6 +116,13 @@ struct ConfigTests {
         #expect(a.fingerprint == b.fingerprint)
         #expect(a.fingerprint != c.fingerprint)
         #expect(a.fingerprint.count == 64)
+    }
+
+    @Test("the fingerprint's list text is exactly what interpolating the list printed (recorded fingerprints must not change)",
+          arguments: [[], ["a"], ["/usr", "/etc/ssl/certs", "memory"], ["with space", "ünïcode"], ["quote\"d", "back\\slash"],
+                      ["tab\there", "new\nline", "\u{7F}del"], ["*.example.com", "10.0.0.0/8:443"]])
+    func fingerprintListText(_ names: [String]) {
+        #expect(CompiledProfile.listText(names) == "\(names)")
     }
 }
 
