@@ -153,7 +153,10 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(name: "EscapeTests", dependencies: ["LaneTestSupport"], exclude: ["Probes"], swiftSettings: swiftSettings),
         .testTarget(name: "CgroupTests", dependencies: ["LaneSys", "LaneSyscall", "LaneModel", "LaneTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "JournalTests", dependencies: ["LaneJournal", "LaneState", "LaneSys", "LaneModel", "LaneTestSupport"],
+        // Every module a test imports is named here: an undeclared one (LaneGovernance) built in
+        // time only by chance, and one clean-clone CI run failed with "no such module".
+        .testTarget(name: "JournalTests", dependencies: ["LaneJournal", "LaneGovernance", "LaneState", "LaneSys", "LaneModel", "LaneTestSupport",
+                                                         .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "GovernanceTests", dependencies: ["LaneJournal", "LaneGovernance", "LaneState", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RuntimeTests", dependencies: ["LaneRuntime", "LaneJournal", "LaneModel", "LaneTestSupport",
