@@ -56,6 +56,20 @@ func makeNondumpable(prctl: Prctl = lane_prctl) throws(SetupFailure) {
     if dumpable != 0 { throw SetupFailure(LANE_STAGE_NONDUMPABLE, "still dumpable after PR_SET_DUMPABLE", EPERM) }
 }
 
+/// The command of a prestarted sandbox: one message on the unix socket `fd`. End of file means
+/// `lanes` did not need this sandbox: PID 1 exits at once, having started nothing.
+func receiveCommand(fd: Int32) throws(SetupFailure) -> StepCommand {
+    var buffer = [UInt8](repeating: 0, count: StepCommand.maxEncodedBytes + 1)
+    // MSG_TRUNC: the message's real length, so an oversized one is refused, not cut.
+    let n = retryOnInterrupt { buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_TRUNC)) } }
+    if n == 0 { exit(0) }
+    guard n > 0 else { throw SetupFailure(LANE_STAGE_PLAN, "receive the step's command") }
+    guard n <= StepCommand.maxEncodedBytes else { throw SetupFailure(LANE_STAGE_PLAN, "the step's command is too long", E2BIG) }
+    do { return try PlanCodec.decodeCommand(Array(buffer.prefix(n))) } catch {
+        throw SetupFailure(LANE_STAGE_PLAN, "malformed command at byte \(error.offset)", EINVAL)
+    }
+}
+
 func readPlan(fd: FileDescriptor) throws(SetupFailure) -> SpawnPlan {
     // The memfd's offset is where `lanes` stopped writing: read from the start.
     var bytes = [UInt8](repeating: 0, count: 0)

@@ -5,7 +5,8 @@
 //   fd 0-2  the step's stdio pipes
 //   fd 3    a memfd holding the SpawnPlan
 //   fd 4    the status pipe, where one InitReport is written at the end
-//   fd 5    a unix socket; when the plan attaches trees, `lanes` sent them on it (SCM_RIGHTS)
+//   fd 5    a unix socket; when the plan attaches trees, `lanes` sent them on it (SCM_RIGHTS);
+//           a prestarted sandbox (`awaitsCommand`) then waits there for its StepCommand
 //   fd 6    (proxy mode only) the egress channel to the supervisor's proxy (EgressRelay)
 // It is single-threaded and freshly exec'd, so ordinary Swift is safe here. It reads top to
 // bottom in the order the kernel requires; each failure names its stage (lane_stages.h).
@@ -15,7 +16,7 @@ import LanePlan
 import LaneSyscall
 
 let status = StatusChannel(fd: FileDescriptor(rawValue: 4))
-let plan: SpawnPlan
+var plan: SpawnPlan
 do throws(SetupFailure) {
     // First: nothing of the plan is read while PID 1 could still be inspected.
     try makeNondumpable()
@@ -34,13 +35,19 @@ do throws(SetupFailure) {
         guard got == treeCount else { throw SetupFailure(LANE_STAGE_ATTACH, "receive workspace trees", got < 0 ? errno : EPROTO) }
         filesystem.trees = Array(fds.prefix(Int(got)))
     }
-    close(5)
+    if !plan.awaitsCommand { close(5) }
     try filesystem.build()
     for fd in filesystem.trees { close(fd) }
     try configureHost(plan)
     try applyLimits(plan.rlimits)
     // After loopback is up, before the tool exists (so the tool cannot take the port).
     try EgressRelay.start(plan)
+    // Last: a prestarted sandbox is complete now and waits for its step's command. Nothing of
+    // the tool exists before it arrives.
+    if plan.awaitsCommand {
+        plan = plan.with(try receiveCommand(fd: 5))
+        close(5)
+    }
 } catch {
     status.fail(error)
 }

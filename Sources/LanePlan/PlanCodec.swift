@@ -25,6 +25,7 @@ public enum PlanCodec {
         w.u32(plan.sandboxGid)
         w.u32(plan.loopbackUp ? 1 : 0)
         w.u32(UInt32(plan.egressPort))
+        w.u32(plan.awaitsCommand ? 1 : 0)
         return w.out
     }
 
@@ -48,10 +49,34 @@ public enum PlanCodec {
         let lo = try r.u32() == 1
         let egress = try r.u32()
         guard egress <= UInt32(UInt16.max) else { throw PlanDecodingError(offset: r.offset) }
+        let awaits = try r.u32()
+        guard awaits <= 1 else { throw PlanDecodingError(offset: r.offset - 4) }
         guard r.offset == bytes.count else { throw PlanDecodingError(offset: r.offset) }
         return SpawnPlan(argv: argv, environment: env, workdir: workdir, hostname: hostname,
                          mounts: mounts, rlimits: limits, seccompFilter: filter,
-                         sandboxUid: uid, sandboxGid: gid, loopbackUp: lo, egressPort: UInt16(egress))
+                         sandboxUid: uid, sandboxGid: gid, loopbackUp: lo, egressPort: UInt16(egress),
+                         awaitsCommand: awaits == 1)
+    }
+
+    static let commandMagic: UInt32 = 0x4C43_4D31  // "LCM1"
+
+    /// Encodes the command a prestarted sandbox waits for.
+    public static func encode(_ command: StepCommand) -> [UInt8] {
+        var w = Writer()
+        w.u32(commandMagic)
+        w.strings(command.argv)
+        w.strings(command.environment)
+        w.string(command.workdir)
+        return w.out
+    }
+
+    /// Decodes a command; throws on any malformed input.
+    public static func decodeCommand(_ bytes: [UInt8]) throws(PlanDecodingError) -> StepCommand {
+        var r = Reader(input: bytes)
+        guard try r.u32() == commandMagic else { throw PlanDecodingError(offset: 0) }
+        let command = StepCommand(argv: try r.strings(), environment: try r.strings(), workdir: try r.string())
+        guard r.offset == bytes.count else { throw PlanDecodingError(offset: r.offset) }
+        return command
     }
 }
 

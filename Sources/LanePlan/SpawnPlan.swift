@@ -22,11 +22,16 @@ public struct SpawnPlan: Sendable, Equatable {
     /// Proxy mode (issue 12): lane-init listens on 127.0.0.1:`egressPort` and passes each
     /// connection to the supervisor over fd 5 (a unix socket). 0: no listener, no fd 5.
     public var egressPort: UInt16
+    /// A prestarted sandbox (`lanes mcp`'s warm path): PID 1 builds everything, then waits on
+    /// fd 5 for the `StepCommand` (argv, environment, working directory) before it starts the
+    /// tool; `argv`, `environment` and `workdir` here are then ignored. End of file there
+    /// (nothing was sent: the sandbox was not needed) ends it without starting anything.
+    public var awaitsCommand: Bool
 
     public init(argv: [String], environment: [String], workdir: String, hostname: String = "lane",
                 mounts: [MountStep], rlimits: [ResourceLimit], seccompFilter: [UInt8],
                 sandboxUid: UInt32 = 1000, sandboxGid: UInt32 = 1000, loopbackUp: Bool = true,
-                egressPort: UInt16 = 0) {
+                egressPort: UInt16 = 0, awaitsCommand: Bool = false) {
         self.argv = argv
         self.environment = environment
         self.workdir = workdir
@@ -38,10 +43,36 @@ public struct SpawnPlan: Sendable, Equatable {
         self.sandboxGid = sandboxGid
         self.loopbackUp = loopbackUp
         self.egressPort = egressPort
+        self.awaitsCommand = awaitsCommand
+    }
+
+    /// The plan with the command's parts taken from `command`.
+    public func with(_ command: StepCommand) -> SpawnPlan {
+        var plan = self
+        plan.argv = command.argv
+        plan.environment = command.environment
+        plan.workdir = command.workdir
+        plan.awaitsCommand = false
+        return plan
     }
 
     /// The fd lane-init finds the egress channel on when `egressPort` is not 0.
     public static let egressChannelFd: Int32 = 6
+}
+
+/// What a prestarted sandbox is told when its step starts (`SpawnPlan.awaitsCommand`).
+public struct StepCommand: Sendable, Equatable {
+    /// The largest encoded command sent to a prestarted sandbox (one socket message); a bigger
+    /// one goes the cold way, in the plan.
+    public static let maxEncodedBytes = 65536
+    public var argv: [String]
+    public var environment: [String]
+    public var workdir: String
+    public init(argv: [String], environment: [String], workdir: String) {
+        self.argv = argv
+        self.environment = environment
+        self.workdir = workdir
+    }
 }
 
 /// One step of building the sandbox's filesystem. Targets are paths inside the new root.

@@ -17,6 +17,12 @@ struct PlanCodecTests {
                                       .overlayTrees(lower: 2, layers: 3, upper: "upper", work: "work", target: "/ws")],
                              rlimits: [ResourceLimit(resource: 4, soft: 0, hard: 0)], seccompFilter: [9, 8, 7], egressPort: 3128)
         #expect(try PlanCodec.decode(PlanCodec.encode(plan)) == plan)
+        var waiting = plan
+        waiting.awaitsCommand = true
+        #expect(try PlanCodec.decode(PlanCodec.encode(waiting)) == waiting)
+        let command = StepCommand(argv: ["true", ""], environment: ["A=b"], workdir: "/w")
+        #expect(try PlanCodec.decodeCommand(PlanCodec.encode(command)) == command)
+        #expect(waiting.with(command).argv == ["true", ""] && !waiting.with(command).awaitsCommand)
     }
 
     @Test("truncated or altered plans are refused, not guessed")
@@ -26,6 +32,12 @@ struct PlanCodecTests {
             #expect(throws: PlanDecodingError.self) { try PlanCodec.decode(Array(bytes.prefix(cut))) }
         }
         #expect(throws: PlanDecodingError.self) { try PlanCodec.decode(bytes + [0]) }
+        let command = PlanCodec.encode(StepCommand(argv: ["a"], environment: [], workdir: "/"))
+        for cut in [0, 3, 10, command.count - 1] {
+            #expect(throws: PlanDecodingError.self) { try PlanCodec.decodeCommand(Array(command.prefix(cut))) }
+        }
+        #expect(throws: PlanDecodingError.self) { try PlanCodec.decodeCommand(command + [0]) }
+        #expect(throws: PlanDecodingError.self) { try PlanCodec.decodeCommand(bytes) }
     }
 
     @Test("init reports round-trip")
