@@ -15,6 +15,18 @@ struct SpawnedSandbox: ~Copyable {
     let stdoutRead: OwnedDescriptor
     let stderrRead: OwnedDescriptor
     let statusRead: OwnedDescriptor
+    /// A prestarted sandbox's end of the fd 5 socket, where its `StepCommand` goes
+    /// (`SpawnPlan.awaitsCommand`); nil once sent, and for every other sandbox.
+    var commandSocket: OwnedDescriptor?
+
+    /// Starts the tool of a prestarted sandbox: one message, then this end closes. A PID 1 that
+    /// failed its set-up (and so no longer reads) is not an error here: its report says why.
+    mutating func sendCommand(_ command: StepCommand) {
+        guard let socket = commandSocket.take() else { return }
+        let bytes = PlanCodec.encode(command)
+        _ = bytes.withUnsafeBytes { raw in retryOnInterrupt { send(socket.raw, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL)) } }
+        socket.close()
+    }
 }
 
 /// Starts `lane-init` in fresh namespaces through the C `lane_spawn`, writes its id maps, and
@@ -112,8 +124,10 @@ struct Spawner {
             let detail = stage == SetupStage(LANE_STAGE_EXEC_INIT) ? initPath + ": " : ""
             throw LanesError(.setupFailed, stage: stage.name, errno: errno, detail + Errno(rawValue: errno).reason)
         }
+        var commandSocket: OwnedDescriptor? = nil
+        if plan.awaitsCommand { commandSocket = .some(consume treeSocket) }
         return SpawnedSandbox(pid: pid, pidfd: pidFd, stdinWrite: stdin.write, stdoutRead: stdout.read,
-                              stderrRead: stderr.read, statusRead: status.read)
+                              stderrRead: stderr.read, statusRead: status.read, commandSocket: commandSocket)
     }
 
     /// A set-up failure of the supervisor's side, named by its stage in `lane_stages.h`.

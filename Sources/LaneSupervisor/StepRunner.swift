@@ -7,11 +7,14 @@ import LaneSyscall
 
 /// Runs one step: plan → spawn → watch → result. Nothing here runs between clone and exec;
 /// that is `lane_spawn` (C) and then `lane-init` (a fresh process).
-public struct StepRunner {
+public struct StepRunner: Sendable {
     /// Path of the `lane-init` helper.
     public let initPath: String
     /// Makes the cgroup driver (probes the host once per step runner).
     public var cgroups: @Sendable () -> any CgroupDriver
+    /// Where sandboxes started ahead of their step come from (`lanes mcp`); nil: every sandbox
+    /// starts when its step does (the one-shot `lanes run`).
+    public var prestarted: (any SandboxPrestarter)?
 
     public init(initPath: String, cgroups: @escaping @Sendable () -> any CgroupDriver = { Cgroups.driver() }) {
         self.initPath = initPath
@@ -55,28 +58,32 @@ public struct StepRunner {
             let egress = try StepEgress.start(request)
             defer { if let egress { result.network = egress.proxy.stop() } }
             if egress != nil { result.protections.append("egress_proxy") }
-            var plan = SpawnPlan(
-                argv: request.argv,
-                environment: Self.environment(request),
-                workdir: request.workspace,
-                mounts: SandboxLayout.mounts(profile: request.profile, lane: request.lane,
-                                             workspace: request.workspace, hidden: request.hiddenPaths,
-                                             attachTrees: identity.rootful, protected: protection.mounts,
-                                             overlay: staged.map { ($0.upper, $0.work) })
-                    + Self.credentialMounts(request.credentials),
-                rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
-            let trees = identity.rootful ? SandboxLayout.trees(profile: request.profile, lane: request.lane, workspace: request.workspace,
-                                                               overlay: staged.map { ($0.upper, $0.work) }) : []
+            var (plan, trees) = Self.layout(request, compiled: compiled, identity: identity, protection: protection.mounts,
+                                            overlay: staged.map { ($0.upper, $0.work) })
             if egress != nil { plan.egressPort = Profile.Network.proxyPort }
-            let cgroup = try makeCgroup(request.profile.limits, &result)
-            let sandbox: SpawnedSandbox
-            do throws(LanesError) {
-                sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup, identity: identity, trees: trees,
-                                                                egressChannel: egress?.childEnd)
-            } catch {
-                _ = cgroup?.destroy(timeout: 2)
-                throw error
+            // `lanes mcp`: a sandbox started before this call, when one of exactly this shape is
+            // ready; the next one starts now, in the background (docs/mcp.md, "Warm path").
+            let command = StepCommand(argv: plan.argv, environment: plan.environment, workdir: plan.workdir)
+            let shape = staged == nil && egress == nil && PlanCodec.encode(command).count <= StepCommand.maxEncodedBytes
+                ? prestarted.map { _ in Self.shape(plan, trees: trees, identity: identity, request: request) } : nil
+            let ready = shape.flatMap { prestarted?.take(shape: $0) }
+            let cgroup: (any StepCgroup)?
+            var sandbox: SpawnedSandbox
+            if let ready, let claimed = ready.claim(into: &result) {
+                sandbox = claimed
+                cgroup = ready.cgroup
+                sandbox.sendCommand(command)
+            } else {
+                cgroup = try makeCgroup(request.profile.limits, &result)
+                do throws(LanesError) {
+                    sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup, identity: identity, trees: trees,
+                                                                    egressChannel: egress?.childEnd)
+                } catch {
+                    _ = cgroup?.destroy(timeout: 2)
+                    throw error
+                }
             }
+            if let shape, let prestarted { refill(prestarted, shape: shape, request: request, compiled: compiled) }
             let limit = Int(clamping: request.profile.limits.outputBytes)
             var monitor = StepMonitor(sandbox: sandbox, deadlineSeconds: request.wallSeconds,
                                       graceSeconds: request.profile.limits.killGraceSeconds, signalFd: signals.raw,
@@ -107,6 +114,23 @@ public struct StepRunner {
             result.error = "\(error.stage): \(error.message)"
         }
         return result
+    }
+
+    /// The sandbox's plan and the trees a root `lanes` hands to PID 1.
+    static func layout(_ request: StepRequest, compiled: CompiledProfile, identity: StepIdentity, protection: [MountStep],
+                       overlay: (String, String)?) -> (SpawnPlan, [(source: String, readOnly: Bool)]) {
+        let plan = SpawnPlan(
+            argv: request.argv,
+            environment: Self.environment(request),
+            workdir: request.workspace,
+            mounts: SandboxLayout.mounts(profile: request.profile, lane: request.lane,
+                                         workspace: request.workspace, hidden: request.hiddenPaths,
+                                         attachTrees: identity.rootful, protected: protection, overlay: overlay)
+                + Self.credentialMounts(request.credentials),
+            rlimits: compiled.rlimits, seccompFilter: compiled.seccompFilter)
+        let trees = identity.rootful ? SandboxLayout.trees(profile: request.profile, lane: request.lane, workspace: request.workspace,
+                                                           overlay: overlay) : []
+        return (plan, trees)
     }
 
     /// The profile's environment plus the lane's env credentials; nothing else passes.
@@ -207,7 +231,7 @@ public struct StepRunner {
     /// symlink (or has one inside the workspace) is refused: binds never follow links.
     /// Run as root, a directory made here is given to the workspace's owner (the step's identity
     /// acts as that owner).
-    private func prepareWritableDirectories(_ request: StepRequest, identity: StepIdentity) throws(LanesError) {
+    func prepareWritableDirectories(_ request: StepRequest, identity: StepIdentity) throws(LanesError) {
         var owner = stat()
         let haveOwner = identity.rootful && stat(request.workspace, &owner) == 0
         for dir in request.lane.writable + (request.profile.filesystem.commit == .direct ? [] : request.lane.writableDirect) {
@@ -231,7 +255,7 @@ public struct StepRunner {
     /// The step's cgroup. A cgroup limit the host cannot enforce refuses the step (125) unless
     /// the profile lists it in `limits.optional`; then the result lists it as not applied.
     /// Without any cgroup limit a group is still made when possible (usage, teardown).
-    private func makeCgroup(_ l: Profile.Limits, _ result: inout StepResult) throws(LanesError) -> (any StepCgroup)? {
+    func makeCgroup(_ l: Profile.Limits, _ result: inout StepResult) throws(LanesError) -> (any StepCgroup)? {
         let driver = cgroups()
         driver.removeStale()
         let limits = CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuFraction: l.cpuFraction)

@@ -1,0 +1,134 @@
+import CLaneSys
+import Glibc
+import LaneModel
+import LanePlan
+import LaneSys
+import LaneSyscall
+
+/// Keeps sandboxes started ahead of their steps (`lanes mcp`'s warm path; `SandboxPool` in
+/// LaneRuntime). A prestarted sandbox is complete — namespaces, id maps, cgroup, filesystem,
+/// limits — but its PID 1 waits for the step's command (`SpawnPlan.awaitsCommand`), so no tool
+/// exists before the step's intent is durable. It is used at most once, by a step whose sandbox
+/// would be exactly the same (`StepRunner.shape`), and killed unused otherwise.
+public protocol SandboxPrestarter: AnyObject, Sendable {
+    /// A ready sandbox of this shape, or nil (the step then starts its own).
+    func take(shape: [UInt8]) -> PreparedSandbox?
+    /// Asks for sandboxes like the one just taken to be started in the background by `make`
+    /// (which returns nil when it cannot start one; the next step then starts its own and reports
+    /// why). Ready sandboxes of any other shape are no longer wanted.
+    func refill(shape: [UInt8], _ make: @escaping @Sendable () -> PreparedSandbox?)
+}
+
+/// One prestarted sandbox: its PID 1 (waiting for a command), pipes, cgroup, and what its cgroup
+/// adds to a step's result. Killed, reaped and its cgroup removed when it goes away unclaimed.
+///
+/// The thread that started it must outlive it and the step that claims it: PID 1's parent-death
+/// signal follows the thread that cloned it (`SandboxPool` starts them on one long-lived thread).
+public final class PreparedSandbox: @unchecked Sendable {
+    /// What it was built from (`StepRunner.shape`).
+    public let shape: [UInt8]
+    /// The step's cgroup, owned by the step once claimed.
+    let cgroup: (any StepCgroup)?
+    /// PID 1's host pid while it is unclaimed (tests look at it).
+    public var pid: pid_t? { unclaimed ? sandbox?.pid : nil }
+    /// The cgroup's directory (the first hierarchy's under v1), if it has one.
+    public var cgroupPath: String? { cgroup?.path }
+    private var sandbox: SpawnedSandbox?
+    private var unclaimed = true
+    /// `cgroup`, `cgroup:*` and `cgroup_limit:*` protections and `limits_not_applied`.
+    private let cgroupFields: StepResult
+
+    init(shape: [UInt8], sandbox: consuming SpawnedSandbox, cgroup: (any StepCgroup)?, cgroupFields: StepResult) {
+        self.shape = shape
+        self.sandbox = .some(consume sandbox)
+        self.cgroup = cgroup
+        self.cgroupFields = cgroupFields
+    }
+
+    /// The sandbox, for the step about to run; its cgroup's entries join `result`. Nil if it
+    /// was claimed or discarded already.
+    func claim(into result: inout StepResult) -> SpawnedSandbox? {
+        guard unclaimed else { return nil }
+        unclaimed = false
+        result.cgroup = cgroupFields.cgroup
+        result.protections += cgroupFields.protections
+        result.limitsNotApplied = cgroupFields.limitsNotApplied
+        return sandbox.take()
+    }
+
+    /// Kills PID 1 (which started nothing), reaps it and removes its cgroup. Idempotent.
+    public func discard() {
+        guard unclaimed else { return }
+        unclaimed = false
+        if let pid = sandbox?.pid, let pidfd = sandbox?.pidfd.raw {
+            _ = lane_pidfd_send_signal(pidfd, SIGKILL)
+            var status: Int32 = 0
+            _ = retryOnInterrupt { waitpid(pid, &status, 0) }
+        }
+        sandbox = nil
+        _ = cgroup?.destroy(timeout: 2)
+    }
+
+    deinit { discard() }
+}
+
+extension StepRunner {
+    /// Everything a step's sandbox is built from but its command: the plan without argv,
+    /// environment and working directory; the trees; the identity; the cgroup limits; and the
+    /// workspace directory's identity (a workspace replaced since is a different sandbox).
+    static func shape(_ plan: SpawnPlan, trees: [(source: String, readOnly: Bool)], identity: StepIdentity,
+                      request: StepRequest) -> [UInt8] {
+        var bytes = PlanCodec.encode(plan.with(StepCommand(argv: [], environment: [], workdir: "")))
+        var st = stat()
+        let workspace = stat(request.workspace, &st) == 0 ? "\(st.st_dev):\(st.st_ino)" : "-"
+        let l = request.profile.limits
+        let limits = "\(l.memoryBytes.map(String.init) ?? "-") \(l.pids.map(String.init) ?? "-") "
+            + "\(l.cpuFraction.map { String($0) } ?? "-") \(l.optional.sorted().joined(separator: ","))"
+        let text = trees.map { "\($0.source.utf8.count):\($0.source) \($0.readOnly)" }.joined(separator: "\n")
+            + "\n\(identity.uid):\(identity.gid):\(identity.rootful):\(identity.idmapWorkspace)\n\(workspace)\n\(limits)"
+        bytes.append(contentsOf: text.utf8)
+        return bytes
+    }
+
+    /// Starts a sandbox for a step like `request` that waits for its command; nil when it cannot
+    /// (the step that would have used it then starts its own and reports the reason).
+    public func prestart(_ request: StepRequest, compiled: CompiledProfile) -> PreparedSandbox? {
+        do throws(LanesError) {
+            try HostLimits.require(request.profile)
+            let identity = StepIdentity.forStep(workspace: request.workspace, root: geteuid() == 0 && Spawner.setgroupsAllowed())
+            try prepareWritableDirectories(request, identity: identity)
+            // Only its mounts: the step that claims the sandbox takes its own snapshot to check.
+            let protection = ProtectedPaths.prepare(
+                workspace: request.workspace, roots: request.profile.filesystem.workspace == .readWrite ? [""] : request.lane.writable,
+                protected: request.profile.filesystem.protected, unprotect: request.lane.unprotected)
+            let (layout, trees) = Self.layout(request, compiled: compiled, identity: identity, protection: protection.mounts, overlay: nil)
+            let shape = Self.shape(layout, trees: trees, identity: identity, request: request)
+            // No command and no credential value in the plan of a sandbox that waits.
+            var plan = layout.with(StepCommand(argv: [], environment: [], workdir: request.workspace))
+            plan.awaitsCommand = true
+            var fields = StepResult(lane: "", profile: "", profileFingerprint: "", outcome: .failedToStart, protections: [])
+            let cgroup = try makeCgroup(request.profile.limits, &fields)
+            do throws(LanesError) {
+                let sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup, identity: identity, trees: trees)
+                return PreparedSandbox(shape: shape, sandbox: sandbox, cgroup: cgroup, cgroupFields: fields)
+            } catch {
+                _ = cgroup?.destroy(timeout: 2)
+                throw error
+            }
+        } catch {
+            return nil
+        }
+    }
+
+    /// Asks `source` for the next sandbox of this shape (the template request carries no
+    /// command, stdin or cancellation of the step that asked).
+    func refill(_ source: any SandboxPrestarter, shape: [UInt8], request: StepRequest, compiled: CompiledProfile) {
+        var request = request
+        request.argv = []
+        request.stdin = nil
+        request.cancellation = nil
+        request.timeoutSeconds = nil
+        let template = request, runner = self
+        source.refill(shape: shape) { runner.prestart(template, compiled: compiled) }
+    }
+}
