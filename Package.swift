@@ -161,7 +161,7 @@ let package = Package(
         .testTarget(name: "GovernanceTests", dependencies: ["LaneJournal", "LaneGovernance", "LaneState", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RuntimeTests", dependencies: ["LaneRuntime", "LaneJournal", "LaneModel", "LaneTestSupport",
                     .product(name: "Logging", package: "swift-log"), .product(name: "InMemoryLogging", package: "swift-log"),
-                    "LaneConfig", "LaneGovernance", "LaneState"], swiftSettings: swiftSettings),
+                    "LaneConfig", "LaneGovernance", "LaneState", "LaneSupervisor"], swiftSettings: swiftSettings),
         .testTarget(name: "ChangeTests", dependencies: ["LaneChanges", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MCPTests", dependencies: ["LaneTestSupport"], exclude: ["scripts"], swiftSettings: swiftSettings),
     ]

@@ -21,14 +21,18 @@ public struct ServiceOptions: Sendable {
     public var currentDirectory: String
     /// Directories never visible in a sandbox, even inside a workspace (the binaries' directory).
     public var hiddenPaths: [String]
+    /// How many sandboxes to keep started ahead of the next step (`lanes mcp --prestart`; 0: none,
+    /// every sandbox starts with its step, as a one-shot `lanes run` must).
+    public var prestartSandboxes: Int
 
     public init(config: ConfigStore, stateDirectory: String, initHelper: String, currentDirectory: String,
-                hiddenPaths: [String] = []) {
+                hiddenPaths: [String] = [], prestartSandboxes: Int = 0) {
         self.config = config
         self.stateDirectory = stateDirectory
         self.initHelper = initHelper
         self.currentDirectory = currentDirectory
         self.hiddenPaths = hiddenPaths
+        self.prestartSandboxes = prestartSandboxes
     }
 }
 
@@ -44,6 +48,8 @@ public final class StepService: @unchecked Sendable {
     private let configs: ConfigCache
     /// One runner (and so one probed cgroup driver) for every step of this service.
     private let runner: StepRunner
+    /// Sandboxes started ahead of their steps (`ServiceOptions.prestartSandboxes` > 0).
+    let pool: SandboxPool?
     private let lock = NSLock()
     private var state: StateDirectory?
     private var journal: SQLiteJournal?
@@ -56,11 +62,16 @@ public final class StepService: @unchecked Sendable {
         self.configs = ConfigCache(store: options.config,
                                    policyCache: PolicyCache(directory: options.stateDirectory + "/policy-cache"))
         let cgroups = WarmCgroupDriver()
-        self.runner = StepRunner(initPath: options.initHelper, cgroups: { cgroups })
+        var runner = StepRunner(initPath: options.initHelper, cgroups: { cgroups })
+        pool = options.prestartSandboxes > 0 ? SandboxPool(capacity: options.prestartSandboxes) : nil
+        runner.prestarted = pool
+        self.runner = runner
     }
 
-    /// Releases the liveness lock (the kernel drops it anyway when the process ends).
+    /// Kills the prestarted sandboxes and releases the liveness lock (the kernel drops it anyway
+    /// when the process ends). Call it once no step runs any more.
     public func close() {
+        pool?.close()
         lock.lock()
         defer { lock.unlock() }
         if let name = supervisorLock, let state { SupervisorLock.release(stateDirectory: state.path, name: name) }
@@ -102,11 +113,14 @@ public final class StepService: @unchecked Sendable {
         }
         switch outcome {
         case let .refused(reason, id, message):
+            // Halted, stopped, gated or budget-bound: no sandbox waits for a step that may never come.
+            pool?.drain()
             log.info("step refused", metadata: ["step": "\(id ?? "")", "reason": "\(reason.rawValue)"])
             let result = StepResult.refused(lane: call.lane, profile: prepared.request.profile.name,
                                             profileFingerprint: prepared.compiled.fingerprint, reason: reason, message: message)
             return StepReport(run: run, step: id, replayed: false, retried: false, result: result, resultJSON: result.json())
         case let .result(result, json, id, replayed, retried):
+            if result.outcome == .stopped { pool?.drain() }  // `lanes stop`: the run takes no more steps
             log.info(replayed ? "step replayed" : "step closed",
                      metadata: ["step": "\(id)", "outcome": "\(result.outcome.rawValue)", "exit_status": "\(result.exitStatus)"])
             if retried { notify("step \(id) of run \(run) was in doubt and is run again (the lane allows retrying)") }

@@ -54,7 +54,11 @@ struct MCPCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Serve Streamable HTTP on a unix socket instead of stdio (unix:PATH).", valueName: "unix:PATH"))
     var listen: String?
 
+    @Option(help: ArgumentHelp("Sandboxes kept started ahead of the next call, 0 to 8 (0: each starts with its call). A prestarted sandbox runs nothing until its call's intent is recorded; see docs/mcp.md.", valueName: "N"))
+    var prestart: Int = 1
+
     func validate() throws {
+        guard (0...8).contains(prestart) else { throw ValidationError("--prestart expects 0 to 8, found \(prestart)") }
         if let listen, !listen.hasPrefix("unix:") || listen.count <= 5 {
             throw ValidationError("--listen expects unix:PATH, found \"\(listen)\"")
         }
@@ -68,7 +72,8 @@ struct MCPCommand: ParsableCommand {
         let service = StepService(
             options: ServiceOptions(config: config, stateDirectory: stateDirectory, initHelper: Paths.initHelper,
                                     currentDirectory: Paths.currentDirectory,
-                                    hiddenPaths: [Paths.executableDirectory, Paths.parent(Paths.initHelper)]),
+                                    hiddenPaths: [Paths.executableDirectory, Paths.parent(Paths.initHelper)],
+                                    prestartSandboxes: prestart),
             logger: ProcessLogging.logger)
         // Fail before serving when the journal cannot be opened (not on the first call).
         do { _ = try service.openJournal() } catch {

@@ -18,7 +18,7 @@ struct StepServiceTests {
         let log: InMemoryLogHandler
         var workspace: String { root + "/ws" }
 
-        init(_ name: String, credential: Bool = false) throws {
+        init(_ name: String, credential: Bool = false, prestart: Int = 0) throws {
             root = try LanesCLI.temporaryDirectory("svc-" + name)
             let fm = FileManager.default
             try fm.createDirectory(atPath: root + "/ws", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
@@ -37,7 +37,8 @@ struct StepServiceTests {
             logger.logLevel = .debug
             service = StepService(
                 options: ServiceOptions(config: ConfigStore(root: root + "/config", origin: "test"), stateDirectory: root + "/state",
-                                        initHelper: LanesCLI.productsDirectory.path + "/lane-init", currentDirectory: root + "/ws"),
+                                        initHelper: LanesCLI.productsDirectory.path + "/lane-init", currentDirectory: root + "/ws",
+                                        prestartSandboxes: prestart),
                 logger: logger)
         }
 

@@ -1,0 +1,86 @@
+import Foundation
+import Glibc
+import LaneModel
+@testable import LaneRuntime
+import LaneTestSupport
+import Testing
+
+/// `lanes mcp`'s prestarted sandboxes (`ServiceOptions.prestartSandboxes`): each is fresh, runs
+/// nothing before its step, is never used for a step it was not built for, and none outlives
+/// the service or a refused step.
+@Suite("Prestarted sandboxes", .serialized)
+struct PrestartTests {
+    typealias World = StepServiceTests.World
+
+    /// Waits (bounded) until the pool holds a ready sandbox, and returns it.
+    func readySandbox(_ w: World, other: pid_t? = nil) -> (pid: pid_t, cgroup: String?)? {
+        for _ in 0..<500 {
+            if let s = w.service.pool?.readySandboxes.first, s.pid != other { return s }
+            usleep(10_000)
+        }
+        return nil
+    }
+
+    func exists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || errno != ESRCH }
+
+    /// The pids PID 1 has started (none, for a sandbox that waits for its command).
+    func children(of pid: pid_t) -> String? {
+        try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)
+    }
+
+    @Test("each step gets a fresh sandbox; the waiting one has started nothing; close leaves no process or cgroup")
+    func freshAndWaiting() throws {
+        let w = try World("pre-fresh", prestart: 1)
+        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
+        // A fresh sandbox: its own pid namespace (the tool is pid 2), an empty /tmp.
+        let probe = ["sh", "-c", "test ! -e /tmp/mark && touch /tmp/mark && echo $$ && hostname"]
+        let first = w.service.run(w.call(probe))
+        #expect(first.exitStatus == 0 && String(decoding: first.result.stdout, as: UTF8.self) == "2\nlane\n")
+        let waiting = try #require(readySandbox(w), "a sandbox is prestarted after the first step")
+        #expect((try? String(contentsOfFile: "/proc/\(waiting.pid)/comm", encoding: .utf8)) == "lane-init\n")
+        // Give it time to have built everything: still, no tool exists until a step claims it.
+        usleep(200_000)
+        #expect(children(of: waiting.pid)?.isEmpty == true, "PID 1 of a waiting sandbox has started nothing")
+        for _ in 0..<3 {
+            let next = w.service.run(w.call(probe, run: first.run))
+            #expect(next.exitStatus == 0 && String(decoding: next.result.stdout, as: UTF8.self) == "2\nlane\n",
+                    "\(next.result.error ?? "")")
+            #expect(next.result.protections.contains { $0.hasPrefix("cgroup:") } == first.result.protections.contains { $0.hasPrefix("cgroup:") })
+        }
+        #expect(!exists(waiting.pid), "the waiting sandbox was used by the next step and is gone")
+        let last = try #require(readySandbox(w, other: waiting.pid))
+        w.service.close()
+        #expect(w.service.pool?.readySandboxes.isEmpty == true)
+        #expect(!exists(last.pid), "close kills the waiting sandbox")
+        if let cgroup = last.cgroup { #expect(!FileManager.default.fileExists(atPath: cgroup), "and removes its cgroup") }
+    }
+
+    @Test("a workspace replaced between steps is the new one, not the prestarted sandbox's")
+    func replacedWorkspace() throws {
+        let w = try World("pre-ws", prestart: 1)
+        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
+        _ = FileManager.default.createFile(atPath: w.workspace + "/old", contents: nil)
+        let first = w.service.run(w.call(["ls"]))
+        #expect(String(decoding: first.result.stdout, as: UTF8.self) == "old\n")
+        let waiting = try #require(readySandbox(w))
+        try FileManager.default.moveItem(atPath: w.workspace, toPath: w.root + "/ws.before")
+        try FileManager.default.createDirectory(atPath: w.workspace, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o777])
+        _ = FileManager.default.createFile(atPath: w.workspace + "/new", contents: nil)
+        let second = w.service.run(w.call(["ls"], run: first.run))
+        #expect(second.exitStatus == 0 && String(decoding: second.result.stdout, as: UTF8.self) == "new\n")
+        #expect(!exists(waiting.pid), "the sandbox of the old workspace was killed unused")
+    }
+
+    @Test("a refused step leaves no sandbox waiting")
+    func refusedDrains() throws {
+        let w = try World("pre-gate", prestart: 1)
+        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
+        let first = w.service.run(w.call(["true"]))
+        let waiting = try #require(readySandbox(w))
+        let gated = w.service.run(w.call(["deploy", "prod"], run: first.run))
+        #expect(gated.result.reason == .awaitingApproval)
+        #expect(w.service.pool?.readySandboxes.isEmpty == true)
+        #expect(!exists(waiting.pid))
+    }
+}
