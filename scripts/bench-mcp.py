@@ -173,6 +173,8 @@ def main():
     ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--server-arg", action="append", default=[],
+                    help="an extra argument for `lanes mcp` (e.g. --server-arg=--prestart=0 for an A/B)")
     a = ap.parse_args()
     run = "bench-mcp-" + str(os.getpid())
     # A lane of the same profile without [budget] or loop detection (10,000 /bin/true steps of one
@@ -185,7 +187,7 @@ def main():
     with open(os.path.join(config, "Lanes", "bench.toml"), "w") as f:
         f.write('description = "bench"\nowner = "bench"\nprofile = "workspace-write"\n')
     a.lane = "bench"
-    config_args = ["--config", config, "--lane", a.lane, "--workspace", a.workspace, "--run", run]
+    config_args = ["--config", config, "--lane", a.lane, "--workspace", a.workspace, *a.server_arg, "--run", run]
 
     bwrap_ms, bwrap_cpu = one_shot(a.bwrap, a.runs)
     log(f"bwrap one-shot median {bwrap_ms:.2f} ms, CPU {bwrap_cpu:.2f} ms")

@@ -409,6 +409,55 @@ async def killed(fx):
     print("ok: SIGKILL mid-step, restart: in doubt, not re-run")
 
 
+def lane_inits(pid):
+    """The lane-init children of process `pid` (every thread's children)."""
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            continue
+        for k in kids:
+            try:
+                with open(f"/proc/{k}/comm") as f:
+                    if f.read().strip() == "lane-init":
+                        found.append(int(k))
+            except OSError:
+                pass
+    return found
+
+
+def running(pid):
+    """Whether `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_server_and_check_sandboxes(pid, kill):
+    """SIGKILLs the server once it holds two sandboxes (the running step's and the one prestarted
+    for the next call); neither may outlive it (their PID 1s' parent-death signal)."""
+    deadline = time.monotonic() + 10
+    inits = lane_inits(pid)
+    while time.monotonic() < deadline and len(inits) < 2:
+        time.sleep(0.05)
+        inits = lane_inits(pid)
+    expect(len(inits) == 2, "the running step's sandbox and one prestarted (lanes mcp --prestart 1)", inits)
+    kill()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(running(p) for p in inits):
+        time.sleep(0.05)
+    expect(not any(running(p) for p in inits), "no sandbox outlives a SIGKILLed server",
+           [p for p in inits if running(p)])
+
+
 async def killed_unix(fx, marker):
     async with unix_server(fx, "plain", "killed") as sock:
         async def call():
@@ -423,8 +472,11 @@ async def killed_unix(fx, marker):
             while time.monotonic() < deadline and not os.path.exists(marker):
                 await anyio.sleep(0.05)
             expect(os.path.exists(marker), "the step started", None)
-            fx.server.send_signal(signal.SIGKILL)
-            fx.server.wait()
+
+            def kill():
+                fx.server.send_signal(signal.SIGKILL)
+                fx.server.wait()
+            kill_server_and_check_sandboxes(fx.server.pid, kill)
             await anyio.sleep(0.5)
             tg.cancel_scope.cancel()
 
@@ -444,8 +496,11 @@ def killed_stdio(fx, marker):
     while time.monotonic() < deadline and not os.path.exists(marker):
         time.sleep(0.05)
     expect(os.path.exists(marker), "the step started", None)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+
+    def kill():
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    kill_server_and_check_sandboxes(proc.pid, kill)
 
 
 async def concurrent(fx):
