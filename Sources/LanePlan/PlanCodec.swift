@@ -8,9 +8,7 @@ public enum PlanCodec {
     public static func encode(_ plan: SpawnPlan) -> [UInt8] {
         var w = Writer()
         w.u32(magic)
-        w.strings(plan.argv)
-        w.strings(plan.environment)
-        w.string(plan.workdir)
+        w.command(StepCommand(argv: plan.argv, environment: plan.environment, workdir: plan.workdir))
         w.string(plan.hostname)
         w.u32(UInt32(plan.mounts.count))
         for m in plan.mounts { w.mount(m) }
@@ -33,9 +31,7 @@ public enum PlanCodec {
     public static func decode(_ bytes: [UInt8]) throws(PlanDecodingError) -> SpawnPlan {
         var r = Reader(input: bytes)
         guard try r.u32() == magic else { throw PlanDecodingError(offset: 0) }
-        let argv = try r.strings()
-        let env = try r.strings()
-        let workdir = try r.string()
+        let command = try r.command()
         let hostname = try r.string()
         var mounts: [MountStep] = []
         for _ in 0..<(try r.count()) { mounts.append(try r.mount()) }
@@ -52,7 +48,7 @@ public enum PlanCodec {
         let awaits = try r.u32()
         guard awaits <= 1 else { throw PlanDecodingError(offset: r.offset - 4) }
         guard r.offset == bytes.count else { throw PlanDecodingError(offset: r.offset) }
-        return SpawnPlan(argv: argv, environment: env, workdir: workdir, hostname: hostname,
+        return SpawnPlan(argv: command.argv, environment: command.environment, workdir: command.workdir, hostname: hostname,
                          mounts: mounts, rlimits: limits, seccompFilter: filter,
                          sandboxUid: uid, sandboxGid: gid, loopbackUp: lo, egressPort: UInt16(egress),
                          awaitsCommand: awaits == 1)
@@ -64,9 +60,7 @@ public enum PlanCodec {
     public static func encode(_ command: StepCommand) -> [UInt8] {
         var w = Writer()
         w.u32(commandMagic)
-        w.strings(command.argv)
-        w.strings(command.environment)
-        w.string(command.workdir)
+        w.command(command)
         return w.out
     }
 
@@ -74,7 +68,7 @@ public enum PlanCodec {
     public static func decodeCommand(_ bytes: [UInt8]) throws(PlanDecodingError) -> StepCommand {
         var r = Reader(input: bytes)
         guard try r.u32() == commandMagic else { throw PlanDecodingError(offset: 0) }
-        let command = StepCommand(argv: try r.strings(), environment: try r.strings(), workdir: try r.string())
+        let command = try r.command()
         guard r.offset == bytes.count else { throw PlanDecodingError(offset: r.offset) }
         return command
     }
@@ -97,6 +91,12 @@ struct Writer {
     mutating func strings(_ list: [String]) {
         u32(UInt32(list.count))
         for s in list { string(s) }
+    }
+    /// argv, environment, working directory: the start of a plan, and all of a `StepCommand`.
+    mutating func command(_ c: StepCommand) {
+        strings(c.argv)
+        strings(c.environment)
+        string(c.workdir)
     }
     mutating func mount(_ m: MountStep) {
         switch m {
@@ -148,6 +148,10 @@ struct Reader {
         var list: [String] = []
         for _ in 0..<(try count()) { list.append(try string()) }
         return list
+    }
+    mutating func command() throws(PlanDecodingError) -> StepCommand {
+        let argv = try strings(), environment = try strings()
+        return StepCommand(argv: argv, environment: environment, workdir: try string())
     }
     mutating func mount() throws(PlanDecodingError) -> MountStep {
         switch try u32() {
