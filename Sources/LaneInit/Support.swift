@@ -56,9 +56,13 @@ func makeNondumpable(prctl: Prctl = lane_prctl) throws(SetupFailure) {
     if dumpable != 0 { throw SetupFailure(LANE_STAGE_NONDUMPABLE, "still dumpable after PR_SET_DUMPABLE", EPERM) }
 }
 
-/// The command of a prestarted sandbox: one message on the unix socket `fd`. End of file means
-/// `lanes` did not need this sandbox: PID 1 exits at once, having started nothing.
+/// The command of a prestarted sandbox: one message on the unix socket `fd`, after PID 1 said
+/// on it that the sandbox is complete (one byte, `SpawnPlan.readyByte`: `lanes` then records the
+/// sandbox's mount table, and checks it again when a step claims it). End of file, or a `lanes`
+/// that is gone, means the sandbox is not needed: PID 1 exits at once, having started nothing.
 func receiveCommand(fd: Int32) throws(SetupFailure) -> StepCommand {
+    var ready = SpawnPlan.readyByte
+    if retryOnInterrupt({ send(fd, &ready, 1, Int32(MSG_NOSIGNAL)) }) != 1 { exit(0) }
     var buffer = [UInt8](repeating: 0, count: StepCommand.maxEncodedBytes + 1)
     // MSG_TRUNC: the message's real length, so an oversized one is refused, not cut.
     let n = retryOnInterrupt { buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_TRUNC)) } }

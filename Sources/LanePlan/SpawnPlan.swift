@@ -58,6 +58,9 @@ public struct SpawnPlan: Sendable, Equatable {
 
     /// The fd lane-init finds the egress channel on when `egressPort` is not 0.
     public static let egressChannelFd: Int32 = 6
+    /// What a prestarted sandbox's PID 1 sends on fd 5 once its set-up is complete, before it
+    /// waits for its `StepCommand`.
+    public static let readyByte: UInt8 = 0x52  // "R"
 }
 
 /// What a prestarted sandbox is told when its step starts (`SpawnPlan.awaitsCommand`).
@@ -65,8 +68,11 @@ public struct StepCommand: Sendable, Equatable {
     /// The largest encoded command sent to a prestarted sandbox (one socket message); a bigger
     /// one goes the cold way, in the plan.
     public static let maxEncodedBytes = 65536
+    /// The tool's argv (looked up in the environment's PATH).
     public var argv: [String]
+    /// The tool's whole environment, `KEY=value`.
     public var environment: [String]
+    /// The tool's working directory inside the sandbox.
     public var workdir: String
     public init(argv: [String], environment: [String], workdir: String) {
         self.argv = argv

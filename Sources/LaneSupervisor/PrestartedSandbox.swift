@@ -4,6 +4,7 @@ import LaneModel
 import LanePlan
 import LaneSys
 import LaneSyscall
+import SystemPackage
 
 /// Keeps sandboxes started ahead of their steps (`lanes mcp`'s warm path; `SandboxPool` in
 /// LaneRuntime). A prestarted sandbox is complete — namespaces, id maps, cgroup, filesystem,
@@ -37,18 +38,34 @@ public final class PreparedSandbox: @unchecked Sendable {
     private var unclaimed = true
     /// `cgroup`, `cgroup:*` and `cgroup_limit:*` protections and `limits_not_applied`.
     private let cgroupFields: StepResult
+    /// PID 1's mount table once its set-up was complete (see `claim`).
+    private let mountTable: [UInt8]
 
-    init(shape: [UInt8], sandbox: consuming SpawnedSandbox, cgroup: (any StepCgroup)?, cgroupFields: StepResult) {
+    init(shape: [UInt8], sandbox: consuming SpawnedSandbox, cgroup: (any StepCgroup)?, cgroupFields: StepResult,
+         mountTable: [UInt8]) {
         self.shape = shape
         self.sandbox = .some(consume sandbox)
         self.cgroup = cgroup
         self.cgroupFields = cgroupFields
+        self.mountTable = mountTable
     }
 
     /// The sandbox, for the step about to run; its cgroup's entries join `result`. Nil if it
-    /// was claimed or discarded already.
+    /// was claimed or discarded already, or if its mounts are no longer the ones it was built
+    /// with: it is then discarded, and the step starts its own.
+    ///
+    /// Why the mount table is read again: when a file or directory that is a mount point in
+    /// another mount namespace is unlinked or renamed over on the host, the kernel silently
+    /// detaches those mounts. A host editor that saves `.git/config` by renaming a new file
+    /// over it would so take the read-only bind of a protected path out of a waiting sandbox,
+    /// and its step could write the new file. A cold sandbox has that window only while its
+    /// step runs; a prestarted one would have it for as long as it waits.
     func claim(into result: inout StepResult) -> SpawnedSandbox? {
         guard unclaimed else { return nil }
+        guard let pid = sandbox?.pid, Self.mountTable(of: pid) == mountTable else {
+            discard()
+            return nil
+        }
         unclaimed = false
         result.cgroup = cgroupFields.cgroup
         result.protections += cgroupFields.protections
@@ -70,6 +87,13 @@ public final class PreparedSandbox: @unchecked Sendable {
     }
 
     deinit { discard() }
+
+    /// `/proc/PID/mountinfo` as bytes (nil when it cannot be read: the sandbox is then not used).
+    static func mountTable(of pid: pid_t) -> [UInt8]? {
+        guard let fd = try? FileDescriptor.open("/proc/\(pid)/mountinfo", .readOnly, options: .closeOnExec) else { return nil }
+        defer { try? fd.close() }
+        return try? fd.readAll(limit: 1 << 20)
+    }
 }
 
 extension StepRunner {
@@ -110,7 +134,12 @@ extension StepRunner {
             let cgroup = try makeCgroup(request.profile.limits, &fields)
             do throws(LanesError) {
                 let sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup, identity: identity, trees: trees)
-                return PreparedSandbox(shape: shape, sandbox: sandbox, cgroup: cgroup, cgroupFields: fields)
+                // Its mount table is recorded only once PID 1 has built all of it.
+                let table = sandbox.awaitReady(timeoutMilliseconds: 10_000) ? PreparedSandbox.mountTable(of: sandbox.pid) : nil
+                let prepared = PreparedSandbox(shape: shape, sandbox: sandbox, cgroup: cgroup, cgroupFields: fields,
+                                               mountTable: table ?? [])
+                if table == nil { prepared.discard() }
+                return table == nil ? nil : prepared
             } catch {
                 _ = cgroup?.destroy(timeout: 2)
                 throw error

@@ -19,6 +19,21 @@ struct SpawnedSandbox: ~Copyable {
     /// (`SpawnPlan.awaitsCommand`); nil once sent, and for every other sandbox.
     var commandSocket: OwnedDescriptor?
 
+    /// Waits (at most `timeoutMilliseconds`) until a prestarted sandbox's PID 1 says its set-up is
+    /// complete. False when it failed (its end closed: the report on the status pipe says why),
+    /// took too long, or this is not a prestarted sandbox.
+    func awaitReady(timeoutMilliseconds: Int32) -> Bool {
+        let raw: Int32
+        switch commandSocket {
+        case .some(let socket): raw = socket.raw
+        case .none: return false
+        }
+        var fds = pollfd(fd: raw, events: Int16(POLLIN), revents: 0)
+        guard retryOnInterrupt({ poll(&fds, 1, timeoutMilliseconds) }) == 1 else { return false }
+        var byte: UInt8 = 0
+        return retryOnInterrupt({ recv(raw, &byte, 1, Int32(MSG_DONTWAIT)) }) == 1 && byte == SpawnPlan.readyByte
+    }
+
     /// Starts the tool of a prestarted sandbox: one message, then this end closes. A PID 1 that
     /// failed its set-up (and so no longer reads) is not an error here: its report says why.
     mutating func sendCommand(_ command: StepCommand) {

@@ -72,6 +72,28 @@ struct PrestartTests {
         #expect(!exists(waiting.pid), "the sandbox of the old workspace was killed unused")
     }
 
+    @Test("a protected file replaced on the host while a sandbox waits stays read-only: the step gets a new sandbox")
+    func replacedProtectedFile() throws {
+        let w = try World("pre-protect", prestart: 1)
+        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
+        let git = w.workspace + "/.git"
+        try FileManager.default.createDirectory(atPath: git, withIntermediateDirectories: false)
+        try "[core]\n".write(toFile: git + "/config", atomically: false, encoding: .utf8)
+        let first = w.service.run(w.call(["true"]))
+        #expect(first.exitStatus == 0, "\(first.result.error ?? "")")
+        let waiting = try #require(readySandbox(w))
+        // An editor's save: a new file renamed over the old one. The kernel detaches the waiting
+        // sandbox's read-only bind of the old file.
+        let saved = "[core]\n\tbare = false\n"
+        try saved.write(toFile: git + "/config.new", atomically: false, encoding: .utf8)
+        #expect(rename(git + "/config.new", git + "/config") == 0)
+        let second = w.service.run(w.call(["sh", "-c", "echo '[alias] x = !touch /tmp/owned' >> .git/config"], run: first.run))
+        #expect(second.result.outcome == .exited && second.exitStatus != 0, "the protected file is read-only in the step")
+        #expect(String(decoding: second.result.stderr, as: UTF8.self).contains("Read-only file system"))
+        #expect((try? String(contentsOfFile: git + "/config", encoding: .utf8)) == saved)
+        #expect(!exists(waiting.pid), "the sandbox that lost a mount was killed unused")
+    }
+
     @Test("a refused step leaves no sandbox waiting")
     func refusedDrains() throws {
         let w = try World("pre-gate", prestart: 1)
