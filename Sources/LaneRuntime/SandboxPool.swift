@@ -22,6 +22,9 @@ final class SandboxPool: SandboxPrestarter, @unchecked Sendable {
     private var generation = 0
     private var thread: Thread?
     private var closed = false
+    /// Asked about once a second while sandboxes wait: false (the run was stopped or halted from
+    /// outside, say by `lanes stop` while no call was running) drains the pool.
+    private var stillWanted: (@Sendable () -> Bool)?
 
     /// The ready sandboxes' PID 1s and cgroups (tests look at them).
     var readySandboxes: [(pid: pid_t, cgroup: String?)] {
@@ -79,6 +82,14 @@ final class SandboxPool: SandboxPrestarter, @unchecked Sendable {
         for sandbox in all { sandbox.discard() }
     }
 
+    /// Sets what is asked, while sandboxes wait, whether they are still wanted.
+    func watch(_ stillWanted: @escaping @Sendable () -> Bool) {
+        condition.withLock {
+            self.stillWanted = stillWanted
+            condition.broadcast()  // a loop waiting without a timeout now needs one
+        }
+    }
+
     /// Drains and ends the thread, once no step runs any more (see the type's note).
     func close() {
         drain()
@@ -92,7 +103,15 @@ final class SandboxPool: SandboxPrestarter, @unchecked Sendable {
         condition.lock()
         while !closed {
             guard let want = wanted, ready.count < capacity else {
-                condition.wait()
+                if ready.isEmpty || stillWanted == nil {
+                    condition.wait()
+                } else if !condition.wait(until: Date(timeIntervalSinceNow: 1)), let stillWanted {
+                    let started = generation
+                    condition.unlock()
+                    let keep = stillWanted()
+                    if !keep, started == generation { drain() }
+                    condition.lock()
+                }
                 continue
             }
             starting = want.shape

@@ -121,6 +121,15 @@ public final class StepService: @unchecked Sendable {
             return StepReport(run: run, step: id, replayed: false, retried: false, result: result, resultJSON: result.json())
         case let .result(result, json, id, replayed, retried):
             if result.outcome == .stopped { pool?.drain() }  // `lanes stop`: the run takes no more steps
+            // A stop or halt recorded while no call runs (`lanes stop` from another process)
+            // ends the waiting sandboxes too, within about a second.
+            if let pool, !replayed {
+                let journal = prepared.journal
+                pool.watch {
+                    guard let state = try? journal.keptState(run: run) else { return true }
+                    return state.governance.stopped == nil && state.governance.halted == nil
+                }
+            }
             log.info(replayed ? "step replayed" : "step closed",
                      metadata: ["step": "\(id)", "outcome": "\(result.outcome.rawValue)", "exit_status": "\(result.exitStatus)"])
             if retried { notify("step \(id) of run \(run) was in doubt and is run again (the lane allows retrying)") }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import LaneGovernance
 import LaneModel
 @testable import LaneRuntime
 import LaneTestSupport
@@ -92,6 +93,28 @@ struct PrestartTests {
         #expect(String(decoding: second.result.stderr, as: UTF8.self).contains("Read-only file system"))
         #expect((try? String(contentsOfFile: git + "/config", encoding: .utf8)) == saved)
         #expect(!exists(waiting.pid), "the sandbox that lost a mount was killed unused")
+    }
+
+    @Test("`lanes stop` while no call runs: the waiting sandbox and its cgroup are gone within seconds")
+    func stoppedWhileIdle() throws {
+        let w = try World("pre-stop", prestart: 1)
+        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
+        let first = w.service.run(w.call(["true"]))
+        let run = try #require(first.run)
+        let waiting = try #require(readySandbox(w))
+        // What `lanes stop` does from another process: a stop record; no step is in flight.
+        let report = try RunStopper.stop(journal: w.service.openJournal(), run: run, by: "tests", reason: "idle stop")
+        #expect(report.steps.isEmpty && report.survivors.isEmpty)
+        var gone = false
+        for _ in 0..<500 where !gone {
+            gone = !exists(waiting.pid)
+            if !gone { usleep(10_000) }
+        }
+        #expect(gone, "the waiting sandbox of a stopped run is killed without a further call")
+        #expect(w.service.pool?.readySandboxes.isEmpty == true)
+        if let cgroup = waiting.cgroup { #expect(!FileManager.default.fileExists(atPath: cgroup), "and its cgroup removed") }
+        let next = w.service.run(w.call(["true"], run: run))
+        #expect(next.result.reason == .stopped && w.service.pool?.readySandboxes.isEmpty == true)
     }
 
     @Test("a refused step leaves no sandbox waiting")
