@@ -329,6 +329,12 @@ async def progress(fx):
 
 async def bad_requests(fx):
     """Raw JSON-RPC over stdio: malformed JSON, unknown tool, wrong types, 100 MB, then still serving."""
+    # A bad --prestart is a usage error (64) that names the option and what it found.
+    for bad in ("9", "-1", "x"):
+        out = subprocess.run([fx.lanes_bin, *fx.args("plain", "badopt"), f"--prestart={bad}"], stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=30)
+        expect(out.returncode == 64 and "--prestart" in out.stderr and bad in out.stderr,
+               f"--prestart {bad} is refused as a usage error", (out.returncode, out.stderr))
     proc = subprocess.Popen([fx.lanes_bin, *fx.args("plain", "bad")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=fx.ws)
 
