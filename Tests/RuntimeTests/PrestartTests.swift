@@ -24,6 +24,28 @@ struct PrestartTests {
 
     func exists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || errno != ESRCH }
 
+    /// Leaves a file in a waiting sandbox's /tmp: a step that lists /tmp then shows which sandbox
+    /// it ran in. Host root opens the directory through PID 1's root; a child then creates the
+    /// file as the host uid the sandbox maps (root has no mapping there: EOVERFLOW).
+    func mark(_ pid: pid_t) throws -> Bool {
+        func mapped(_ file: String) throws -> String {
+            let map = try String(contentsOfFile: "/proc/\(pid)/\(file)", encoding: .utf8)
+            return map.split(whereSeparator: \.isWhitespace).dropFirst().first.map(String.init) ?? ""
+        }
+        let script = """
+            import os, sys
+            fd = os.open("/proc/\(pid)/root/tmp", os.O_RDONLY | os.O_DIRECTORY)
+            os.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1]))
+            os.close(os.open("prestarted-mark", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+            """
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        child.arguments = ["python3", "-c", script, try mapped("uid_map"), try mapped("gid_map")]
+        try child.run()
+        child.waitUntilExit()
+        return child.terminationStatus == 0
+    }
+
     /// The pids PID 1 has started (none, for a sandbox that waits for its command).
     func children(of pid: pid_t) -> String? {
         try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)
@@ -42,6 +64,11 @@ struct PrestartTests {
         // Give it time to have built everything: still, no tool exists until a step claims it.
         usleep(200_000)
         #expect(children(of: waiting.pid)?.isEmpty == true, "PID 1 of a waiting sandbox has started nothing")
+        // The next step runs in that very sandbox.
+        #expect(try mark(waiting.pid))
+        let claimed = w.service.run(w.call(["ls", "/tmp"], run: first.run))
+        #expect(String(decoding: claimed.result.stdout, as: UTF8.self).split(separator: "\n").contains("prestarted-mark"),
+                "the step used the waiting sandbox")
         for _ in 0..<3 {
             let next = w.service.run(w.call(probe, run: first.run))
             #expect(next.exitStatus == 0 && String(decoding: next.result.stdout, as: UTF8.self) == "2\nlane\n",
@@ -88,8 +115,11 @@ struct PrestartTests {
         let saved = "[core]\n\tbare = false\n"
         try saved.write(toFile: git + "/config.new", atomically: false, encoding: .utf8)
         #expect(rename(git + "/config.new", git + "/config") == 0)
-        let second = w.service.run(w.call(["sh", "-c", "echo '[alias] x = !touch /tmp/owned' >> .git/config"], run: first.run))
+        #expect(try mark(waiting.pid))
+        let second = w.service.run(w.call(["sh", "-c", "ls /tmp; echo '[alias] x = !touch /tmp/owned' >> .git/config"], run: first.run))
         #expect(second.result.outcome == .exited && second.exitStatus != 0, "the protected file is read-only in the step")
+        #expect(!String(decoding: second.result.stdout, as: UTF8.self).contains("prestarted-mark"),
+                "the step ran in a new sandbox, not the waiting one")
         #expect(String(decoding: second.result.stderr, as: UTF8.self).contains("Read-only file system"))
         #expect((try? String(contentsOfFile: git + "/config", encoding: .utf8)) == saved)
         #expect(!exists(waiting.pid), "the sandbox that lost a mount was killed unused")
