@@ -120,15 +120,16 @@ public final class StepService: @unchecked Sendable {
                                             profileFingerprint: prepared.compiled.fingerprint, reason: reason, message: message)
             return StepReport(run: run, step: id, replayed: false, retried: false, result: result, resultJSON: result.json())
         case let .result(result, json, id, replayed, retried):
-            if result.outcome == .stopped { pool?.drain() }  // `lanes stop`: the run takes no more steps
-            // A stop or halt recorded while no call runs (`lanes stop` from another process)
-            // ends the waiting sandboxes too, within about a second.
+            // No sandbox waits for a run that takes no more steps: one stopped or halted (`lanes
+            // stop` ended this step, or was recorded while no call ran) drains the pool, at once
+            // after a stopped step and within about a second otherwise.
             if let pool, !replayed {
                 let journal = prepared.journal
-                pool.watch {
+                let runGoesOn: @Sendable () -> Bool = {
                     guard let state = try? journal.keptState(run: run) else { return true }
                     return state.governance.stopped == nil && state.governance.halted == nil
                 }
+                if result.outcome == .stopped && !runGoesOn() { pool.drain() } else { pool.watch(runGoesOn) }
             }
             log.info(replayed ? "step replayed" : "step closed",
                      metadata: ["step": "\(id)", "outcome": "\(result.outcome.rawValue)", "exit_status": "\(result.exitStatus)"])

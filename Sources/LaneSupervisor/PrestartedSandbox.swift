@@ -122,10 +122,8 @@ extension StepRunner {
             let identity = StepIdentity.forStep(workspace: request.workspace, root: geteuid() == 0 && Spawner.setgroupsAllowed())
             try prepareWritableDirectories(request, identity: identity)
             // Only its mounts: the step that claims the sandbox takes its own snapshot to check.
-            let protection = ProtectedPaths.prepare(
-                workspace: request.workspace, roots: request.profile.filesystem.workspace == .readWrite ? [""] : request.lane.writable,
-                protected: request.profile.filesystem.protected, unprotect: request.lane.unprotected)
-            let (layout, trees) = Self.layout(request, compiled: compiled, identity: identity, protection: protection.mounts, overlay: nil)
+            let protection = Self.protectedPaths(request).mounts
+            let (layout, trees) = Self.layout(request, compiled: compiled, identity: identity, protection: protection, overlay: nil)
             let shape = Self.shape(layout, trees: trees, identity: identity, request: request)
             // No command and no credential value in the plan of a sandbox that waits.
             var plan = layout.with(StepCommand(argv: [], environment: [], workdir: request.workspace))
@@ -138,8 +136,11 @@ extension StepRunner {
                 let table = sandbox.awaitReady(timeoutMilliseconds: 10_000) ? PreparedSandbox.mountTable(of: sandbox.pid) : nil
                 let prepared = PreparedSandbox(shape: shape, sandbox: sandbox, cgroup: cgroup, cgroupFields: fields,
                                                mountTable: table ?? [])
-                if table == nil { prepared.discard() }
-                return table == nil ? nil : prepared
+                guard table != nil else {
+                    prepared.discard()  // its set-up failed or its mounts cannot be read: not used
+                    return nil
+                }
+                return prepared
             } catch {
                 _ = cgroup?.destroy(timeout: 2)
                 throw error

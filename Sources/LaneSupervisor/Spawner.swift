@@ -34,11 +34,11 @@ struct SpawnedSandbox: ~Copyable {
         return retryOnInterrupt({ recv(raw, &byte, 1, Int32(MSG_DONTWAIT)) }) == 1 && byte == SpawnPlan.readyByte
     }
 
-    /// Starts the tool of a prestarted sandbox: one message, then this end closes. A PID 1 that
-    /// failed its set-up (and so no longer reads) is not an error here: its report says why.
-    mutating func sendCommand(_ command: StepCommand) {
+    /// Starts the tool of a prestarted sandbox: one message (an encoded `StepCommand`), then this
+    /// end closes. A PID 1 that failed its set-up (and so no longer reads) is not an error here:
+    /// its report says why.
+    mutating func sendCommand(_ bytes: [UInt8]) {
         guard let socket = commandSocket.take() else { return }
-        let bytes = PlanCodec.encode(command)
         _ = bytes.withUnsafeBytes { raw in retryOnInterrupt { send(socket.raw, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL)) } }
         socket.close()
     }

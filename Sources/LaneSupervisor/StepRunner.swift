@@ -44,9 +44,7 @@ public struct StepRunner: Sendable {
             let identity = StepIdentity.forStep(workspace: request.workspace, root: geteuid() == 0 && Spawner.setgroupsAllowed())
             try prepareWritableDirectories(request, identity: identity)
             if identity.rootful { result.hostIdentity = "\(identity.uid):\(identity.gid)" }
-            let protection = ProtectedPaths.prepare(
-                workspace: request.workspace, roots: request.profile.filesystem.workspace == .readWrite ? [""] : request.lane.writable,
-                protected: request.profile.filesystem.protected, unprotect: request.lane.unprotected)
+            let protection = Self.protectedPaths(request)
             result.unprotected = protection.unprotected
             if !request.profile.filesystem.protected.isEmpty { result.protections.append("protected_paths") }
             let staged = try WorkspaceChanges.prepare(request)
@@ -63,8 +61,8 @@ public struct StepRunner: Sendable {
             if egress != nil { plan.egressPort = Profile.Network.proxyPort }
             // `lanes mcp`: a sandbox started before this call, when one of exactly this shape is
             // ready; the next one starts now, in the background (docs/mcp.md, "Warm path").
-            let command = StepCommand(argv: plan.argv, environment: plan.environment, workdir: plan.workdir)
-            let shape = staged == nil && egress == nil && PlanCodec.encode(command).count <= StepCommand.maxEncodedBytes
+            let command = PlanCodec.encode(StepCommand(argv: plan.argv, environment: plan.environment, workdir: plan.workdir))
+            let shape = staged == nil && egress == nil && command.count <= StepCommand.maxEncodedBytes
                 ? prestarted.map { _ in Self.shape(plan, trees: trees, identity: identity, request: request) } : nil
             let ready = shape.flatMap { prestarted?.take(shape: $0) }
             let cgroup: (any StepCgroup)?
@@ -114,6 +112,14 @@ public struct StepRunner: Sendable {
             result.error = "\(error.stage): \(error.message)"
         }
         return result
+    }
+
+    /// The protection of the step's writable tree (`ProtectedPaths`): its mounts, and what to
+    /// check after the step.
+    static func protectedPaths(_ request: StepRequest) -> ProtectedPaths {
+        ProtectedPaths.prepare(
+            workspace: request.workspace, roots: request.profile.filesystem.workspace == .readWrite ? [""] : request.lane.writable,
+            protected: request.profile.filesystem.protected, unprotect: request.lane.unprotected)
     }
 
     /// The sandbox's plan and the trees a root `lanes` hands to PID 1.

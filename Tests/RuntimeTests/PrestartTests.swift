@@ -159,6 +159,19 @@ struct PrestartTests {
         #expect(next.result.reason == .stopped && w.service.pool?.readySandboxes.isEmpty == true)
     }
 
+    @Test("a command over 64 KiB runs in a sandbox of its own; the waiting one stays for the next step")
+    func bigCommand() throws {
+        let w = try World("pre-big", prestart: 1)
+        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
+        let first = w.service.run(w.call(["true"]))
+        let waiting = try #require(readySandbox(w))
+        let big = String(repeating: "x", count: 70_000)
+        let step = w.service.run(w.call(["sh", "-c", "echo ${#1}", "sh", big], run: first.run))
+        #expect(step.exitStatus == 0 && String(decoding: step.result.stdout, as: UTF8.self) == "70000\n", "\(step.result.error ?? "")")
+        #expect(exists(waiting.pid) && w.service.pool?.readySandboxes.first?.pid == waiting.pid,
+                "the prestarted sandbox was not used for it")
+    }
+
     @Test("a refused step leaves no sandbox waiting")
     func refusedDrains() throws {
         let w = try World("pre-gate", prestart: 1)
