@@ -102,7 +102,8 @@ final class GroupCommit: @unchecked Sendable {
             transactions += 1
             pieces += batch.count
             switch outcome {
-            case let .success(results): for (w, r) in zip(batch, results) { w.outcome = r }
+            case let .success(failures):
+                for (w, failure) in zip(batch, failures) { w.outcome = failure.map { .failure($0) } ?? .success(()) }
             case let .failure(error): for w in batch { w.outcome = .failure(error) }
             }
             leading = false
@@ -115,24 +116,28 @@ final class GroupCommit: @unchecked Sendable {
         return value
     }
 
-    /// One IMMEDIATE transaction, a savepoint per piece. Results are published only after
-    /// COMMIT returned. Transaction control goes straight to SQLite (`SQLiteStatements`), like
-    /// the pieces' statements.
-    private static func commit(_ batch: [Work], statements: SQLiteStatements, epoch: String) throws -> [Result<Void, Error>] {
+    /// One IMMEDIATE transaction, a savepoint per piece; each piece's error, nil for one that
+    /// committed. Results are published only after COMMIT returned. Transaction control goes
+    /// straight to SQLite (`SQLiteStatements`), like the pieces' statements. (`[Error?]`, not
+    /// `[Result<Void, Error>]`: that array's storage made the Swift runtime scan the static
+    /// binary's protocol conformances in every `lanes run`; docs/benchmarks.md, stop 11.)
+    private static func commit(_ batch: [Work], statements: SQLiteStatements, epoch: String) throws -> [Error?] {
         let context = Context(statements: statements, epoch: epoch, batch: Batch())
         try statements.execute("BEGIN IMMEDIATE")
         do {
-            var results: [Result<Void, Error>] = []
+            var results: [Error?] = []
+            results.reserveCapacity(batch.count)
             for w in batch {
                 try statements.execute("SAVEPOINT lanes_piece")
-                let r = Result { try w.run(context) }
-                if case .success = r {
+                var failure: Error?
+                do { try w.run(context) } catch { failure = error }
+                if failure == nil {
                     try statements.execute("RELEASE lanes_piece")
                 } else {
                     try statements.execute("ROLLBACK TO lanes_piece")
                     try statements.execute("RELEASE lanes_piece")
                 }
-                results.append(r)
+                results.append(failure)
             }
             try context.batch.finish()
             try statements.execute("COMMIT")

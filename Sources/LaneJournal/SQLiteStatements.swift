@@ -15,7 +15,11 @@ import CSQLiteConfig
 /// exclusive section (`GroupCommit.exclusive`).
 final class SQLiteStatements {
     private let db: OpaquePointer
-    private var prepared: [Statement: OpaquePointer] = [:]
+    /// Prepared statements by `Statement.slot`. An array, not a dictionary keyed by `Statement`:
+    /// the dictionary's storage made the Swift runtime scan the static binary's protocol
+    /// conformances (for `Statement: Hashable`) in every `lanes run`, ~80 µs (docs/benchmarks.md,
+    /// stop 11).
+    private var prepared = [OpaquePointer?](repeating: nil, count: Statement.allCases.count)
 
     /// Opens the connection: WAL (set by the migration, persistent in the file), `synchronous =
     /// FULL`, checkpoints every `walCheckpointPages` pages, none when the connection closes, and
@@ -49,7 +53,7 @@ final class SQLiteStatements {
     func userVersion() throws -> Int { try first(.userVersion, []) { $0.int(0) } ?? 0 }
 
     /// The write path's SQL, one case per statement.
-    enum Statement: String {
+    enum Statement: String, CaseIterable {
         case userVersion = "PRAGMA user_version"
         case runRow = "SELECT head_seq, head_hash, next_ordinal, verified_epoch, state_seq, state FROM runs WHERE id = ?"
         case insertRun = "INSERT INTO runs (id, lane, created_at, head_seq, head_hash, next_ordinal, verified_epoch) VALUES (?, ?, ?, 0, ?, 1, ?)"
@@ -67,6 +71,10 @@ final class SQLiteStatements {
         case intentAfter = "SELECT EXISTS (SELECT 1 FROM records INDEXED BY records_by_step WHERE run = ? AND step = ? AND seq > ? AND kind = 'intent')"
         case insertKey = "INSERT INTO intent_keys (run, seq, key, step) VALUES (?, ?, ?, ?)"
         case repeats = "SELECT COUNT(DISTINCT step) FROM intent_keys INDEXED BY intent_keys_by_key WHERE run = ? AND key = ? AND seq > ?"
+
+        /// Where its prepared statement is kept: its place among the cases.
+        var slot: Int { Self.ordered.firstIndex(of: self) ?? 0 }
+        private static let ordered = allCases
     }
 
     /// A value to bind.
@@ -76,8 +84,8 @@ final class SQLiteStatements {
 
     /// Finalizes every prepared statement (they are prepared again when used).
     func finalizeAll() {
-        for (_, s) in prepared { sqlite3_finalize(s) }
-        prepared = [:]
+        for case let s? in prepared { sqlite3_finalize(s) }
+        prepared = [OpaquePointer?](repeating: nil, count: Statement.allCases.count)
     }
 
     /// Runs `sql` (no results), e.g. BEGIN, SAVEPOINT, COMMIT.
@@ -148,12 +156,12 @@ final class SQLiteStatements {
     }
 
     private func handle(_ statement: Statement) throws -> OpaquePointer {
-        if let s = prepared[statement] { return s }
+        if let s = prepared[statement.slot] { return s }
         var s: OpaquePointer?
         guard sqlite3_prepare_v3(db, statement.rawValue, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &s, nil) == SQLITE_OK, let s else {
             throw failure(statement.rawValue)
         }
-        prepared[statement] = s
+        prepared[statement.slot] = s
         return s
     }
 

@@ -81,29 +81,30 @@ public final class StepService: @unchecked Sendable {
     /// Runs one step (or replays or refuses it). `notify` gets one-line notices as they happen
     /// ("run ID" for a new run, "replayed …", halts); the CLI prints them on stderr.
     public func run(_ call: StepCall, notify: @escaping (String) -> Void = { _ in }) -> StepReport {
-        var log = logger
-        log[metadataKey: "lane"] = "\(call.lane)"
+        // Lane and run go into each message's metadata, evaluated only when the message is
+        // logged: setting them on the logger made swift-log's stream handler format its metadata
+        // at once, at every level, with a protocol-conformance scan of the static binary on the
+        // first use in every `lanes run` (docs/benchmarks.md, stop 11).
+        let log = logger
         let prepared: Prepared
-        switch prepare(call) {
-        case let .failure(error):
-            log.warning("step refused before the journal", metadata: ["stage": "\(error.stage)"])
+        do throws(LanesError) {
+            prepared = try prepare(call)
+        } catch {
+            log.warning("step refused before the journal", metadata: ["lane": "\(call.lane)", "stage": "\(error.stage)"])
             // A run named by the caller is shown; one made up here names nothing recorded.
             let result = StepResult(lane: call.lane, profile: "", profileFingerprint: "", outcome: .failedToStart,
                                     exitCode: error.stage == "journal" ? JournalExitStatus.journalError : ExitStatus.failedToStart,
                                     error: error.description)
             return StepReport(run: call.run, step: call.step, replayed: false, retried: false, result: result, resultJSON: result.json())
-        case let .success(p):
-            prepared = p
         }
         let run = call.run ?? newRunID()
         if call.run == nil { notify("run \(run)") }
-        log[metadataKey: "run"] = "\(run)"
         let journaled = JournaledStep(journal: prepared.journal, run: run, step: call.step, lane: prepared.request.lane,
                                       effect: call.effect, retryAllowed: call.idempotent || prepared.request.lane.retry == .safe,
                                       notify: notify)
         let runner = self.runner
         let outcome = journaled.perform(intent: prepared.intent) { id in
-            log.info("step starting", metadata: ["step": "\(id)", "argv0": "\(call.argv.first ?? "")"])
+            log.info("step starting", metadata: ["lane": "\(call.lane)", "run": "\(run)", "step": "\(id)", "argv0": "\(call.argv.first ?? "")"])
             var request = prepared.request
             // Where the step's change set lives (filesystem.commit = auto or review).
             request.changeStaging = ChangeStaging(stateDirectory: prepared.journal.directory, run: run, step: id)
@@ -115,7 +116,7 @@ public final class StepService: @unchecked Sendable {
         case let .refused(reason, id, message):
             // Halted, stopped, gated or budget-bound: no sandbox waits for a step that may never come.
             pool?.drain()
-            log.info("step refused", metadata: ["step": "\(id ?? "")", "reason": "\(reason.rawValue)"])
+            log.info("step refused", metadata: ["lane": "\(call.lane)", "run": "\(run)", "step": "\(id ?? "")", "reason": "\(reason.rawValue)"])
             let result = StepResult.refused(lane: call.lane, profile: prepared.request.profile.name,
                                             profileFingerprint: prepared.compiled.fingerprint, reason: reason, message: message)
             return StepReport(run: run, step: id, replayed: false, retried: false, result: result, resultJSON: result.json())
@@ -132,7 +133,8 @@ public final class StepService: @unchecked Sendable {
                 if result.outcome == .stopped && !runGoesOn() { pool.drain() } else { pool.watch(runGoesOn) }
             }
             log.info(replayed ? "step replayed" : "step closed",
-                     metadata: ["step": "\(id)", "outcome": "\(result.outcome.rawValue)", "exit_status": "\(result.exitStatus)"])
+                     metadata: ["lane": "\(call.lane)", "run": "\(run)", "step": "\(id)", "outcome": "\(result.outcome.rawValue)",
+                                "exit_status": "\(result.exitStatus)"])
             if retried { notify("step \(id) of run \(run) was in doubt and is run again (the lane allows retrying)") }
             if replayed { notify("replayed step \(id) of run \(run) from the journal; nothing was run") }
             return StepReport(run: run, step: id, replayed: replayed, retried: retried, result: result, resultJSON: json)
@@ -147,22 +149,24 @@ public final class StepService: @unchecked Sendable {
         var intent: StepIntent
     }
 
-    private func prepare(_ call: StepCall) -> Result<Prepared, LanesError> {
-        let lane: Lane, compiled: CompiledProfile
-        do { (lane, compiled) = try configs.load(lane: call.lane) } catch { return .failure(error) }
+    /// Thrown, not returned as a `Result`: copying a `Result<Prepared, LanesError>` made the
+    /// Swift runtime scan the static binary's protocol conformances in every `lanes run`
+    /// (docs/benchmarks.md, stop 11).
+    private func prepare(_ call: StepCall) throws(LanesError) -> Prepared {
+        let (lane, compiled) = try configs.load(lane: call.lane)
         let requested = call.workspace ?? lane.workspace ?? options.currentDirectory
         guard let workspace = Paths.resolve(requested), isDirectory(workspace) else {
-            return .failure(LanesError(.notFound, stage: "workspace", "\"\(requested)\" is not an existing directory"))
+            throw LanesError(.notFound, stage: "workspace", "\"\(requested)\" is not an existing directory")
         }
         // Issue 11: a workspace that exposes the host is refused (HostWorkspace, docs/security.md).
         if let refusal = WorkspaceGuard.refusal(workspace, state: options.stateDirectory, allowHost: call.allowHostWorkspace) {
-            return .failure(LanesError(.invalidArgument, stage: "workspace", refusal))
+            throw LanesError(.invalidArgument, stage: "workspace", refusal)
         }
         let store = configs.store
         var hidden = [store.profilesDirectory, store.lanesDirectory] + options.hiddenPaths
         let state: StateDirectory, journal: SQLiteJournal, supervisorLock: String?
         switch openState() {
-        case let .failure(error): return .failure(error)
+        case let .failure(error): throw error
         case let .success(opened): (state, journal, supervisorLock) = opened
         }
         hidden.append(state.path)
@@ -172,7 +176,7 @@ public final class StepService: @unchecked Sendable {
         request.stdin = call.stdin  // MERGE(issue 13): stdin text and cancellation from a front door
         request.cancellation = call.cancellation
         switch CredentialResolver.resolve(lane, secrets: SecretStore(state: state)) {
-        case let .failure(e): return .failure(e)
+        case let .failure(e): throw e
         case let .success(values): request.credentials = values
         }
         var supervisor = Supervisor.current
@@ -186,7 +190,7 @@ public final class StepService: @unchecked Sendable {
                      "file_size_bytes": Double(l.fileSizeBytes), "processes": Double(l.processes), "output_bytes": Double(l.outputBytes)]
                 .merging(call.allowHostWorkspace ? ["allow_host_workspace": 1] : [:]) { a, _ in a },
             supervisor: supervisor, idempotent: call.idempotent)
-        return .success(Prepared(request: request, compiled: compiled, journal: journal, intent: intent))
+        return Prepared(request: request, compiled: compiled, journal: journal, intent: intent)
     }
 
     /// The state directory, the journal and this process's liveness lock, opened once.

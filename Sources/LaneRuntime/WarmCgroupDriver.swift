@@ -32,7 +32,7 @@ final class WarmCgroupDriver: CgroupDriver, @unchecked Sendable {
 
     var backend: CgroupBackend { base.backend }
     var report: CgroupReport { base.report }
-    var enforceable: Set<CgroupResource> { base.enforceable }
+    var enforceable: CgroupResources { base.enforceable }
     func whyMissing(_ resource: CgroupResource) -> String { base.whyMissing(resource) }
     func createStep(limits: CgroupLimits) throws(LanesError) -> any StepCgroup { try base.createStep(limits: limits) }
 

@@ -26,8 +26,8 @@ enum WorkspaceGuard {
         return homesCache.value(for: key) { readHomes() }
     }
 
-    private struct HomesKey: Equatable { let passwd: [UInt64]; let home: String? }
-    private static let homesCache = KeyedCache<HomesKey, [String]>()
+    struct HomesKey: Equatable { let passwd: [UInt64]; let home: String? }
+    private static let homesCache = HomesCache()
 
     /// Every account's home directory (field 6 of /etc/passwd) and HOME, symlinks resolved
     /// where they exist. /etc/passwd is read directly, not through getpwent(3): in the static
@@ -45,15 +45,26 @@ enum WorkspaceGuard {
     }
 }
 
-/// One value, recomputed when its key changes. Thread-safe.
-final class KeyedCache<Key: Equatable & Sendable, Value: Sendable>: @unchecked Sendable {
+/// The homes, recomputed when their key changes. Thread-safe. Not generic on purpose: a generic
+/// class constrained to `Equatable` made the Swift runtime scan the static binary's protocol
+/// conformances on first use, ~70 µs of every `lanes run` (docs/benchmarks.md, stop 11).
+final class HomesCache: @unchecked Sendable {
     private let lock = NSLock()
-    private var entry: (key: Key, value: Value)?
+    private var key: WorkspaceGuard.HomesKey?
+    private var homes: [String] = []
 
-    func value(for key: Key, compute: () -> Value) -> Value {
-        if let hit = lock.withLock({ entry.flatMap { $0.key == key ? $0.value : nil } }) { return hit }
+    func value(for key: WorkspaceGuard.HomesKey, compute: () -> [String]) -> [String] {
+        lock.lock()
+        if let cached = self.key, cached == key {
+            defer { lock.unlock() }
+            return homes
+        }
+        lock.unlock()
         let value = compute()
-        lock.withLock { entry = (key, value) }
+        lock.lock()
+        self.key = key
+        homes = value
+        lock.unlock()
         return value
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import LaneJournal
 import LaneModel
 import LaneSys
@@ -20,13 +20,14 @@ public struct StateDirectory: Sendable {
 
     /// Opens (creating with mode 0700) the directory. An existing directory that others can
     /// read or write is tightened to 0700.
+    ///
+    /// mkdir(2) and getcwd(3), not FileManager: its attribute dictionary (`[FileAttributeKey:
+    /// Any]`) cost a protocol-conformance scan of the whole static binary in every `lanes run`
+    /// (~70 µs; docs/benchmarks.md, stop 11).
     public init(path: String) throws(JournalError) {
-        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        do {
-            try FileManager.default.createDirectory(atPath: absolute, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw JournalError(.unavailable, "cannot create the state directory \(absolute): \(error.localizedDescription)")
+        let absolute = path.hasPrefix("/") ? path : Self.currentDirectory() + "/" + path
+        if let failure = Self.makeDirectories(absolute) {
+            throw JournalError(.unavailable, "cannot create the state directory \(absolute): \(failure)")
         }
         var st = stat()
         guard lstat(absolute, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
@@ -35,7 +36,28 @@ public struct StateDirectory: Sendable {
         if st.st_mode & 0o077 != 0 && chmod(absolute, 0o700) != 0 {
             throw JournalError(.unavailable, "cannot make the state directory \(absolute) private (mode 0700)")
         }
-        self.path = (try? FileManager.default.destinationOfSymbolicLink(atPath: absolute)).map { _ in absolute } ?? absolute
+        self.path = absolute
+    }
+
+    /// `mkdir -p -m 0700`: every missing directory of `path` is made 0700 (an existing one is
+    /// left as it is); nil on success, else why not (strerror of the failing mkdir).
+    static func makeDirectories(_ path: String) -> String? {
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            prefix += "/"
+            prefix += String(part)  // String + Substring would be a generic append (a runtime lookup)
+            if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
+                let why = String(cString: strerror(errno))
+                return prefix == path ? why : "\(prefix): \(why)"
+            }
+        }
+        return nil
+    }
+
+    private static func currentDirectory() -> String {
+        guard let cwd = getcwd(nil, 0) else { return "." }
+        defer { free(cwd) }
+        return String(cString: cwd)
     }
 
     public var journalPath: String { path + "/journal.sqlite" }

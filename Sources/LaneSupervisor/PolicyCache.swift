@@ -33,7 +33,18 @@ public struct PolicyCache: Sendable {
         let identity = "\(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
         // Each name length-prefixed (unambiguous for any text), not `\(array)`: Array's
         // description goes through debugPrint and its first use cost ~0.2 ms of a one-shot run.
-        func list(_ names: [String]) -> String { names.map { "\($0.utf8.count):\($0)" }.joined(separator: ",") }
+        // By hand, not `joined(separator:)`: its first use in a process costs a scan of the
+        // static binary's protocol conformances (~70 µs of a `lanes run`; docs/benchmarks.md).
+        func list(_ names: [String]) -> String {
+            var out = ""
+            for name in names {
+                if !out.isEmpty { out += "," }
+                out += String(name.utf8.count)
+                out += ":"
+                out += name
+            }
+            return out
+        }
         let text = "\(identity)\n\(policy.defaultAction.rawValue)\nallow \(list(policy.allow))\ndeny \(list(policy.deny))"
         return hexString(SHA256.hash(data: Array(text.utf8)))
     }

@@ -266,19 +266,19 @@ public struct StepRunner: Sendable {
         driver.removeStale()
         let limits = CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuFraction: l.cpuFraction)
         let missing = limits.resources.subtracting(driver.enforceable)
-        for r in missing.sorted() where !l.optional.contains(r.rawValue) {
+        for r in missing.members.sorted() where !l.optional.contains(r.rawValue) {
             throw LanesError(.unsupported, stage: SetupStage(LANE_STAGE_CGROUP).name,
                              "limits.\(r.rawValue) cannot be enforced on this host: \(driver.whyMissing(r)). "
                              + "To run without it, list it in the profile: limits.optional = [\"\(r.rawValue)\"]")
         }
-        result.limitsNotApplied = missing.map(\.rawValue).sorted()
+        result.limitsNotApplied = missing.members.map { $0.rawValue }.sorted()
         let effective = limits.removing(missing)
         if driver.backend == .none || (effective.resources.isEmpty && driver.enforceable.isEmpty) { return nil }
         do throws(LanesError) {
             let group = try driver.createStep(limits: effective)
             result.cgroup = driver.backend.rawValue
             result.protections.append("cgroup:\(driver.backend.rawValue)")
-            for r in effective.resources.sorted() { result.protections.append("cgroup_limit:\(r.rawValue)") }
+            for r in effective.resources.members.sorted() { result.protections.append("cgroup_limit:\(r.rawValue)") }
             return group
         } catch {
             if effective.resources.isEmpty { return nil }  // no limit depends on it

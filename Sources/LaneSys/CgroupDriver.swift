@@ -22,6 +22,41 @@ public enum CgroupResource: String, Sendable, CaseIterable, Hashable, Comparable
     public static func < (a: CgroupResource, b: CgroupResource) -> Bool { a.rawValue < b.rawValue }
 }
 
+/// A set of `CgroupResource`s. A bit set rather than `Set<CgroupResource>`: a `Set`'s storage
+/// for a type of ours made the Swift runtime scan the static binary's protocol conformances (for
+/// `CgroupResource: Hashable`) in every `lanes run`, ~80 µs (docs/benchmarks.md, stop 11).
+public struct CgroupResources: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let memory = CgroupResources(.memory)
+    public static let pids = CgroupResources(.pids)
+    public static let cpuFraction = CgroupResources(.cpuFraction)
+    public static let all = CgroupResources(members: CgroupResource.allCases)
+
+    /// The set holding only `resource`.
+    public init(_ resource: CgroupResource) {
+        switch resource {
+        case .memory: rawValue = 1
+        case .pids: rawValue = 2
+        case .cpuFraction: rawValue = 4
+        }
+    }
+
+    /// The set of these resources.
+    public init(members: [CgroupResource]) {
+        var raw: UInt8 = 0
+        for r in members { raw |= CgroupResources(r).rawValue }
+        rawValue = raw
+    }
+
+    /// Its resources, in `CgroupResource.allCases` order.
+    public var members: [CgroupResource] { CgroupResource.allCases.filter { contains(CgroupResources($0)) } }
+
+    /// Whether it holds `resource`.
+    public func contains(_ resource: CgroupResource) -> Bool { contains(CgroupResources(resource)) }
+}
+
 /// The limits of one step cgroup; nil means "not limited".
 public struct CgroupLimits: Sendable, Equatable {
     /// Memory in bytes (swap is limited to zero on top of it where the host allows).
@@ -38,8 +73,8 @@ public struct CgroupLimits: Sendable, Equatable {
     }
 
     /// The resources these limits need.
-    public var resources: Set<CgroupResource> {
-        var s: Set<CgroupResource> = []
+    public var resources: CgroupResources {
+        var s: CgroupResources = []
         if memoryBytes != nil { s.insert(.memory) }
         if pids != nil { s.insert(.pids) }
         if cpuFraction != nil { s.insert(.cpuFraction) }
@@ -47,7 +82,7 @@ public struct CgroupLimits: Sendable, Equatable {
     }
 
     /// These limits without the given resources.
-    public func removing(_ resources: Set<CgroupResource>) -> CgroupLimits {
+    public func removing(_ resources: CgroupResources) -> CgroupLimits {
         CgroupLimits(memoryBytes: resources.contains(.memory) ? nil : memoryBytes,
                      pids: resources.contains(.pids) ? nil : pids,
                      cpuFraction: resources.contains(.cpuFraction) ? nil : cpuFraction)
@@ -105,7 +140,7 @@ public protocol CgroupDriver: Sendable {
     /// What `lanes doctor` prints: backend, root, controllers and whether each is writable.
     var report: CgroupReport { get }
     /// The resources steps can be limited in on this host, with this root.
-    var enforceable: Set<CgroupResource> { get }
+    var enforceable: CgroupResources { get }
     /// Why `resource` cannot be enforced and how to enable it (for refusals).
     func whyMissing(_ resource: CgroupResource) -> String
     /// A new empty group with these limits.

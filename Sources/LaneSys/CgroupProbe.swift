@@ -191,7 +191,7 @@ struct NoCgroupDriver: CgroupDriver {
     let advice: String
 
     var backend: CgroupBackend { .none }
-    var enforceable: Set<CgroupResource> { [] }
+    var enforceable: CgroupResources { [] }
     var report: CgroupReport {
         CgroupReport(backend: .none, root: root, controllers: [], note: "\(reason); \(advice)")
     }

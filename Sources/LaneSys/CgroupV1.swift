@@ -53,8 +53,8 @@ struct CgroupV1Driver: CgroupDriver {
 
     var backend: CgroupBackend { .v1 }
 
-    var enforceable: Set<CgroupResource> {
-        Set(CgroupResource.allCases.filter { roots[$0.controller] != nil })
+    var enforceable: CgroupResources {
+        CgroupResources(members: CgroupResource.allCases.filter { roots[$0.controller] != nil })
     }
 
     func whyMissing(_ resource: CgroupResource) -> String {
@@ -70,7 +70,7 @@ struct CgroupV1Driver: CgroupDriver {
     }
 
     func createStep(limits: CgroupLimits) throws(LanesError) -> any StepCgroup {
-        for r in limits.resources where roots[r.controller] == nil {
+        for r in limits.resources.members where roots[r.controller] == nil {
             throw LanesError(.unsupported, stage: CgroupText.stage, whyMissing(r))
         }
         let name = owner.groupName()

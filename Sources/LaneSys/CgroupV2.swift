@@ -68,8 +68,8 @@ struct CgroupV2Driver: CgroupDriver {
 
     var backend: CgroupBackend { .v2 }
 
-    var enforceable: Set<CgroupResource> {
-        Set(CgroupResource.allCases.filter { enabled.contains($0.controller) })
+    var enforceable: CgroupResources {
+        CgroupResources(members: CgroupResource.allCases.filter { enabled.contains($0.controller) })
     }
 
     func whyMissing(_ resource: CgroupResource) -> String {
@@ -85,7 +85,7 @@ struct CgroupV2Driver: CgroupDriver {
     }
 
     func createStep(limits: CgroupLimits) throws(LanesError) -> any StepCgroup {
-        for r in limits.resources where !enabled.contains(r.controller) {
+        for r in limits.resources.members where !enabled.contains(r.controller) {
             throw LanesError(.unsupported, stage: CgroupText.stage, whyMissing(r))
         }
         guard let rootDir else {

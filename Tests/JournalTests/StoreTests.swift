@@ -28,6 +28,17 @@ struct StoreTests {
         #expect(chmod(state.path, 0o755) == 0)
         _ = try StateDirectory(path: state.path)
         #expect(mode(state.path) == 0o700)
+        #expect(mode(base + "/new") == 0o700)  // every directory it makes is private
+        // A file in the way: refused, naming the state directory and the path that failed.
+        #expect(FileManager.default.createFile(atPath: base + "/file", contents: Data("x".utf8)))
+        do {
+            _ = try StateDirectory(path: base + "/file/state")
+            Issue.record("a state directory under a regular file was accepted")
+        } catch {
+            #expect(error.message.contains("cannot create the state directory \(base)/file/state: Not a directory"),
+                    "\(error.message)")
+        }
+        #expect(throws: JournalError.self) { try StateDirectory(path: base + "/file") }
     }
 
     @Test("WAL, synchronous=FULL, append-only triggers")
