@@ -7,6 +7,9 @@ import LaneSyscall
 /// the tool is gone kills whatever it left behind, so nothing outlives the step.
 struct InitLoop {
     let plan: SpawnPlan
+    /// A prestarted sandbox's command socket (fd 5), handed to the tool process, which waits
+    /// there for its command; -1 when the command is in the plan.
+    var commandFd: Int32 = -1
 
     func run() -> InitReport {
         // Block everything before fork: the loop takes signals with sigwaitinfo, and a blocked
@@ -29,8 +32,9 @@ struct InitLoop {
             errPipe.read.close()
             close(notify[0])
             close(signals)
-            ToolLauncher(plan: plan, errorFd: errPipe.write.take().rawValue, notifyFd: notify[1]).launch()
+            ToolLauncher(plan: plan, errorFd: errPipe.write.take().rawValue, notifyFd: notify[1], commandFd: commandFd).launch()
         }
+        if commandFd >= 0 { close(commandFd) }  // the tool process's alone
         errPipe.write.close()
         close(notify[1])
         let failure = readFailure(errPipe.read.descriptor)

@@ -56,10 +56,11 @@ func makeNondumpable(prctl: Prctl = lane_prctl) throws(SetupFailure) {
     if dumpable != 0 { throw SetupFailure(LANE_STAGE_NONDUMPABLE, "still dumpable after PR_SET_DUMPABLE", EPERM) }
 }
 
-/// The command of a prestarted sandbox: one message on the unix socket `fd`, after PID 1 said
-/// on it that the sandbox is complete (one byte, `SpawnPlan.readyByte`: `lanes` then records the
-/// sandbox's mount table, and checks it again when a step claims it). End of file, or a `lanes`
-/// that is gone, means the sandbox is not needed: PID 1 exits at once, having started nothing.
+/// The command of a prestarted sandbox: one message on the unix socket `fd`, after the waiting
+/// tool process said on it that the sandbox is complete (one byte, `SpawnPlan.readyByte`:
+/// `lanes` then records the sandbox's mount table, and checks it again when a step claims it).
+/// End of file, or a `lanes` that is gone, means the sandbox is not needed: the tool process
+/// exits at once, having run nothing, and PID 1 with it.
 func receiveCommand(fd: Int32) throws(SetupFailure) -> StepCommand {
     var ready = SpawnPlan.readyByte
     if retryOnInterrupt({ send(fd, &ready, 1, Int32(MSG_NOSIGNAL)) }) != 1 { exit(0) }

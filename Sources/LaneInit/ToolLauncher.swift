@@ -9,20 +9,34 @@ import LaneSyscall
 /// drop every capability (bounding, ambient, inheritable, permitted, effective) → close the
 /// stray fds → C `lane_seal_and_exec`: no_new_privs → seccomp → execve. A failure writes
 /// {stage, errno} (stage from `lane_stages.h`) to the error pipe and exits.
+///
+/// In a prestarted sandbox (`commandFd` ≥ 0) the command is not known yet: the process gets as
+/// far as it can without it (session, user namespace, capabilities, signals), says on the
+/// command socket that the sandbox is ready and waits there; then working directory, stray
+/// fds, seal and exec. That work is done before the call arrives, not after (docs/mcp.md).
 struct ToolLauncher {
     let plan: SpawnPlan
     let errorFd: Int32
     /// The unix socket the seccomp listener goes to PID 1 over.
     let notifyFd: Int32
+    /// A prestarted sandbox's command socket; -1 when the command is in the plan.
+    var commandFd: Int32 = -1
 
     func launch() -> Never {
         guard setsid() >= 0 else { fail(LANE_STAGE_SETSID) }
         enterUserNamespace()
-        guard chdir(plan.workdir) == 0 else { fail(LANE_STAGE_WORKDIR) }
-        dropCapabilities()
-        lane_reset_signals()
-        guard lane_sigmask_all(1) == 0 else { fail(LANE_STAGE_SIGNAL_MASK) }
-        let path = resolveCommand()
+        var plan = self.plan
+        if commandFd >= 0 {
+            dropCapabilities()
+            resetSignals()
+            plan = plan.with(awaitCommand())
+            guard chdir(plan.workdir) == 0 else { fail(LANE_STAGE_WORKDIR) }
+        } else {
+            guard chdir(plan.workdir) == 0 else { fail(LANE_STAGE_WORKDIR) }
+            dropCapabilities()
+            resetSignals()
+        }
+        let path = resolveCommand(plan)
         // Every fd but stdio and the error pipe is CLOEXEC already; make sure of it (the
         // `fds_closed` protection: a failure refuses the step like any other).
         if errorFd > 3 {
@@ -35,6 +49,24 @@ struct ToolLauncher {
             _ = lane_seal_and_exec(filter.baseAddress, filter.count, path, argv.pointers, envp.pointers, errorFd, notifyFd)
         }
         exit(126)  // lane_seal_and_exec reported the stage already
+    }
+
+    private func resetSignals() {
+        lane_reset_signals()
+        guard lane_sigmask_all(1) == 0 else { fail(LANE_STAGE_SIGNAL_MASK) }
+    }
+
+    /// The step's command, from the prestarted sandbox's socket (after the ready byte). End of
+    /// file (the sandbox is not needed) ends this process quietly: no tool ever ran.
+    private func awaitCommand() -> StepCommand {
+        do throws(SetupFailure) {
+            let command = try receiveCommand(fd: commandFd)
+            close(commandFd)
+            return command
+        } catch {
+            errno = error.errno
+            fail(code: error.stage.code)
+        }
     }
 
     /// A user namespace of its own, where it is `sandboxUid` (mapped to PID 1's uid, which is
@@ -60,7 +92,7 @@ struct ToolLauncher {
 
     /// The command as given if it has a slash; otherwise the first PATH entry (of the step's
     /// environment, not this process's) where it exists. execve then tells 126 from 127.
-    private func resolveCommand() -> String {
+    private func resolveCommand(_ plan: SpawnPlan) -> String {
         guard let command = plan.argv.first, !command.isEmpty else { errno = ENOENT; fail(LANE_STAGE_EXEC) }
         if command.contains("/") { return command }
         let pathValue = plan.environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/bin:/bin"
@@ -81,8 +113,10 @@ struct ToolLauncher {
         return err == 0
     }
 
-    private func fail(_ stage: lane_stage) -> Never {
-        var record: (Int32, Int32) = (Int32(bitPattern: stage.rawValue), errno)
+    private func fail(_ stage: lane_stage) -> Never { fail(code: Int32(bitPattern: stage.rawValue)) }
+
+    private func fail(code: Int32) -> Never {
+        var record: (Int32, Int32) = (code, errno)
         _ = withUnsafeBytes(of: &record) { try? FileDescriptor(rawValue: errorFd).writeAll($0) }
         exit(125)
     }

@@ -6,7 +6,8 @@
 //   fd 3    a memfd holding the SpawnPlan
 //   fd 4    the status pipe, where one InitReport is written at the end
 //   fd 5    a unix socket; when the plan attaches trees, `lanes` sent them on it (SCM_RIGHTS);
-//           a prestarted sandbox (`awaitsCommand`) then waits there for its StepCommand
+//           in a prestarted sandbox (`awaitsCommand`) the forked tool process then says the
+//           sandbox is ready and waits there for its StepCommand
 //   fd 6    (proxy mode only) the egress channel to the supervisor's proxy (EgressRelay)
 // It is single-threaded and freshly exec'd, so ordinary Swift is safe here. It reads top to
 // bottom in the order the kernel requires; each failure names its stage (lane_stages.h).
@@ -16,7 +17,7 @@ import LanePlan
 import LaneSyscall
 
 let status = StatusChannel(fd: FileDescriptor(rawValue: 4))
-var plan: SpawnPlan
+let plan: SpawnPlan
 do throws(SetupFailure) {
     // First: nothing of the plan is read while PID 1 could still be inspected.
     try makeNondumpable()
@@ -42,16 +43,14 @@ do throws(SetupFailure) {
     try applyLimits(plan.rlimits)
     // After loopback is up, before the tool exists (so the tool cannot take the port).
     try EgressRelay.start(plan)
-    // Last: a prestarted sandbox is complete now and waits for its step's command. Nothing of
-    // the tool exists before it arrives.
-    if plan.awaitsCommand {
-        plan = plan.with(try receiveCommand(fd: 5))
-        close(5)
-    }
 } catch {
     status.fail(error)
 }
 
-let report = InitLoop(plan: plan).run()
+// A prestarted sandbox is complete now. Its tool process is forked at once and gets as far as
+// it can without the command (own session and user namespace, no capabilities, default
+// signals); then it says the sandbox is ready and waits on fd 5 for the step's command. Nothing
+// of the tool runs before the command arrives (ToolLauncher).
+let report = InitLoop(plan: plan, commandFd: plan.awaitsCommand ? 5 : -1).run()
 status.send(report)
 exit(0)

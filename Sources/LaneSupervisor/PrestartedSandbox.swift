@@ -73,7 +73,8 @@ public final class PreparedSandbox: @unchecked Sendable {
         return sandbox.take()
     }
 
-    /// Kills PID 1 (which started nothing), reaps it and removes its cgroup. Idempotent.
+    /// Kills PID 1 (its only child, the waiting tool process, has run nothing of the tool and dies
+    /// with it), reaps it and removes its cgroup. Idempotent.
     public func discard() {
         guard unclaimed else { return }
         unclaimed = false

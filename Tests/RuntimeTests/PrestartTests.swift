@@ -7,7 +7,7 @@ import LaneTestSupport
 import Testing
 
 /// `lanes mcp`'s prestarted sandboxes (`ServiceOptions.prestartSandboxes`): each is fresh, runs
-/// nothing before its step, is never used for a step it was not built for, and none outlives
+/// nothing of its tool before its step, is never used for a step it was not built for, and none outlives
 /// the service or a refused step.
 @Suite("Prestarted sandboxes", .serialized)
 struct PrestartTests {
@@ -52,12 +52,20 @@ struct PrestartTests {
         return child.terminationStatus == 0
     }
 
-    /// The pids PID 1 has started (none, for a sandbox that waits for its command).
-    func children(of pid: pid_t) -> String? {
-        try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)
+    /// The pids `pid` has started.
+    func children(of pid: pid_t) -> [pid_t]? {
+        (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8))
+            .map { $0.split(separator: " ").compactMap { pid_t(String($0)) } }
     }
 
-    @Test("each step gets a fresh sandbox; the waiting one has started nothing; close leaves no process or cgroup")
+    /// A line of /proc/PID/status (e.g. "CapEff"), its value trimmed.
+    func status(_ pid: pid_t, _ key: String) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        return text.split(separator: "\n").first { $0.hasPrefix(key + ":") }
+            .map { $0.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces) }
+    }
+
+    @Test("each step gets a fresh sandbox; the waiting one runs nothing of its tool yet; close leaves no process or cgroup")
     func freshAndWaiting() throws {
         let w = try World("pre-fresh", prestart: 1)
         defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
@@ -67,9 +75,27 @@ struct PrestartTests {
         #expect(first.exitStatus == 0 && String(decoding: first.result.stdout, as: UTF8.self) == "2\nlane\n")
         let waiting = try #require(readySandbox(w), "a sandbox is prestarted after the first step")
         #expect((try? String(contentsOfFile: "/proc/\(waiting.pid)/comm", encoding: .utf8)) == "lane-init\n")
-        // Give it time to have built everything: still, no tool exists until a step claims it.
+        // Give it time to have built everything: still, nothing of the tool runs until a step
+        // claims it. PID 1's one child is the tool's process, prepared as far as it can be
+        // without the command: still lane-init (nothing exec'd), no capabilities at all, in a
+        // user namespace of its own, and it has started nothing.
         usleep(200_000)
-        #expect(children(of: waiting.pid)?.isEmpty == true, "PID 1 of a waiting sandbox has started nothing")
+        let prepared = try #require(children(of: waiting.pid))
+        #expect(prepared.count == 1, "PID 1 of a waiting sandbox has started only the tool's process: \(prepared)")
+        if let tool = prepared.first {
+            #expect((try? String(contentsOfFile: "/proc/\(tool)/comm", encoding: .utf8)) == "lane-init\n", "nothing exec'd yet")
+            for key in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+                #expect(status(tool, key) == "0000000000000000", "\(key) of the waiting tool process")
+            }
+            #expect(children(of: tool)?.isEmpty == true, "the waiting tool process has started nothing")
+            let own = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(tool)/ns/user")
+            let init1 = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(waiting.pid)/ns/user")
+            if let own, let init1 {
+                #expect(own != init1, "the waiting tool process is in a user namespace of its own")
+            } else {
+                print("PrestartTests: /proc/PID/ns/user of a non-dumpable process is not readable here (not root): its user namespace is not checked")
+            }
+        }
         // The next step runs in that very sandbox.
         let marked = try mark(waiting.pid)
         #expect(marked != false)
