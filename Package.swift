@@ -7,6 +7,7 @@ import PackageDescription
 /// - `CLaneSys`: the C that cannot be Swift (clone3 child path, seal-and-exec, wrappers for
 ///   what Swift's Glibc module hides). Every function says why it is C.
 /// - `CSeccomp`, `CCap`: system libraries libseccomp and libcap.
+/// - `CLazyCurl`: libcurl loaded on first use, for the statically linked `lanes-mcp`.
 /// - `LaneModel`: pure values (Profile, Lane, outcomes, errors). No Foundation.
 /// - `LanePlan`: the spawn plan handed from `lanes` to `lane-init`, and its binary codec.
 /// - `LaneConfig`: TOML files → model, strict keys, `FILE:LINE:` diagnostics.
@@ -29,10 +30,15 @@ let staticExecutable: [LinkerSetting] =
     Context.environment["LANES_STATIC_EXECUTABLES"] == "1" ? [.unsafeFlags(["-static-executable"])] : []
 
 /// With the Swift libraries linked statically (`--static-swift-stdlib`, as scripts/lib/setup.sh
-/// builds lanes-mcp), FoundationNetworking's static archive needs libcurl named on the link line;
-/// libcurl itself stays a shared library (Debian ships no static build of it).
-let staticStdlibCurl: [LinkerSetting] =
-    Context.environment["LANES_STATIC_EXECUTABLES"] == "1" ? [.linkedLibrary("curl")] : []
+/// builds lanes-mcp), FoundationNetworking's static archive calls libcurl. `CLazyCurl` defines
+/// those functions instead and loads the shared libcurl on first use, which a server never makes:
+/// its 28 libraries stay out of every server's memory (Sources/CLazyCurl). The dynamic build
+/// (tests) links Foundation's shared libraries, which bring libcurl themselves.
+let lazyCurl: [Target.Dependency] = Context.environment["LANES_STATIC_EXECUTABLES"] == "1" ? ["CLazyCurl"] : []
+/// FoundationNetworking's module still asks the linker for `-lcurl`; `--as-needed` leaves it out,
+/// since nothing is left for it to define.
+let lazyCurlLink: [LinkerSetting] =
+    Context.environment["LANES_STATIC_EXECUTABLES"] == "1" ? [.unsafeFlags(["-Xlinker", "--as-needed"])] : []
 
 let package = Package(
     name: "lanes",
@@ -55,6 +61,7 @@ let package = Package(
     targets: [
         .target(name: "CLaneSys"),
         .target(name: "CSQLiteConfig", linkerSettings: [.linkedLibrary("sqlite3")]),
+        .target(name: "CLazyCurl"),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp",
                        providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
@@ -137,14 +144,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings),
         // `lanes mcp` execs it; never a static executable (FoundationNetworking, which the MCP
-        // SDK imports, needs the shared libcurl), and kept out of the one-shot `lanes` image.
+        // SDK imports, needs libcurl, which may only be loaded from a shared library), and kept
+        // out of the one-shot `lanes` image.
         .executableTarget(
             name: "lanes-mcp",
             dependencies: [
                 "LaneMCP", "LaneModel", "LaneConfig", "LaneSys", "LaneJournal", "LaneState", "LaneRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Sources/LanesMCPMain", swiftSettings: swiftSettings, linkerSettings: staticStdlibCurl),
+            ] + lazyCurl,
+            path: "Sources/LanesMCPMain", swiftSettings: swiftSettings, linkerSettings: lazyCurlLink),
         .target(name: "LaneTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "LanesTests",
@@ -164,6 +172,7 @@ let package = Package(
                     "LaneConfig", "LaneGovernance", "LaneState", "LaneSupervisor"], swiftSettings: swiftSettings),
         .testTarget(name: "ChangeTests", dependencies: ["LaneChanges", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MCPTests", dependencies: ["LaneTestSupport"], exclude: ["scripts"], swiftSettings: swiftSettings),
+        .testTarget(name: "LazyCurlTests", dependencies: ["CLazyCurl"], swiftSettings: swiftSettings),
     ]
 )
 

@@ -2,8 +2,9 @@
 # needs, installed when running as root, or the exact command printed when not.
 # rsync: the set-id tests (cp -p, rsync -p). iproute2, curl, openssl, git: the egress tests' test
 # hosts (Tests/EscapeTests/Probes/egress-fixture.sh). libcurl4-openssl-dev: the release lanes-mcp
-# links the Swift libraries statically, and FoundationNetworking's archive needs -lcurl.
-LANES_APT_PACKAGES=(libseccomp-dev libcap-dev libsqlite3-dev bubblewrap hyperfine rsync iproute2 curl openssl git libcurl4-openssl-dev)
+# links the Swift libraries statically, and FoundationNetworking's archive names -lcurl.
+# patchelf: takes that libcurl entry out of the release lanes-mcp (lanes_release_build).
+LANES_APT_PACKAGES=(libseccomp-dev libcap-dev libsqlite3-dev bubblewrap hyperfine rsync iproute2 curl openssl git libcurl4-openssl-dev patchelf)
 
 lanes_missing_packages() {
     local missing=()
@@ -51,6 +52,22 @@ lanes_release_build() {
     LANES_STATIC_EXECUTABLES=1 swift build -c release --static-swift-stdlib \
         --scratch-path "$LANES_RELEASE_DIR" --product lanes-mcp 2>&1 | lanes_filter_link_warnings >&2
     [ "${PIPESTATUS[0]}" = 0 ] || return 1
+    lanes_drop_libcurl "$LANES_RELEASE_DIR/release/lanes-mcp"
+}
+
+# lanes-mcp defines libcurl's functions itself and loads libcurl only if one is called
+# (Sources/CLazyCurl: a server never does). FoundationNetworking's module still puts -lcurl on
+# the link line, after any flag a package can add, so the linker records libcurl as needed and
+# every server would map it and the 28 libraries it needs (5.5 MiB resident). The entry is
+# removed only when nothing in the binary is left for libcurl to define.
+lanes_drop_libcurl() {
+    local bin=$1
+    readelf -d "$bin" | grep -q 'NEEDED.*\[libcurl' || return 0
+    if nm -D --undefined-only "$bin" | grep -q ' curl_' || readelf -V "$bin" | grep -q 'File: libcurl'; then
+        echo "setup: $bin still needs libcurl's symbols; it keeps libcurl" >&2
+        return 1
+    fi
+    patchelf --remove-needed libcurl.so.4 "$bin"
 }
 
 # Hides the static-link warnings known to be harmless (scripts/lib/static-link-warnings.txt says
