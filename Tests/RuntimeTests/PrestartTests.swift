@@ -198,6 +198,32 @@ struct PrestartTests {
                 "the prestarted sandbox was not used for it")
     }
 
+    @Test("in a prestarted sandbox a missing or forbidden command fails as in a cold one, and a working one runs from PATH")
+    func failuresAsCold() throws {
+        let warm = try World("pre-fail", prestart: 1)
+        let cold = try World("cold-fail", prestart: 0)
+        defer {
+            warm.service.close(); cold.service.close()
+            try? FileManager.default.removeItem(atPath: warm.root); try? FileManager.default.removeItem(atPath: cold.root)
+        }
+        let first = warm.service.run(warm.call(["true"]))
+        // A file the step cannot execute (no x bit), and one that does not exist.
+        try "#!/bin/sh\n".write(toFile: warm.workspace + "/noexec", atomically: true, encoding: .utf8)
+        try "#!/bin/sh\n".write(toFile: cold.workspace + "/noexec", atomically: true, encoding: .utf8)
+        for (argv, status) in [(["no-such-command-lanes"], 127), (["./noexec"], 126), (["sh", "-c", "echo $0 $PWD", "from-path"], 0)] {
+            let waiting = try #require(readySandbox(warm))
+            let w = warm.service.run(warm.call(argv, run: first.run))
+            let c = cold.service.run(cold.call(argv))
+            #expect(!exists(waiting.pid), "the step of \(argv) used the waiting sandbox")
+            #expect(w.exitStatus == status && w.result.outcome == c.result.outcome && w.exitStatus == c.exitStatus,
+                    "\(argv): \(w.exitStatus) vs cold \(c.exitStatus), expected \(status)")
+            #expect(w.result.error?.replacingOccurrences(of: warm.workspace, with: "WS")
+                    == c.result.error?.replacingOccurrences(of: cold.workspace, with: "WS"), "\(argv)")
+            #expect(String(decoding: w.result.stdout, as: UTF8.self).replacingOccurrences(of: warm.workspace, with: "WS")
+                    == String(decoding: c.result.stdout, as: UTF8.self).replacingOccurrences(of: cold.workspace, with: "WS"))
+        }
+    }
+
     @Test("a refused step leaves no sandbox waiting")
     func refusedDrains() throws {
         let w = try World("pre-gate", prestart: 1)
