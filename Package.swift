@@ -119,7 +119,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "LaneState",
-            dependencies: ["LaneModel", "LaneSys", "LaneJournal"],
+            dependencies: ["LaneModel", "LaneSys", "LaneSyscall", "LaneJournal"],
             swiftSettings: swiftSettings),
         .target(
             name: "LaneGovernance",

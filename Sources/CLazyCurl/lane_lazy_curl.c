@@ -55,132 +55,61 @@ static void load(void) {
 
 int lane_lazy_curl_loaded(void) { return __atomic_load_n(&loaded, __ATOMIC_ACQUIRE); }
 
-int curl_global_init(long flags) {
-    int (*f)(long) = REAL(curl_global_init);
-    return f ? f(flags) : LANE_CURLE_FAILED_INIT;
-}
+// A function with fixed arguments: the real one's answer, or `failed` without libcurl.
+#define LANE_FORWARD(type, name, failed, params, args) \
+    type name params { \
+        type (*real_##name) params = REAL(name); \
+        return real_##name ? real_##name args : (failed); \
+    }
+#define LANE_FORWARD_VOID(name, params, args) \
+    void name params { \
+        void (*real_##name) params = REAL(name); \
+        if (real_##name) real_##name args; \
+    }
+// curl_easy_setopt and its kind: a handle, an option and one value of the option's type (a
+// long, a pointer or a curl_off_t), passed on as one pointer-sized value (see above).
+#define LANE_FORWARD_OPTION(name, failed) \
+    int name(void *handle, int option, ...) { \
+        va_list ap; \
+        va_start(ap, option); \
+        void *value = va_arg(ap, void *); \
+        va_end(ap); \
+        int (*real_##name)(void *, int, ...) = REAL(name); \
+        return real_##name ? real_##name(handle, option, value) : (failed); \
+    }
 
-char *curl_version(void) {
-    char *(*f)(void) = REAL(curl_version);
-    return f ? f() : "libcurl (could not be loaded)";
-}
+LANE_FORWARD(int, curl_global_init, LANE_CURLE_FAILED_INIT, (long flags), (flags))
+LANE_FORWARD(char *, curl_version, "libcurl (could not be loaded)", (void), ())
+LANE_FORWARD(void *, curl_version_info, NULL, (int age), (age))
+LANE_FORWARD_VOID(curl_free, (void *p), (p))
+LANE_FORWARD(void *, curl_easy_init, NULL, (void), ())
+LANE_FORWARD_VOID(curl_easy_cleanup, (void *handle), (handle))
+LANE_FORWARD_OPTION(curl_easy_setopt, LANE_CURLE_FAILED_INIT)
+LANE_FORWARD_OPTION(curl_easy_getinfo, LANE_CURLE_FAILED_INIT)
+LANE_FORWARD(int, curl_easy_pause, LANE_CURLE_FAILED_INIT, (void *handle, int bitmask), (handle, bitmask))
+LANE_FORWARD(const char *, curl_easy_strerror, "libcurl could not be loaded", (int code), (code))
+LANE_FORWARD(void *, curl_multi_init, NULL, (void), ())
+LANE_FORWARD(int, curl_multi_cleanup, LANE_CURLM_INTERNAL_ERROR, (void *multi), (multi))
+LANE_FORWARD_OPTION(curl_multi_setopt, LANE_CURLM_INTERNAL_ERROR)
+LANE_FORWARD(int, curl_multi_add_handle, LANE_CURLM_INTERNAL_ERROR, (void *multi, void *handle), (multi, handle))
+LANE_FORWARD(int, curl_multi_remove_handle, LANE_CURLM_INTERNAL_ERROR, (void *multi, void *handle), (multi, handle))
+LANE_FORWARD(int, curl_multi_assign, LANE_CURLM_INTERNAL_ERROR, (void *multi, int socket, void *pointer), (multi, socket, pointer))
+LANE_FORWARD(int, curl_multi_socket_action, LANE_CURLM_INTERNAL_ERROR,
+             (void *multi, int socket, int events, int *running), (multi, socket, events, running))
+LANE_FORWARD(void *, curl_slist_append, NULL, (void *list, const char *text), (list, text))
+LANE_FORWARD_VOID(curl_slist_free_all, (void *list), (list))
+LANE_FORWARD(void *, curl_url, NULL, (void), ())
+LANE_FORWARD(int, curl_url_get, LANE_CURLUE_OUT_OF_MEMORY, (void *url, int part, char **out, unsigned int flags),
+             (url, part, out, flags))
+LANE_FORWARD(int, curl_url_set, LANE_CURLUE_OUT_OF_MEMORY, (void *url, int part, const char *text, unsigned int flags),
+             (url, part, text, flags))
 
-void *curl_version_info(int age) {
-    void *(*f)(int) = REAL(curl_version_info);
-    return f ? f(age) : NULL;
-}
-
-void curl_free(void *p) {
-    void (*f)(void *) = REAL(curl_free);
-    if (f) f(p);
-}
-
-void *curl_easy_init(void) {
-    void *(*f)(void) = REAL(curl_easy_init);
-    return f ? f() : NULL;
-}
-
-void curl_easy_cleanup(void *handle) {
-    void (*f)(void *) = REAL(curl_easy_cleanup);
-    if (f) f(handle);
-}
-
-int curl_easy_setopt(void *handle, int option, ...) {
-    va_list ap;
-    va_start(ap, option);
-    void *value = va_arg(ap, void *);
-    va_end(ap);
-    int (*f)(void *, int, ...) = REAL(curl_easy_setopt);
-    return f ? f(handle, option, value) : LANE_CURLE_FAILED_INIT;
-}
-
-int curl_easy_getinfo(void *handle, int info, ...) {
-    va_list ap;
-    va_start(ap, info);
-    void *out = va_arg(ap, void *);
-    va_end(ap);
-    int (*f)(void *, int, ...) = REAL(curl_easy_getinfo);
-    return f ? f(handle, info, out) : LANE_CURLE_FAILED_INIT;
-}
-
-int curl_easy_pause(void *handle, int bitmask) {
-    int (*f)(void *, int) = REAL(curl_easy_pause);
-    return f ? f(handle, bitmask) : LANE_CURLE_FAILED_INIT;
-}
-
-const char *curl_easy_strerror(int code) {
-    const char *(*f)(int) = REAL(curl_easy_strerror);
-    return f ? f(code) : "libcurl could not be loaded";
-}
-
-void *curl_multi_init(void) {
-    void *(*f)(void) = REAL(curl_multi_init);
-    return f ? f() : NULL;
-}
-
-int curl_multi_cleanup(void *multi) {
-    int (*f)(void *) = REAL(curl_multi_cleanup);
-    return f ? f(multi) : LANE_CURLM_INTERNAL_ERROR;
-}
-
-int curl_multi_setopt(void *multi, int option, ...) {
-    va_list ap;
-    va_start(ap, option);
-    void *value = va_arg(ap, void *);
-    va_end(ap);
-    int (*f)(void *, int, ...) = REAL(curl_multi_setopt);
-    return f ? f(multi, option, value) : LANE_CURLM_INTERNAL_ERROR;
-}
-
-int curl_multi_add_handle(void *multi, void *handle) {
-    int (*f)(void *, void *) = REAL(curl_multi_add_handle);
-    return f ? f(multi, handle) : LANE_CURLM_INTERNAL_ERROR;
-}
-
-int curl_multi_remove_handle(void *multi, void *handle) {
-    int (*f)(void *, void *) = REAL(curl_multi_remove_handle);
-    return f ? f(multi, handle) : LANE_CURLM_INTERNAL_ERROR;
-}
-
-int curl_multi_assign(void *multi, int socket, void *pointer) {
-    int (*f)(void *, int, void *) = REAL(curl_multi_assign);
-    return f ? f(multi, socket, pointer) : LANE_CURLM_INTERNAL_ERROR;
-}
-
+// Without libcurl: no message, and none queued.
 void *curl_multi_info_read(void *multi, int *queued) {
-    void *(*f)(void *, int *) = REAL(curl_multi_info_read);
-    if (!f && queued) *queued = 0;
-    return f ? f(multi, queued) : NULL;
-}
-
-int curl_multi_socket_action(void *multi, int socket, int events, int *running) {
-    int (*f)(void *, int, int, int *) = REAL(curl_multi_socket_action);
-    return f ? f(multi, socket, events, running) : LANE_CURLM_INTERNAL_ERROR;
-}
-
-void *curl_slist_append(void *list, const char *text) {
-    void *(*f)(void *, const char *) = REAL(curl_slist_append);
-    return f ? f(list, text) : NULL;
-}
-
-void curl_slist_free_all(void *list) {
-    void (*f)(void *) = REAL(curl_slist_free_all);
-    if (f) f(list);
-}
-
-void *curl_url(void) {
-    void *(*f)(void) = REAL(curl_url);
-    return f ? f() : NULL;
-}
-
-int curl_url_get(void *url, int part, char **out, unsigned int flags) {
-    int (*f)(void *, int, char **, unsigned int) = REAL(curl_url_get);
-    return f ? f(url, part, out, flags) : LANE_CURLUE_OUT_OF_MEMORY;
-}
-
-int curl_url_set(void *url, int part, const char *text, unsigned int flags) {
-    int (*f)(void *, int, const char *, unsigned int) = REAL(curl_url_set);
-    return f ? f(url, part, text, flags) : LANE_CURLUE_OUT_OF_MEMORY;
+    void *(*real_info_read)(void *, int *) = REAL(curl_multi_info_read);
+    if (real_info_read) return real_info_read(multi, queued);
+    if (queued) *queued = 0;
+    return NULL;
 }
 
 // The numbers of curl.h (a stable ABI) the check uses; curl.h itself is not needed to build.

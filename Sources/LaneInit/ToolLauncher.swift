@@ -5,15 +5,16 @@ import LanePlan
 import LaneSyscall
 
 /// The forked child that becomes the tool. Order matters and every step fails closed:
-/// new session → own user namespace with the unprivileged sandbox uid → working directory →
-/// drop every capability (bounding, ambient, inheritable, permitted, effective) → close the
-/// stray fds → C `lane_seal_and_exec`: no_new_privs → seccomp → execve. A failure writes
-/// {stage, errno} (stage from `lane_stages.h`) to the error pipe and exits.
+/// new session → own user namespace with the unprivileged sandbox uid → drop every capability
+/// (bounding, ambient, inheritable, permitted, effective) → default signals → [the command] →
+/// working directory (entered without any capability) → close the stray fds → C
+/// `lane_seal_and_exec`: no_new_privs → seccomp → execve. A failure writes {stage, errno}
+/// (stage from `lane_stages.h`) to the error pipe and exits.
 ///
-/// In a prestarted sandbox (`commandFd` ≥ 0) the command is not known yet: the process gets as
-/// far as it can without it (session, user namespace, capabilities, signals), says on the
-/// command socket that the sandbox is ready and waits there; then working directory, stray
-/// fds, seal and exec. That work is done before the call arrives, not after (docs/mcp.md).
+/// Everything before the command needs nothing of it: in a prestarted sandbox (`commandFd` ≥ 0)
+/// it is done before the call arrives; the process then says on the command socket that the
+/// sandbox is ready and waits there for the command (docs/mcp.md). Cold or prestarted, the
+/// order is the same.
 struct ToolLauncher {
     let plan: SpawnPlan
     let errorFd: Int32
@@ -25,17 +26,11 @@ struct ToolLauncher {
     func launch() -> Never {
         guard setsid() >= 0 else { fail(LANE_STAGE_SETSID) }
         enterUserNamespace()
-        var plan = self.plan
-        if commandFd >= 0 {
-            dropCapabilities()
-            resetSignals()
-            plan = plan.with(awaitCommand())
-            guard chdir(plan.workdir) == 0 else { fail(LANE_STAGE_WORKDIR) }
-        } else {
-            guard chdir(plan.workdir) == 0 else { fail(LANE_STAGE_WORKDIR) }
-            dropCapabilities()
-            resetSignals()
-        }
+        dropCapabilities()
+        lane_reset_signals()
+        guard lane_sigmask_all(1) == 0 else { fail(LANE_STAGE_SIGNAL_MASK) }
+        let plan = commandFd >= 0 ? self.plan.with(awaitCommand()) : self.plan
+        guard chdir(plan.workdir) == 0 else { fail(LANE_STAGE_WORKDIR) }
         let path = resolveCommand(plan)
         // Every fd but stdio and the error pipe is CLOEXEC already; make sure of it (the
         // `fds_closed` protection: a failure refuses the step like any other).
@@ -49,11 +44,6 @@ struct ToolLauncher {
             _ = lane_seal_and_exec(filter.baseAddress, filter.count, path, argv.pointers, envp.pointers, errorFd, notifyFd)
         }
         exit(126)  // lane_seal_and_exec reported the stage already
-    }
-
-    private func resetSignals() {
-        lane_reset_signals()
-        guard lane_sigmask_all(1) == 0 else { fail(LANE_STAGE_SIGNAL_MASK) }
     }
 
     /// The step's command, from the prestarted sandbox's socket (after the ready byte). End of

@@ -85,7 +85,7 @@ final class SQLiteStatements {
     /// Finalizes every prepared statement (they are prepared again when used).
     func finalizeAll() {
         for case let s? in prepared { sqlite3_finalize(s) }
-        prepared = [OpaquePointer?](repeating: nil, count: Statement.allCases.count)
+        prepared = Array(repeating: nil, count: prepared.count)
     }
 
     /// Runs `sql` (no results), e.g. BEGIN, SAVEPOINT, COMMIT.

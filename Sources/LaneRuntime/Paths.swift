@@ -1,5 +1,6 @@
 import Glibc
 import LaneConfig
+import LaneSyscall
 
 /// Where `lanes` itself lives, and what follows from that.
 public enum Paths {
@@ -31,11 +32,7 @@ public enum Paths {
         return nil
     }
 
-    public static var currentDirectory: String {
-        var buf = [CChar](repeating: 0, count: 4096)
-        guard getcwd(&buf, buf.count) != nil else { return "/" }
-        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    public static var currentDirectory: String { currentWorkingDirectory() ?? "/" }
 
     public static func environment(_ name: String) -> String? {
         guard let v = getenv(name) else { return nil }

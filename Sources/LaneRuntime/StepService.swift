@@ -81,16 +81,22 @@ public final class StepService: @unchecked Sendable {
     /// Runs one step (or replays or refuses it). `notify` gets one-line notices as they happen
     /// ("run ID" for a new run, "replayed …", halts); the CLI prints them on stderr.
     public func run(_ call: StepCall, notify: @escaping (String) -> Void = { _ in }) -> StepReport {
-        // Lane and run go into each message's metadata, evaluated only when the message is
-        // logged: setting them on the logger made swift-log's stream handler format its metadata
-        // at once, at every level, with a protocol-conformance scan of the static binary on the
-        // first use in every `lanes run` (docs/benchmarks.md, stop 11).
+        // Lane and run go into each message's metadata, built only when the message is logged:
+        // setting them on the logger made swift-log's stream handler format its metadata at once,
+        // at every level, with a protocol-conformance scan of the static binary on the first use
+        // in every `lanes run` (docs/benchmarks.md, stop 11).
         let log = logger
+        func about(run: String?, _ more: Logger.Metadata) -> Logger.Metadata {
+            var metadata = more
+            metadata["lane"] = "\(call.lane)"
+            if let run { metadata["run"] = "\(run)" }
+            return metadata
+        }
         let prepared: Prepared
         do throws(LanesError) {
             prepared = try prepare(call)
         } catch {
-            log.warning("step refused before the journal", metadata: ["lane": "\(call.lane)", "stage": "\(error.stage)"])
+            log.warning("step refused before the journal", metadata: about(run: call.run, ["stage": "\(error.stage)"]))
             // A run named by the caller is shown; one made up here names nothing recorded.
             let result = StepResult(lane: call.lane, profile: "", profileFingerprint: "", outcome: .failedToStart,
                                     exitCode: error.stage == "journal" ? JournalExitStatus.journalError : ExitStatus.failedToStart,
@@ -104,7 +110,7 @@ public final class StepService: @unchecked Sendable {
                                       notify: notify)
         let runner = self.runner
         let outcome = journaled.perform(intent: prepared.intent) { id in
-            log.info("step starting", metadata: ["lane": "\(call.lane)", "run": "\(run)", "step": "\(id)", "argv0": "\(call.argv.first ?? "")"])
+            log.info("step starting", metadata: about(run: run, ["step": "\(id)", "argv0": "\(call.argv.first ?? "")"]))
             var request = prepared.request
             // Where the step's change set lives (filesystem.commit = auto or review).
             request.changeStaging = ChangeStaging(stateDirectory: prepared.journal.directory, run: run, step: id)
@@ -116,7 +122,7 @@ public final class StepService: @unchecked Sendable {
         case let .refused(reason, id, message):
             // Halted, stopped, gated or budget-bound: no sandbox waits for a step that may never come.
             pool?.drain()
-            log.info("step refused", metadata: ["lane": "\(call.lane)", "run": "\(run)", "step": "\(id ?? "")", "reason": "\(reason.rawValue)"])
+            log.info("step refused", metadata: about(run: run, ["step": "\(id ?? "")", "reason": "\(reason.rawValue)"]))
             let result = StepResult.refused(lane: call.lane, profile: prepared.request.profile.name,
                                             profileFingerprint: prepared.compiled.fingerprint, reason: reason, message: message)
             return StepReport(run: run, step: id, replayed: false, retried: false, result: result, resultJSON: result.json())
@@ -133,8 +139,7 @@ public final class StepService: @unchecked Sendable {
                 if result.outcome == .stopped && !runGoesOn() { pool.drain() } else { pool.watch(runGoesOn) }
             }
             log.info(replayed ? "step replayed" : "step closed",
-                     metadata: ["lane": "\(call.lane)", "run": "\(run)", "step": "\(id)", "outcome": "\(result.outcome.rawValue)",
-                                "exit_status": "\(result.exitStatus)"])
+                     metadata: about(run: run, ["step": "\(id)", "outcome": "\(result.outcome.rawValue)", "exit_status": "\(result.exitStatus)"]))
             if retried { notify("step \(id) of run \(run) was in doubt and is run again (the lane allows retrying)") }
             if replayed { notify("replayed step \(id) of run \(run) from the journal; nothing was run") }
             return StepReport(run: run, step: id, replayed: replayed, retried: retried, result: result, resultJSON: json)

@@ -54,17 +54,9 @@ final class HomesCache: @unchecked Sendable {
     private var homes: [String] = []
 
     func value(for key: WorkspaceGuard.HomesKey, compute: () -> [String]) -> [String] {
-        lock.lock()
-        if let cached = self.key, cached == key {
-            defer { lock.unlock() }
-            return homes
-        }
-        lock.unlock()
+        if let hit = lock.withLock({ self.key == key ? homes : nil }) { return hit }
         let value = compute()
-        lock.lock()
-        self.key = key
-        homes = value
-        lock.unlock()
+        lock.withLock { (self.key, homes) = (key, value) }
         return value
     }
 }

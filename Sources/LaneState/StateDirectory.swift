@@ -2,6 +2,7 @@ import Glibc
 import LaneJournal
 import LaneModel
 import LaneSys
+import LaneSyscall
 
 /// The state directory: the journal and the secret store. Created 0700; never visible inside a
 /// sandbox (the CLI hides it).
@@ -25,9 +26,11 @@ public struct StateDirectory: Sendable {
     /// Any]`) cost a protocol-conformance scan of the whole static binary in every `lanes run`
     /// (~70 µs; docs/benchmarks.md, stop 11).
     public init(path: String) throws(JournalError) {
-        let absolute = path.hasPrefix("/") ? path : Self.currentDirectory() + "/" + path
-        if let failure = Self.makeDirectories(absolute) {
-            throw JournalError(.unavailable, "cannot create the state directory \(absolute): \(failure)")
+        let absolute = path.hasPrefix("/") ? path : (currentWorkingDirectory() ?? ".") + "/" + path
+        if let failed = makeDirectories(absolute, mode: 0o700) {
+            let why = String(cString: strerror(failed.errno))
+            throw JournalError(.unavailable, "cannot create the state directory \(absolute): "
+                               + (failed.directory == absolute ? why : "\(failed.directory): \(why)"))
         }
         var st = stat()
         guard lstat(absolute, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
@@ -37,27 +40,6 @@ public struct StateDirectory: Sendable {
             throw JournalError(.unavailable, "cannot make the state directory \(absolute) private (mode 0700)")
         }
         self.path = absolute
-    }
-
-    /// `mkdir -p -m 0700`: every missing directory of `path` is made 0700 (an existing one is
-    /// left as it is); nil on success, else why not (strerror of the failing mkdir).
-    static func makeDirectories(_ path: String) -> String? {
-        var prefix = ""
-        for part in path.split(separator: "/") {
-            prefix += "/"
-            prefix += String(part)  // String + Substring would be a generic append (a runtime lookup)
-            if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
-                let why = String(cString: strerror(errno))
-                return prefix == path ? why : "\(prefix): \(why)"
-            }
-        }
-        return nil
-    }
-
-    private static func currentDirectory() -> String {
-        guard let cwd = getcwd(nil, 0) else { return "." }
-        defer { free(cwd) }
-        return String(cString: cwd)
     }
 
     public var journalPath: String { path + "/journal.sqlite" }

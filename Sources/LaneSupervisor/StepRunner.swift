@@ -61,13 +61,14 @@ public struct StepRunner: Sendable {
             if egress != nil { plan.egressPort = Profile.Network.proxyPort }
             // `lanes mcp`: a sandbox started before this call, when one of exactly this shape is
             // ready; the next one starts now, in the background (docs/mcp.md, "Warm path").
-            let command = PlanCodec.encode(StepCommand(argv: plan.argv, environment: plan.environment, workdir: plan.workdir))
-            let shape = staged == nil && egress == nil && command.count <= StepCommand.maxEncodedBytes
-                ? prestarted.map { _ in Self.shape(plan, trees: trees, identity: identity, request: request) } : nil
+            // (The command is encoded only then: a one-shot has no use for it.)
+            let command = prestarted != nil && staged == nil && egress == nil
+                ? PlanCodec.encode(StepCommand(argv: plan.argv, environment: plan.environment, workdir: plan.workdir)) : nil
+            let shape = command.flatMap { $0.count <= StepCommand.maxEncodedBytes ? Self.shape(plan, trees: trees, identity: identity, request: request) : nil }
             let ready = shape.flatMap { prestarted?.take(shape: $0) }
             let cgroup: (any StepCgroup)?
             var sandbox: SpawnedSandbox
-            if let ready, let claimed = ready.claim(into: &result) {
+            if let ready, let command, let claimed = ready.claim(into: &result) {
                 sandbox = claimed
                 cgroup = ready.cgroup
                 sandbox.sendCommand(command)

@@ -22,6 +22,20 @@ struct PrestartTests {
         return nil
     }
 
+    /// A prestarting service after the first step (`true`) of a new run, the run, and the sandbox
+    /// that then waits. The caller disposes of the world.
+    func afterFirstStep(_ name: String) throws -> (w: World, run: String, waiting: (pid: pid_t, cgroup: String?)) {
+        let w = try World(name, prestart: 1)
+        do {
+            let first = w.service.run(w.call(["true"]))
+            let run = try #require(first.run, "\(first.result.error ?? "")")
+            return (w, run, try #require(readySandbox(w), "a sandbox is prestarted after the first step"))
+        } catch {
+            w.dispose()
+            throw error
+        }
+    }
+
     func exists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || errno != ESRCH }
 
     /// Leaves a file in a waiting sandbox's /tmp: a step that lists /tmp then shows which sandbox
@@ -68,7 +82,7 @@ struct PrestartTests {
     @Test("each step gets a fresh sandbox; the waiting one runs nothing of its tool yet; close leaves no process or cgroup")
     func freshAndWaiting() throws {
         let w = try World("pre-fresh", prestart: 1)
-        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
+        defer { w.dispose() }
         // A fresh sandbox: its own pid namespace (the tool is pid 2), an empty /tmp.
         let probe = ["sh", "-c", "test ! -e /tmp/mark && touch /tmp/mark && echo $$ && hostname"]
         let first = w.service.run(w.call(probe))
@@ -121,7 +135,7 @@ struct PrestartTests {
     @Test("a workspace replaced between steps is the new one, not the prestarted sandbox's")
     func replacedWorkspace() throws {
         let w = try World("pre-ws", prestart: 1)
-        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
+        defer { w.dispose() }
         _ = FileManager.default.createFile(atPath: w.workspace + "/old", contents: nil)
         let first = w.service.run(w.call(["ls"]))
         #expect(String(decoding: first.result.stdout, as: UTF8.self) == "old\n")
@@ -138,7 +152,7 @@ struct PrestartTests {
     @Test("a protected file replaced on the host while a sandbox waits stays read-only: the step gets a new sandbox")
     func replacedProtectedFile() throws {
         let w = try World("pre-protect", prestart: 1)
-        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
+        defer { w.dispose() }
         let git = w.workspace + "/.git"
         try FileManager.default.createDirectory(atPath: git, withIntermediateDirectories: false)
         try "[core]\n".write(toFile: git + "/config", atomically: false, encoding: .utf8)
@@ -165,11 +179,8 @@ struct PrestartTests {
 
     @Test("`lanes stop` while no call runs: the waiting sandbox and its cgroup are gone within seconds")
     func stoppedWhileIdle() throws {
-        let w = try World("pre-stop", prestart: 1)
-        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
-        let first = w.service.run(w.call(["true"]))
-        let run = try #require(first.run)
-        let waiting = try #require(readySandbox(w))
+        let (w, run, waiting) = try afterFirstStep("pre-stop")
+        defer { w.dispose() }
         // What `lanes stop` does from another process: a stop record; no step is in flight.
         let report = try RunStopper.stop(journal: w.service.openJournal(), run: run, by: "tests", reason: "idle stop")
         #expect(report.steps.isEmpty && report.survivors.isEmpty)
@@ -187,12 +198,10 @@ struct PrestartTests {
 
     @Test("a command over 64 KiB runs in a sandbox of its own; the waiting one stays for the next step")
     func bigCommand() throws {
-        let w = try World("pre-big", prestart: 1)
-        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
-        let first = w.service.run(w.call(["true"]))
-        let waiting = try #require(readySandbox(w))
+        let (w, run, waiting) = try afterFirstStep("pre-big")
+        defer { w.dispose() }
         let big = String(repeating: "x", count: 70_000)
-        let step = w.service.run(w.call(["sh", "-c", "echo ${#1}", "sh", big], run: first.run))
+        let step = w.service.run(w.call(["sh", "-c", "echo ${#1}", "sh", big], run: run))
         #expect(step.exitStatus == 0 && String(decoding: step.result.stdout, as: UTF8.self) == "70000\n", "\(step.result.error ?? "")")
         #expect(exists(waiting.pid) && w.service.pool?.readySandboxes.first?.pid == waiting.pid,
                 "the prestarted sandbox was not used for it")
@@ -202,10 +211,7 @@ struct PrestartTests {
     func failuresAsCold() throws {
         let warm = try World("pre-fail", prestart: 1)
         let cold = try World("cold-fail", prestart: 0)
-        defer {
-            warm.service.close(); cold.service.close()
-            try? FileManager.default.removeItem(atPath: warm.root); try? FileManager.default.removeItem(atPath: cold.root)
-        }
+        defer { warm.dispose(); cold.dispose() }
         let first = warm.service.run(warm.call(["true"]))
         // A file the step cannot execute (no x bit), and one that does not exist.
         try "#!/bin/sh\n".write(toFile: warm.workspace + "/noexec", atomically: true, encoding: .utf8)
@@ -226,11 +232,9 @@ struct PrestartTests {
 
     @Test("a refused step leaves no sandbox waiting")
     func refusedDrains() throws {
-        let w = try World("pre-gate", prestart: 1)
-        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
-        let first = w.service.run(w.call(["true"]))
-        let waiting = try #require(readySandbox(w))
-        let gated = w.service.run(w.call(["deploy", "prod"], run: first.run))
+        let (w, run, waiting) = try afterFirstStep("pre-gate")
+        defer { w.dispose() }
+        let gated = w.service.run(w.call(["deploy", "prod"], run: run))
         #expect(gated.result.reason == .awaitingApproval)
         #expect(w.service.pool?.readySandboxes.isEmpty == true)
         #expect(!exists(waiting.pid))

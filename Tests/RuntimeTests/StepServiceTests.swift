@@ -42,6 +42,12 @@ struct StepServiceTests {
                 logger: logger)
         }
 
+        /// Closes the service and removes its directory.
+        func dispose() {
+            service.close()
+            try? FileManager.default.removeItem(atPath: root)
+        }
+
         func call(_ argv: [String], run: String? = nil, step: String? = nil) -> StepCall {
             StepCall(lane: "svc", argv: argv, workspace: workspace, run: run, step: step)
         }
@@ -50,7 +56,7 @@ struct StepServiceTests {
     @Test("intent, spawn, close, replay, nondeterminism and a review gate, in process")
     func wholeStep() throws {
         let w = try World("flow")
-        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
+        defer { w.dispose() }
         var notices: [String] = []
         let first = w.service.run(w.call(["sh", "-c", "echo hi; echo err >&2; exit 3"])) { notices.append($0) }
         let run = try #require(first.run)
@@ -83,7 +89,7 @@ struct StepServiceTests {
     @Test("configuration errors and a missing workspace are refused before the journal, with the stage")
     func refusedBeforeJournal() throws {
         let w = try World("early")
-        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
+        defer { w.dispose() }
         let noLane = w.service.run(StepCall(lane: "nosuch", argv: ["true"]))
         #expect(noLane.run == nil && noLane.result.outcome == .failedToStart && noLane.exitStatus == 125)
         #expect(noLane.result.error?.hasPrefix("config: ") == true)
@@ -97,7 +103,7 @@ struct StepServiceTests {
         setenv("SVC_TEST_TOKEN", secret, 1)
         defer { unsetenv("SVC_TEST_TOKEN") }
         let w = try World("log", credential: true)
-        defer { w.service.close(); try? FileManager.default.removeItem(atPath: w.root) }
+        defer { w.dispose() }
         let r = w.service.run(w.call(["sh", "-c", "echo \"$TOKEN\"; exit 1"]))
         #expect(r.exitStatus == 1)
         #expect(String(decoding: r.result.stdout, as: UTF8.self) == "[redacted:TOKEN]\n")
