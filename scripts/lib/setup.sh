@@ -53,15 +53,32 @@ lanes_release_build() {
         --scratch-path "$LANES_RELEASE_DIR" --product lanes-mcp 2>&1 | lanes_filter_link_warnings >&2
     [ "${PIPESTATUS[0]}" = 0 ] || return 1
     lanes_drop_libcurl "$LANES_RELEASE_DIR/release/lanes-mcp"
+    lanes_check_server_link "$LANES_RELEASE_DIR/release/lanes-mcp"
     lanes_rewrite_like_installed "$LANES_RELEASE_DIR/release"/{lanes,lane-init,lanes-mcp}
+}
+
+# Package.swift's `serverLink` flags are ignored without a word if a toolchain stops passing them
+# on; the server would then start with 116,000 relocations and 30,000 exported symbols again
+# (~6 MiB more resident per server). Refuses such a binary.
+lanes_check_server_link() {
+    local bin=$1 exported
+    if ! readelf -h "$bin" | grep -q 'Type:[[:space:]]*EXEC'; then
+        echo "setup: $bin is position-independent; Package.swift's serverLink asks for -no-pie" >&2
+        return 1
+    fi
+    exported=$(nm -D --defined-only "$bin" | wc -l)
+    if [ "$exported" -gt 1000 ]; then
+        echo "setup: $bin exports $exported symbols; Package.swift's serverLink asks for --no-export-dynamic" >&2
+        return 1
+    fi
 }
 
 # Writes each binary again with cp, as an installer (cp, install, dpkg) does. The linker writes its
 # output through a shared mapping, which leaves the file in the page cache as 4 KiB pages; a
-# file written with write(2), or read from disk, is cached in large folios. The bytes are the
-# same, but each page fault of a process running the linker's copy maps its neighbours one small
-# page at a time: a one-shot `lanes run` took 11-20 % more CPU and a server kept ~12 MiB more of
-# its code resident (docs/benchmarks.md, stop 12). bubblewrap, installed by dpkg, never pays it.
+# file written with write(2) is cached in large folios (one evicted and read back from disk
+# behaves the same). The bytes are the same, but a process running the linker's copy paid more per
+# page fault: a one-shot `lanes run` took 11-20 % more CPU and a server kept ~12 MiB more of its
+# code resident (docs/benchmarks.md, stop 12). bubblewrap, installed by dpkg, never pays it.
 lanes_rewrite_like_installed() {
     local f
     for f in "$@"; do
