@@ -49,7 +49,7 @@ struct InitLoop {
         close(notify[0])
         var recorder = DenialRecorder()
         let status = waitForTool(tool, signals: signals, listener: listener, recorder: &recorder)
-        killRemaining()
+        Self.killRemaining()
         if listener >= 0 { close(listener) }
         if let failure { return failure }
         if lane_wifsignaled(status) != 0 {
@@ -106,8 +106,10 @@ struct InitLoop {
     }
 
     /// Kills every other process of the pid namespace (kill(-1) from PID 1 spares only itself)
-    /// and reaps them. SIGKILL also ends stopped tasks.
-    private func killRemaining() {
+    /// and reaps them. SIGKILL also ends stopped tasks. When it returns PID 1 has no child left,
+    /// and every process of a pid namespace other than its PID 1 descends from it (orphans are
+    /// reparented to it), so PID 1 is alone.
+    static func killRemaining() {
         _ = kill(-1, SIGKILL)
         var status: Int32 = 0
         while retryOnInterrupt({ waitpid(-1, &status, 0) }) >= 0 {}

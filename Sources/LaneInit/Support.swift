@@ -111,3 +111,13 @@ func resourceName(_ resource: Int32) -> String {
     default: "resource \(resource)"
     }
 }
+
+/// What PID 1 and every process it reaped used: the rusage `wait4` would give `lanes` for PID 1.
+func resourceUse() -> InitReport.Ending {
+    var me = rusage(), children = rusage()
+    _ = getrusage(RUSAGE_SELF.rawValue, &me)
+    _ = getrusage(RUSAGE_CHILDREN.rawValue, &children)
+    func micros(_ t: timeval) -> UInt64 { UInt64(max(0, t.tv_sec)) * 1_000_000 + UInt64(max(0, t.tv_usec)) }
+    let cpu = micros(me.ru_utime) + micros(me.ru_stime) + micros(children.ru_utime) + micros(children.ru_stime)
+    return InitReport.Ending(cpuMicros: cpu, maxRssKb: UInt64(max(0, max(me.ru_maxrss, children.ru_maxrss))))
+}

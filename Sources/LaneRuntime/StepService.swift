@@ -50,6 +50,8 @@ public final class StepService: @unchecked Sendable {
     private let runner: StepRunner
     /// Sandboxes started ahead of their steps (`ServiceOptions.prestartSandboxes` > 0).
     let pool: SandboxPool?
+    /// Finished steps' sandboxes whose PID 1 is still exiting (`StepRunner.retirer`).
+    let retirements: SandboxRetirements
     private let lock = NSLock()
     private var state: StateDirectory?
     private var journal: SQLiteJournal?
@@ -65,13 +67,20 @@ public final class StepService: @unchecked Sendable {
         var runner = StepRunner(initPath: options.initHelper, cgroups: { cgroups })
         pool = options.prestartSandboxes > 0 ? SandboxPool(capacity: options.prestartSandboxes) : nil
         runner.prestarted = pool
+        retirements = SandboxRetirements { [logger] path in
+            logger.warning("a finished step's cgroup could not be emptied and removed; the next sweep retries",
+                           metadata: ["cgroup": "\(path)"])
+        }
+        runner.retirer = retirements
         self.runner = runner
     }
 
-    /// Kills the prestarted sandboxes and releases the liveness lock (the kernel drops it anyway
-    /// when the process ends). Call it once no step runs any more.
+    /// Kills the prestarted sandboxes, waits until every finished step's PID 1 is reaped and its
+    /// cgroup removed, and releases the liveness lock (the kernel drops it anyway when the process
+    /// ends). Call it once no step runs any more.
     public func close() {
         pool?.close()
+        retirements.wait()
         lock.lock()
         defer { lock.unlock() }
         if let name = supervisorLock, let state { SupervisorLock.release(stateDirectory: state.path, name: name) }

@@ -15,6 +15,10 @@ struct StepMonitor: ~Copyable {
         var timedOut = false
         var stoppedBy: Int32?
         var usage = rusage()
+        /// Whether PID 1 was reaped. False when the step ended on PID 1's final report
+        /// (`InitReport.ending`: every other process of the sandbox gone, the output at EOF), PID 1
+        /// still exiting; whoever ends the step then reaps it (`sandboxPid`) before removing the cgroup.
+        var reaped = false
         var stdout: OutputSink
         var stderr: OutputSink
     }
@@ -39,13 +43,16 @@ struct StepMonitor: ~Copyable {
         case closed
     }
 
-    /// Runs until PID 1 is reaped and both output pipes are at EOF. The sandbox's descriptors
-    /// close when this monitor goes away.
+    /// PID 1's host pid.
+    var sandboxPid: pid_t { sandbox.pid }
+
+    /// Runs until both output pipes are at EOF and PID 1 is reaped or has sent its final report
+    /// (`Ending.reaped`). The sandbox's descriptors close when this monitor goes away.
     mutating func watch(stdout: OutputSink, stderr: OutputSink, stdin: Stdin) -> Ending {
         var ending = Ending(stdout: stdout, stderr: stderr)
         let start = MonotonicClock.seconds()
         var killAt: Double?  // when SIGKILL follows the SIGTERM
-        var outOpen = true, errOpen = true, exited = false
+        var outOpen = true, errOpen = true, exited = false, reported = false
         // Not forwarded: the pump starts closed (its descriptor closes now), so the step reads EOF at once.
         var stdinPump: StdinPump
         switch stdin {
@@ -56,7 +63,7 @@ struct StepMonitor: ~Copyable {
         sandbox.stdinWrite = nil
         var buffer = [UInt8](repeating: 0, count: 65536)
 
-        while outOpen || errOpen || !exited {
+        while outOpen || errOpen || !(exited || ending.report?.ending != nil) {
             let now = MonotonicClock.seconds()
             if !exited && killAt == nil && now - start >= deadlineSeconds {
                 ending.timedOut = true
@@ -72,7 +79,8 @@ struct StepMonitor: ~Copyable {
                        pollfd(fd: errOpen ? sandbox.stderrRead.raw : -1, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: exited ? -1 : sandbox.pidfd.raw, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: signalFd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: ending.stoppedBy == nil ? cancelFd : -1, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: ending.stoppedBy == nil ? cancelFd : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: reported ? -1 : sandbox.statusRead.raw, events: Int16(POLLIN), revents: 0)]
             stdinPump.addPollFds(&fds)
             var timeout: Double = exited ? 1.0 : (killAt ?? (start + deadlineSeconds)) - now
             if timeout.isInfinite { timeout = 1.0 }
@@ -101,12 +109,24 @@ struct StepMonitor: ~Copyable {
                 terminate()
                 killAt = MonotonicClock.seconds() + graceSeconds
             }
+            if fds[5].revents != 0 {
+                // PID 1 writes its report and closes the pipe at once (lane-init's last act), or
+                // the pipe closes as PID 1 dies: read to EOF either way.
+                reported = true
+                ending.report = readReport()
+            }
             stdinPump.service(fds)
             // Once PID 1 is gone every process of the step is gone; output already written is
             // still in the pipes and is drained above until EOF.
         }
         stdinPump.close()
-        ending.report = readReport()
+        if !reported { ending.report = readReport() }
+        ending.reaped = exited
+        if !exited, let used = ending.report?.ending {
+            ending.usage.ru_utime = timeval(tv_sec: Int(used.cpuMicros / 1_000_000), tv_usec: Int(used.cpuMicros % 1_000_000))
+            ending.usage.ru_stime = timeval()
+            ending.usage.ru_maxrss = Int(clamping: used.maxRssKb)
+        }
         return ending
     }
 

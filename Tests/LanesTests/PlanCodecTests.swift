@@ -46,5 +46,14 @@ struct PlanCodecTests {
         #expect(InitReport.decode(r.encode()) == r)
         let exited = InitReport(kind: .exited, value: 3)
         #expect(InitReport.decode(exited.encode()) == exited)
+        var final = InitReport(kind: .signaled, value: 9)
+        final.ending = InitReport.Ending(cpuMicros: 1_234_567, maxRssKb: 4_096)
+        let bytes = final.encode()
+        #expect(InitReport.decode(bytes) == final)
+        #expect(InitReport.decode(bytes) != InitReport(kind: .signaled, value: 9), "the ending is part of the report")
+        for cut in [bytes.count - 1, bytes.count - 8, bytes.count - 16] {
+            #expect(InitReport.decode(Array(bytes.prefix(cut))) == nil, "a report cut inside its ending is refused")
+        }
+        #expect(InitReport.decode(bytes + [0]) == nil, "and one with bytes after it")
     }
 }

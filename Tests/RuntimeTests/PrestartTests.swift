@@ -239,4 +239,34 @@ struct PrestartTests {
         #expect(w.service.pool?.readySandboxes.isEmpty == true)
         #expect(!exists(waiting.pid))
     }
+
+    @Test("a step ends on PID 1's final report, its teardown off the step's path; close leaves no PID 1 or cgroup", arguments: [0, 1])
+    func retiredSandboxes(prestart: Int) throws {
+        let w = try World("retire-\(prestart)", prestart: prestart)
+        defer { w.dispose() }
+        // A tool that leaves a process behind: PID 1 kills and reaps it before its final report,
+        // so the step's output is complete and nothing of the step runs when the result is made.
+        let first = w.service.run(w.call(["sh", "-c", "sleep 30 & echo started"]))
+        #expect(first.exitStatus == 0 && String(decoding: first.result.stdout, as: UTF8.self) == "started\n", "\(first.result.error ?? "")")
+        #expect(first.result.cpuMs > 0, "the step's CPU time comes from PID 1's report when PID 1 is not yet reaped")
+        for _ in 0..<9 {
+            let r = w.service.run(w.call(["true"], run: first.run))
+            #expect(r.exitStatus == 0, "\(r.result.error ?? "")")
+        }
+        // Usually every step ends on the report (PID 1's exit tears the namespaces down for
+        // 0.4-2 ms); a monitor that wakes only after PID 1 is gone reaps it itself. Ten steps
+        // without a single retirement means the early end never happens.
+        let retired = w.service.retirements.retired
+        #expect(!retired.isEmpty, "no step of ten ended on PID 1's final report")
+        w.service.close()
+        for r in retired {
+            #expect(!exists(r.pid), "close waits until every retired PID 1 is reaped (\(r.pid))")
+            if let cgroup = r.cgroup { #expect(!FileManager.default.fileExists(atPath: cgroup), "and its cgroup removed") }
+        }
+        let sleepers = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for pid in sleepers.compactMap({ pid_t($0) }) {
+            let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            #expect(cmd != "sleep\u{0}30\u{0}", "the step's background sleep is gone (\(pid))")
+        }
+    }
 }
