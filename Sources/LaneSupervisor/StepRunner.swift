@@ -98,9 +98,11 @@ public struct StepRunner: Sendable {
             // with it), or it sent its final report (it reaped them all) and is exiting. Read the
             // group's counters; then, once PID 1 is reaped, kill whatever is left (nothing,
             // normally) and remove the group — off the step's path when there is a retirer (the
-            // namespaces' teardown in PID 1's exit took 0.4-2 ms here).
+            // namespaces' teardown in PID 1's exit took 0.4-2 ms here). Not for a staged step:
+            // its overlay stays mounted in PID 1's mount namespace until PID 1 is gone, and its
+            // change set is read and applied below.
             let usage = cgroup?.usage()
-            if !ending.reaped, let retirer {
+            if !ending.reaped, staged == nil, let retirer {
                 retirer.retire(Retirement(pid: monitor.sandboxPid, cgroup: cgroup))
             } else {
                 if !ending.reaped { Retirement.reap(monitor.sandboxPid) }
@@ -108,7 +110,8 @@ public struct StepRunner: Sendable {
                     result.error = "cgroup \(cgroup.path) could not be emptied and removed; the next lanes run retries"
                 }
             }
-            // Every process of the step is gone. Under commit = auto its change set lands now;
+            // Every process of the step is gone (for a staged step PID 1 too, with its mount
+            // namespace and so the overlay's mount). Under commit = auto its change set lands now;
             // then what the step planted on the host (directly or through the applied change
             // set) can be looked at safely: the protected-path check comes last.
             if var staged { result.changes = WorkspaceChanges.finish(&staged, request: request) }
