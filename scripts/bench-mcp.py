@@ -4,7 +4,9 @@
       vs bubblewrap one-shot with the same profile (goal ≤ 0.6×);
   (b) throughput: 8 concurrent clients vs 8 concurrent bubblewrap loops (goal ≥ 2×);
   (c) cold `lanes run` one-shot vs bubblewrap: wall and CPU per step (goal ≤ 1.0×, CPU ≤ bwrap's);
-  (d) the server's RSS after N steps (goal ≤ 30 MB and flat).
+  (d) the server's RSS after N steps (goal ≤ 30 MB and flat);
+and, below the table, the floors under (a) and (b): the same client's `ping` and `run_status`
+round trips, and 8 loops of a bare `unshare` of the seven namespaces and of /bin/true.
 
 Usage: bench-mcp.py LANES BWRAP_CMD WORKSPACE [--steps N] [--runs N]
 (BWRAP_CMD is the shell command scripts/bench builds; it runs /bin/true.)
@@ -27,6 +29,10 @@ import httpx2
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+
+
+# Every namespace of a step, as bare as it gets: the floor of a fresh sandbox's cost.
+UNSHARE_ALL = "unshare --user --map-root-user --pid --fork --mount --net --uts --ipc --cgroup /bin/true"
 
 
 def log(*a):
@@ -109,6 +115,16 @@ async def warm(a, config_args):
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as s:
             await s.initialize()
+            # The floors under (a): the same client and transport with no step at all (before the
+            # run has any step: run_status lists the run's most recent steps).
+            for name, call in (("ping", lambda: s.send_ping()), ("run_status", lambda: s.call_tool("run_status", {}))):
+                walls = []
+                for _ in range(min(a.runs, 200)):
+                    t = time.perf_counter()
+                    await call()
+                    walls.append(time.perf_counter() - t)
+                out[name + "_ms"] = statistics.median(walls) * 1000
+            log(f"(a) floors: ping {out['ping_ms']:.2f} ms, run_status {out['run_status_ms']:.2f} ms")
             for _ in range(30):
                 await s.call_tool("run_command", {"argv": ["/bin/true"]})
             walls = []
@@ -219,6 +235,10 @@ def main():
     w = anyio.run(warm, a, config_args)
     bwrap_tp = loops(a.bwrap, 8, a.seconds)
     log(f"8 bwrap loops: {bwrap_tp:.1f} steps/s")
+    # The floor under (b): the seven fresh namespaces and /bin/true, nothing else, same driver.
+    unshare_tp = loops(UNSHARE_ALL, 8, a.seconds)
+    true_tp = loops("/bin/true", 8, a.seconds)
+    log(f"8 bare unshare loops: {unshare_tp:.1f} steps/s; 8 /bin/true loops: {true_tp:.1f} steps/s")
     with tempfile.TemporaryDirectory(prefix="lanes-bench-mcp-") as d:
         config_args[-1] = run + "-tp"
         mcp_tp = anyio.run(throughput, a, config_args, d)
@@ -241,6 +261,14 @@ def main():
     # 30 MB as written: 30,000,000 bytes (28.6 MiB).
     met = last * 1024 <= 30_000_000 and flat
     print(f"| (d) server RSS after {rss[-1][0]} steps (MiB; after {rss[0][0]}: {first / 1024:.1f}) | {last / 1024:.1f} MiB = {last * 1024 / 1e6:.1f} MB | | | ≤ 30 MB, flat | {'yes' if met else 'no'} |")
+    cores = os.cpu_count() or 1
+    print()
+    print(f"Floors, same run: an MCP `ping` round trip {w['ping_ms']:.2f} ms and a `run_status` call (a tool call "
+          f"without a step) {w['run_status_ms']:.2f} ms through the same client; 8 loops of bare `{UNSHARE_ALL}` "
+          f"{unshare_tp:.1f} steps/s = {unshare_tp / bwrap_tp:.2f}× bubblewrap's, and of `/bin/true` {true_tp:.1f} steps/s: "
+          f"a bare `unshare` of the seven namespaces costs {1000 * cores / unshare_tp - 1000 * cores / true_tp:.2f} "
+          f"core-ms per step more than /bin/true alone ({cores} cores), where 2× bubblewrap's throughput leaves "
+          f"{1000 * cores / (2 * bwrap_tp):.2f} core-ms per step for everything, client and driver included.")
 
 
 if __name__ == "__main__":

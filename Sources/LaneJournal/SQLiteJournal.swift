@@ -179,6 +179,25 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
         }
     }
 
+    /// The ids of the run's steps that have an intent, in the order of their first intent. Reads
+    /// no record bodies, so a run of any length costs one short string per step.
+    public func stepIDs(run: String) throws(JournalError) -> [String] {
+        try read { db in
+            try String.fetchAll(db, sql: "SELECT step FROM records WHERE run = ? AND kind = 'intent' AND step IS NOT NULL GROUP BY step ORDER BY MIN(seq)",
+                                arguments: [run])
+        }
+    }
+
+    /// The records of the run that belong to these steps, in order.
+    public func records(run: String, steps: [String]) throws(JournalError) -> [JournalRecord] {
+        if steps.isEmpty { return [] }
+        let marks = Array(repeating: "?", count: steps.count).joined(separator: ",")
+        return try read { db in
+            try Row.fetchAll(db, sql: "\(Self.selectRecords) WHERE run = ? AND step IN (\(marks)) ORDER BY seq",
+                             arguments: StatementArguments([run] + steps)).map(Self.record)
+        }
+    }
+
     public func head(run: String) throws(JournalError) -> (seq: Int, hash: String)? {
         try read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT head_seq, head_hash FROM runs WHERE id = ?", arguments: [run]) else { return nil }

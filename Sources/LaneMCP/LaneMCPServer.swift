@@ -135,8 +135,8 @@ public final class LaneMCPServer: @unchecked Sendable {
             let call = makeCall(argv: argv, step: try a.string("step_id", nonEmpty: true))
             return try await perform(call, approvalWait: 0, progress: progress, server: server)
         case "run_status":
-            _ = try ToolArguments(tool: params.name, values: arguments, allowed: [])
-            let text = try views.status()
+            let a = try ToolArguments(tool: params.name, values: arguments, allowed: ["steps"])
+            let text = try views.status(recent: try a.int("steps", range: 1...1000) ?? RunViews.recentSteps)
             return CallTool.Result(content: [.text(text: text, annotations: nil, _meta: nil)],
                                    isError: false)
         default:

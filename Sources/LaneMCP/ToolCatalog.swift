@@ -109,10 +109,18 @@ enum ToolCatalog {
     static let runStatus = Tool(
         name: "run_status",
         description: """
-            The state of this server's run from the journal: every step (id, outcome, exit status), the budget \
-            used (steps, wall and CPU seconds, output bytes, failed steps) and the lane's limits, whether the run is \
+            The state of this server's run from the journal: its most recent steps (id, outcome, exit status; 50 \
+            unless `steps` asks for another number, with how many earlier ones are not listed), the budget used \
+            (steps, wall and CPU seconds, output bytes, failed steps) and the lane's limits, whether the run is \
             halted or stopped, and approvals pending (with the `lanes approve` command a human runs). Runs nothing.
             """,
-        inputSchema: .object(["type": "object", "properties": .object([:]), "additionalProperties": false]),
+        inputSchema: .object([
+            "type": "object",
+            "properties": .object([
+                "steps": .object(["type": "integer", "minimum": 1, "maximum": 1000,
+                                  "description": "How many of the most recent steps to list, oldest first (default 50)."]),
+            ]),
+            "additionalProperties": false,
+        ]),
         annotations: .init(title: "Run status", readOnlyHint: true, idempotentHint: true, openWorldHint: false))
 }

@@ -56,6 +56,23 @@ struct StoreTests {
         #expect(throws: (any Error).self) { try journal.databaseQueue().write { try $0.execute(sql: "DELETE FROM records") } }
     }
 
+    @Test("a run's step ids in order of their intents, and the records of chosen steps only")
+    func recentSteps() throws {
+        let dir = try LanesCLI.temporaryDirectory("journal-steps")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = try SQLiteJournal(path: dir + "/j.sqlite")
+        #expect(try journal.stepIDs(run: "r") == [])
+        for argv in [["a"], ["b"], ["c"]] {
+            _ = try JournalConformance.started(journal.begin(JournalConformance.request("r", nil, JournalConformance.intent(argv))))
+        }
+        _ = try JournalConformance.started(journal.begin(JournalConformance.request("r", "z", JournalConformance.intent(["d"]))))
+        _ = try JournalConformance.started(journal.begin(JournalConformance.request("other", nil, JournalConformance.intent())))
+        #expect(try journal.stepIDs(run: "r") == ["1", "2", "3", "z"])
+        let chosen = try journal.records(run: "r", steps: ["2", "z"])
+        #expect(chosen.map(\.step) == ["2", "z"] && chosen.map(\.kind) == [.intent, .intent])
+        #expect(try journal.records(run: "r", steps: []) == [])
+    }
+
     @Test("verify names a changed record, a deleted record and a dropped tail; appends are refused")
     func tampering() throws {
         let dir = try LanesCLI.temporaryDirectory("journal-tamper")

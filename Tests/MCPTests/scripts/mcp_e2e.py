@@ -223,6 +223,13 @@ async def basics(fx):
         status = json.loads(st.content[0].text)
         expect(status["budget_used"]["steps"] >= 9, "run_status counts the steps", status)
         expect(status["steps"][0]["exit_status"] == 3, "run_status lists the first step", status["steps"][0])
+        expect(status["steps_total"] == len(status["steps"]) and status["steps_omitted"] == 0,
+               "under 50 steps every one is listed", status)
+        # A long run lists only its most recent steps: ask for two.
+        two = json.loads((await s.call_tool("run_status", {"steps": 2})).content[0].text)
+        expect([x["step"] for x in two["steps"]] == [x["step"] for x in status["steps"][-2:]]
+               and two["steps_total"] == status["steps_total"] and two["steps_omitted"] == status["steps_total"] - 2,
+               "run_status with steps=2 lists the last two and counts the rest", two)
 
         res = await s.read_resource("lanes://runs/basics/steps/1")
         doc = json.loads(res.contents[0].text)
@@ -555,7 +562,8 @@ async def bad_http(fx):
 
         async def body(s):
             for name, args, word in [("rm_rf", {}, "unknown tool"), ("run_command", {"argv": "ls"}, "argv"),
-                                     ("run_command", {"argv": ["true"], "bogus": 1}, "bogus")]:
+                                     ("run_command", {"argv": ["true"], "bogus": 1}, "bogus"),
+                                     ("run_status", {"steps": 0}, "steps"), ("run_status", {"steps": "all"}, "steps")]:
                 try:
                     await s.call_tool(name, args)
                     raise AssertionError(f"{name} {args}: expected a protocol error")
