@@ -3,8 +3,8 @@ import Glibc
 import LanePlan
 import LaneSyscall
 
-/// PID 1 of the sandbox: starts the tool, forwards signals to it, reaps every process, and when
-/// the tool is gone kills whatever it left behind, so nothing outlives the step.
+/// PID 1 of the sandbox: starts the tool, forwards signals to it and reaps every process until
+/// the tool is gone; `killRemaining` then ends whatever it left behind, so nothing outlives the step.
 struct InitLoop {
     let plan: SpawnPlan
     /// A prestarted sandbox's command socket (fd 5), handed to the tool process, which waits
@@ -49,8 +49,9 @@ struct InitLoop {
         close(notify[0])
         var recorder = DenialRecorder()
         let status = waitForTool(tool, signals: signals, listener: listener, recorder: &recorder)
-        Self.killRemaining()
-        if listener >= 0 { close(listener) }
+        // What the tool left is killed by the caller (`killRemaining`, PID 1's last act). The
+        // listener stays open until PID 1 exits: a process left behind that makes a refused call
+        // meanwhile waits for an answer instead of getting ENOSYS and running on.
         if let failure { return failure }
         if lane_wifsignaled(status) != 0 {
             return InitReport(kind: .signaled, value: lane_wtermsig(status), denials: recorder.denials)

@@ -112,6 +112,30 @@ func resourceName(_ resource: Int32) -> String {
     }
 }
 
+/// PID 1's last act before it exits. Order matters: no other process of the sandbox may be left
+/// when `lanes` reads the report (the tool's leftovers, or the egress relay after a failed
+/// set-up: killed and reaped), and PID 1's copies of the step's stdio close before the report is
+/// sent, so the output pipes are at EOF by the time `lanes` has it. `lanes` may then finish the
+/// step while PID 1's exit still tears the namespaces down (InitReport.ending). The steps are
+/// parameters so a test can check the order (LastActTests): the real kill cannot run in a test
+/// process, where kill(-1) would reach every process of the user.
+struct LastAct {
+    var killRemaining: () -> Void = InitLoop.killRemaining
+    var resourceUse: () -> InitReport.Ending = lane_init.resourceUse
+    var close: (Int32) -> Void = { _ = Glibc.close($0) }
+    /// Writes the report to the status pipe (fd 4).
+    let send: (InitReport) -> Void
+
+    func perform(_ report: InitReport) {
+        killRemaining()
+        var report = report
+        report.ending = resourceUse()
+        for fd: Int32 in [0, 1, 2] { close(fd) }
+        send(report)
+        close(4)
+    }
+}
+
 /// What PID 1 and every process it reaped used: the rusage `wait4` would give `lanes` for PID 1.
 func resourceUse() -> InitReport.Ending {
     var me = rusage(), children = rusage()

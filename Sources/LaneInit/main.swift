@@ -51,15 +51,6 @@ do throws(SetupFailure) {
 // it can without the command (own session and user namespace, no capabilities, default
 // signals); then it says the sandbox is ready and waits on fd 5 for the step's command. Nothing
 // of the tool runs before the command arrives (ToolLauncher).
-var report = InitLoop(plan: plan, commandFd: plan.awaitsCommand ? 5 : -1).run()
-// PID 1's last act. Order matters: no other process may be left when `lanes` reads the report
-// (every return of `run` already reaped them all; this makes it so for any path), and the stdio
-// copies close before the report is sent, so the step's output pipes are at EOF by the time
-// `lanes` has it. `lanes` may then finish the step while this process's exit still tears the
-// namespaces down (InitReport.ending).
-InitLoop.killRemaining()
-report.ending = resourceUse()
-for fd: Int32 in [0, 1, 2] { close(fd) }
-status.send(report)
-close(4)
+let report = InitLoop(plan: plan, commandFd: plan.awaitsCommand ? 5 : -1).run()
+LastAct(send: { status.send($0) }).perform(report)
 exit(0)

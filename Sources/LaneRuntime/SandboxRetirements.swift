@@ -11,12 +11,12 @@ final class SandboxRetirements: SandboxRetirer, @unchecked Sendable {
     /// Told the directory of a cgroup that could not be emptied and removed.
     private let leftBehind: @Sendable (String) -> Void
 
+    private let lock = NSLock()
+    private var seen: [(pid: pid_t, cgroup: String?)] = []
+
     init(leftBehind: @escaping @Sendable (String) -> Void) {
         self.leftBehind = leftBehind
     }
-
-    private let lock = NSLock()
-    private var seen: [(pid: pid_t, cgroup: String?)] = []
 
     /// The last PID 1s retired (at most 64) and their cgroups' directories (tests look at them).
     var retired: [(pid: pid_t, cgroup: String?)] { lock.withLock { seen } }
@@ -24,7 +24,7 @@ final class SandboxRetirements: SandboxRetirer, @unchecked Sendable {
     func retire(_ retirement: Retirement) {
         lock.withLock {
             if seen.count == 64 { seen.removeFirst() }
-            seen.append((retirement.pid, retirement.cgroupPath))
+            if let pid = retirement.pid { seen.append((pid, retirement.cgroupPath)) }
         }
         queue.async(group: pending) { [leftBehind] in
             if !retirement.finish() { leftBehind(retirement.cgroupPath ?? "?") }

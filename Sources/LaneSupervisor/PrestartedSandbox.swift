@@ -20,37 +20,6 @@ public protocol SandboxPrestarter: AnyObject, Sendable {
     func refill(shape: [UInt8], _ make: @escaping @Sendable () -> PreparedSandbox?)
 }
 
-/// Finishes sandboxes whose step is over but whose PID 1 is still exiting, off the step's path
-/// (`Retirement.finish`), so the step's result is made durable while the kernel tears the
-/// namespaces down; closing the retirer waits for every one.
-public protocol SandboxRetirer: AnyObject, Sendable {
-    func retire(_ retirement: Retirement)
-}
-
-/// A sandbox whose step has ended on PID 1's final report (`InitReport.ending`): nothing of the
-/// step runs any more, PID 1 is exiting and its namespaces are being torn down. `finish` reaps it
-/// and removes the step's cgroup.
-public struct Retirement: @unchecked Sendable {
-    /// PID 1's host pid (not reaped until `finish`).
-    public let pid: pid_t
-    let cgroup: (any StepCgroup)?
-
-    /// Reaps PID 1, then removes the cgroup; false when the group could not be emptied and
-    /// removed (it stays for the next sweep).
-    public func finish() -> Bool {
-        Self.reap(pid)
-        return cgroup?.destroy(timeout: 5) ?? true
-    }
-
-    /// The cgroup's directory, for a message about a group left behind.
-    public var cgroupPath: String? { cgroup?.path }
-
-    static func reap(_ pid: pid_t) {
-        var status: Int32 = 0
-        _ = retryOnInterrupt { waitpid(pid, &status, 0) }
-    }
-}
-
 /// One prestarted sandbox: its PID 1 (waiting for a command), pipes, cgroup, and what its cgroup
 /// adds to a step's result. Killed, reaped and its cgroup removed when it goes away unclaimed.
 ///
@@ -109,13 +78,9 @@ public final class PreparedSandbox: @unchecked Sendable {
     public func discard() {
         guard unclaimed else { return }
         unclaimed = false
-        if let pid = sandbox?.pid, let pidfd = sandbox?.pidfd.raw {
-            _ = lane_pidfd_send_signal(pidfd, SIGKILL)
-            var status: Int32 = 0
-            _ = retryOnInterrupt { waitpid(pid, &status, 0) }
-        }
+        if let pidfd = sandbox?.pidfd.raw { _ = lane_pidfd_send_signal(pidfd, SIGKILL) }
+        _ = Retirement(pid: sandbox?.pid, cgroup: cgroup).finish(timeout: 2)
         sandbox = nil
-        _ = cgroup?.destroy(timeout: 2)
     }
 
     deinit { discard() }

@@ -102,13 +102,11 @@ public struct StepRunner: Sendable {
             // its overlay stays mounted in PID 1's mount namespace until PID 1 is gone, and its
             // change set is read and applied below.
             let usage = cgroup?.usage()
-            if !ending.reaped, staged == nil, let retirer {
-                retirer.retire(Retirement(pid: monitor.sandboxPid, cgroup: cgroup))
-            } else {
-                if !ending.reaped { Retirement.reap(monitor.sandboxPid) }
-                if let cgroup, !cgroup.destroy(timeout: 5) {
-                    result.error = "cgroup \(cgroup.path) could not be emptied and removed; the next lanes run retries"
-                }
+            let retirement = Retirement(pid: ending.reaped ? nil : monitor.sandboxPid, cgroup: cgroup)
+            if retirement.pid != nil, staged == nil, let retirer {
+                retirer.retire(retirement)
+            } else if !retirement.finish(), let cgroup {
+                result.error = "cgroup \(cgroup.path) could not be emptied and removed; the next lanes run retries"
             }
             // Every process of the step is gone (for a staged step PID 1 too, with its mount
             // namespace and so the overlay's mount). Under commit = auto its change set lands now;

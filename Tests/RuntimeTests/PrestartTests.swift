@@ -244,29 +244,42 @@ struct PrestartTests {
     func retiredSandboxes(prestart: Int) throws {
         let w = try World("retire-\(prestart)", prestart: prestart)
         defer { w.dispose() }
-        // A tool that leaves a process behind: PID 1 kills and reaps it before its final report,
-        // so the step's output is complete and nothing of the step runs when the result is made.
-        let first = w.service.run(w.call(["sh", "-c", "sleep 30 & echo started"]))
-        #expect(first.exitStatus == 0 && String(decoding: first.result.stdout, as: UTF8.self) == "started\n", "\(first.result.error ?? "")")
-        #expect(first.result.cpuMs > 0, "the step's CPU time comes from PID 1's report when PID 1 is not yet reaped")
-        for _ in 0..<9 {
-            let r = w.service.run(w.call(["true"], run: first.run))
-            #expect(r.exitStatus == 0, "\(r.result.error ?? "")")
+        // Each step leaves a process behind that holds none of the step's output, so the output
+        // reaches EOF without it: only PID 1 killing and reaping it *before* its final report
+        // keeps it from still running when the step's result comes back. (Without that, PID 1's
+        // exit would still kill it, 0.4-2 ms later: this catches it when the timing shows it;
+        // LastActTests checks the order itself, every time.)
+        let marker = "31.\(prestart)\(getpid())"
+        func leftBehind() -> [pid_t] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }.filter { pid in
+                (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) == "sleep\u{0}\(marker)\u{0}"
+            }
+        }
+        var run: String?
+        for i in 0..<20 {
+            let before = w.service.retirements.retired.count
+            let r = w.service.run(w.call(["sh", "-c", "sleep \(marker) </dev/null >/dev/null 2>&1 & echo started"], run: run))
+            // At once (one read): the step's cgroup, while PID 1 is still exiting, holds PID 1
+            // alone — or nothing, or is gone already. (/proc is scanned too, for hosts without one.)
+            let retired = w.service.retirements.retired
+            if retired.count > before, let cgroup = retired.last?.cgroup,
+               let procs = try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8) {
+                #expect(procs.split(separator: "\n").count <= 1, "step \(i + 1): only PID 1 is left in the step's cgroup: \(procs)")
+            }
+            #expect(r.exitStatus == 0 && String(decoding: r.result.stdout, as: UTF8.self) == "started\n", "\(r.result.error ?? "")")
+            #expect(leftBehind().isEmpty, "step \(i + 1): nothing the step left runs when its result is back")
+            if i == 0 { #expect(r.result.cpuMs > 0, "the step's CPU time comes from PID 1's report when PID 1 is not yet reaped") }
+            run = r.run
         }
         // Usually every step ends on the report (PID 1's exit tears the namespaces down for
-        // 0.4-2 ms); a monitor that wakes only after PID 1 is gone reaps it itself. Ten steps
+        // 0.4-2 ms); a monitor that wakes only after PID 1 is gone reaps it itself. Twenty steps
         // without a single retirement means the early end never happens.
         let retired = w.service.retirements.retired
-        #expect(!retired.isEmpty, "no step of ten ended on PID 1's final report")
+        #expect(!retired.isEmpty, "no step of twenty ended on PID 1's final report")
         w.service.close()
         for r in retired {
             #expect(!exists(r.pid), "close waits until every retired PID 1 is reaped (\(r.pid))")
             if let cgroup = r.cgroup { #expect(!FileManager.default.fileExists(atPath: cgroup), "and its cgroup removed") }
-        }
-        let sleepers = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for pid in sleepers.compactMap({ pid_t($0) }) {
-            let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
-            #expect(cmd != "sleep\u{0}30\u{0}", "the step's background sleep is gone (\(pid))")
         }
     }
 }
