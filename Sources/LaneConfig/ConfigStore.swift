@@ -41,6 +41,14 @@ public struct ConfigStore: Sendable {
 
     /// Loads a lane and its profile, with every problem of both files.
     public func load(lane name: String, parser: ProfileParser) throws(ConfigErrors) -> (Lane, Profile) {
+        let loaded = try loadWithSources(lane: name, parser: parser)
+        return (loaded.lane, loaded.profile)
+    }
+
+    /// `load`, and the two files' texts exactly as they were parsed (the compiled configuration
+    /// cache keys its entries by them).
+    public func loadWithSources(lane name: String, parser: ProfileParser) throws(ConfigErrors)
+        -> (lane: Lane, profile: Profile, laneText: String, profileText: String) {
         guard isSafeName(name) else {
             throw ConfigErrors([ConfigDiagnostic(file: "<command line>", line: nil, keyPath: "", message: "invalid lane name \"\(name)\": expected letters, digits, '-', '_' or '.'")])
         }
@@ -60,7 +68,7 @@ public struct ConfigStore: Sendable {
             }
             profile.network.allow += lane.networkAllow
         }
-        return (lane, profile)
+        return (lane, profile, text, profileText)
     }
 
     /// The file and text of a lane's profile, or the `FILE:LINE:` error `lanes run` and
@@ -79,7 +87,9 @@ public struct ConfigStore: Sendable {
     }
 }
 
-func isSafeName(_ name: String) -> Bool {
+/// A lane or profile name that is also a safe file name: ASCII letters, digits, `-`, `_`, `.`,
+/// not starting with a dot.
+public func isSafeName(_ name: String) -> Bool {
     !name.isEmpty && !name.hasPrefix(".") && name.unicodeScalars.allSatisfy {
         $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == ".")
     }

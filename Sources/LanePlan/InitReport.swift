@@ -70,7 +70,7 @@ public struct InitReport: Sendable, Equatable {
     }
 
     public func encode() -> [UInt8] {
-        var w = Writer()
+        var w = ByteWriter()
         w.u32(UInt32(bitPattern: kind.rawValue))
         w.u32(UInt32(bitPattern: value))
         w.u32(UInt32(bitPattern: errno))
@@ -93,7 +93,7 @@ public struct InitReport: Sendable, Equatable {
     }
 
     public static func decode(_ bytes: [UInt8]) -> InitReport? {
-        var r = Reader(input: bytes)
+        var r = ByteReader(input: bytes)
         guard let k = try? r.u32(), let kind = Kind(rawValue: Int32(bitPattern: k)),
               let v = try? r.u32(), let e = try? r.u32(), let s = try? r.u32(), let d = try? r.string(),
               let n = try? r.count() else { return nil }

@@ -6,7 +6,7 @@ public enum PlanCodec {
 
     /// Encodes a plan.
     public static func encode(_ plan: SpawnPlan) -> [UInt8] {
-        var w = Writer()
+        var w = ByteWriter()
         w.u32(magic)
         w.command(StepCommand(argv: plan.argv, environment: plan.environment, workdir: plan.workdir))
         w.string(plan.hostname)
@@ -29,7 +29,7 @@ public enum PlanCodec {
 
     /// Decodes a plan; throws on any malformed input rather than guessing.
     public static func decode(_ bytes: [UInt8]) throws(PlanDecodingError) -> SpawnPlan {
-        var r = Reader(input: bytes)
+        var r = ByteReader(input: bytes)
         guard try r.u32() == magic else { throw PlanDecodingError(offset: 0) }
         let command = try r.command()
         let hostname = try r.string()
@@ -58,7 +58,7 @@ public enum PlanCodec {
 
     /// Encodes the command a prestarted sandbox waits for.
     public static func encode(_ command: StepCommand) -> [UInt8] {
-        var w = Writer()
+        var w = ByteWriter()
         w.u32(commandMagic)
         w.command(command)
         return w.out
@@ -66,7 +66,7 @@ public enum PlanCodec {
 
     /// Decodes a command; throws on any malformed input.
     public static func decodeCommand(_ bytes: [UInt8]) throws(PlanDecodingError) -> StepCommand {
-        var r = Reader(input: bytes)
+        var r = ByteReader(input: bytes)
         guard try r.u32() == commandMagic else { throw PlanDecodingError(offset: 0) }
         let command = try r.command()
         guard r.offset == bytes.count else { throw PlanDecodingError(offset: r.offset) }
@@ -79,19 +79,7 @@ public struct PlanDecodingError: Error, Equatable {
     public let offset: Int
 }
 
-struct Writer {
-    var out: [UInt8] = []
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-    mutating func bytes(_ b: [UInt8]) {
-        u32(UInt32(b.count))
-        out.append(contentsOf: b)
-    }
-    mutating func string(_ s: String) { bytes(Array(s.utf8)) }
-    mutating func strings(_ list: [String]) {
-        u32(UInt32(list.count))
-        for s in list { string(s) }
-    }
+extension ByteWriter {
     /// argv, environment, working directory: the start of a plan, and all of a `StepCommand`.
     mutating func command(_ c: StepCommand) {
         strings(c.argv)
@@ -118,37 +106,7 @@ struct Writer {
     }
 }
 
-struct Reader {
-    let input: [UInt8]
-    var offset = 0
-
-    mutating func take(_ n: Int) throws(PlanDecodingError) -> ArraySlice<UInt8> {
-        guard n >= 0, input.count - offset >= n else { throw PlanDecodingError(offset: offset) }
-        defer { offset += n }
-        return input[offset..<offset + n]
-    }
-    mutating func u32() throws(PlanDecodingError) -> UInt32 {
-        var v: UInt32 = 0
-        for (i, b) in try take(4).enumerated() { v |= UInt32(b) << (8 * UInt32(i)) }
-        return v
-    }
-    mutating func u64() throws(PlanDecodingError) -> UInt64 {
-        var v: UInt64 = 0
-        for (i, b) in try take(8).enumerated() { v |= UInt64(b) << (8 * UInt64(i)) }
-        return v
-    }
-    mutating func count() throws(PlanDecodingError) -> Int {
-        let n = Int(try u32())
-        guard n <= input.count else { throw PlanDecodingError(offset: offset) }
-        return n
-    }
-    mutating func bytes() throws(PlanDecodingError) -> [UInt8] { Array(try take(try count())) }
-    mutating func string() throws(PlanDecodingError) -> String { String(decoding: try bytes(), as: UTF8.self) }
-    mutating func strings() throws(PlanDecodingError) -> [String] {
-        var list: [String] = []
-        for _ in 0..<(try count()) { list.append(try string()) }
-        return list
-    }
+extension ByteReader {
     mutating func command() throws(PlanDecodingError) -> StepCommand {
         let argv = try strings(), environment = try strings()
         return StepCommand(argv: argv, environment: environment, workdir: try string())

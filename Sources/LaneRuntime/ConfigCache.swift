@@ -10,6 +10,8 @@ import LaneSys
 final class ConfigCache: @unchecked Sendable {
     let store: ConfigStore
     private let policyCache: PolicyCache
+    /// The compiled configuration cache on disk (a new process's first load), if any.
+    private let compiledFile: CompiledConfigFile?
     private let lock = NSLock()
     private var entries: [String: Entry] = [:]
 
@@ -36,9 +38,10 @@ final class ConfigCache: @unchecked Sendable {
         }
     }
 
-    init(store: ConfigStore, policyCache: PolicyCache) {
+    init(store: ConfigStore, policyCache: PolicyCache, compiledFile: CompiledConfigFile? = nil) {
         self.store = store
         self.policyCache = policyCache
+        self.compiledFile = compiledFile
     }
 
     /// The lane, its profile and the compiled policy; errors say `FILE:LINE:` (stage "config")
@@ -50,13 +53,23 @@ final class ConfigCache: @unchecked Sendable {
         if let cached, cached.identity == identity(lane: name, profile: cached.lane.profile) {
             return (cached.lane, cached.compiled)
         }
-        let (lane, profile): (Lane, Profile)
+        // A new process's first load: the compiled entry on disk, when it still matches the files.
+        if let (lane, compiled) = compiledFile?.load(lane: name, store: store) {
+            return remember(name, lane, compiled)
+        }
+        let loaded: (lane: Lane, profile: Profile, laneText: String, profileText: String)
         do {
-            (lane, profile) = try store.load(lane: name, parser: ProfileParser(knownSyscall: SeccompCompiler.isKnown))
+            loaded = try store.loadWithSources(lane: name, parser: ProfileParser(knownSyscall: SeccompCompiler.isKnown))
         } catch {
             throw LanesError(.invalidConfig, stage: "config", error.description)
         }
-        let compiled = try CompiledProfile(profile, cache: policyCache)
+        let compiled = try CompiledProfile(loaded.profile, cache: policyCache)
+        compiledFile?.store(lane: loaded.lane, compiled: compiled, laneText: Array(loaded.laneText.utf8),
+                            profileText: Array(loaded.profileText.utf8), store: store)
+        return remember(name, loaded.lane, compiled)
+    }
+
+    private func remember(_ name: String, _ lane: Lane, _ compiled: CompiledProfile) -> (Lane, CompiledProfile) {
         let entry = Entry(lane: lane, compiled: compiled, identity: identity(lane: name, profile: lane.profile))
         lock.lock()
         entries[name] = entry

@@ -62,7 +62,8 @@ public final class StepService: @unchecked Sendable {
         self.options = options
         self.logger = logger
         self.configs = ConfigCache(store: options.config,
-                                   policyCache: PolicyCache(directory: options.stateDirectory + "/policy-cache"))
+                                   policyCache: PolicyCache(directory: options.stateDirectory + "/policy-cache"),
+                                   compiledFile: CompiledConfigFile(directory: options.stateDirectory + "/config-cache"))
         let cgroups = WarmCgroupDriver()
         var runner = StepRunner(initPath: options.initHelper, cgroups: { cgroups })
         pool = options.prestartSandboxes > 0 ? SandboxPool(capacity: options.prestartSandboxes) : nil

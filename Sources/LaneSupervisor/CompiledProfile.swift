@@ -23,13 +23,7 @@ public struct CompiledProfile: Sendable {
             seccompFilter = try SeccompCompiler.compile(profile.seccomp)
         }
         let l = profile.limits
-        rlimits = [
-            ResourceLimit(resource: Int32(RLIMIT_CORE.rawValue), soft: 0, hard: 0),
-            ResourceLimit(resource: Int32(RLIMIT_NOFILE.rawValue), soft: l.openFiles, hard: l.openFiles),
-            ResourceLimit(resource: Int32(RLIMIT_FSIZE.rawValue), soft: l.fileSizeBytes, hard: l.fileSizeBytes),
-            ResourceLimit(resource: Int32(RLIMIT_CPU.rawValue), soft: l.cpuSeconds, hard: l.cpuSeconds + 1),
-            ResourceLimit(resource: Int32(__RLIMIT_NPROC.rawValue), soft: l.processes, hard: l.processes),
-        ]
+        rlimits = Self.rlimits(l)
         var hasher = SHA256()
         hasher.update(data: seccompFilter)
         let fs = profile.filesystem
@@ -44,6 +38,25 @@ public struct CompiledProfile: Sendable {
         ].joined(separator: "\n")
         hasher.update(data: Array(description.utf8))
         fingerprint = hexString(hasher.finalize())
+    }
+
+    /// A profile compiled before, as the compiled configuration cache kept it (the program and
+    /// the fingerprint this initializer's sibling computed for the same profile).
+    public init(_ profile: Profile, seccompFilter: [UInt8], fingerprint: String) {
+        self.profile = profile
+        self.seccompFilter = seccompFilter
+        self.rlimits = Self.rlimits(profile.limits)
+        self.fingerprint = fingerprint
+    }
+
+    static func rlimits(_ l: Profile.Limits) -> [ResourceLimit] {
+        [
+            ResourceLimit(resource: Int32(RLIMIT_CORE.rawValue), soft: 0, hard: 0),
+            ResourceLimit(resource: Int32(RLIMIT_NOFILE.rawValue), soft: l.openFiles, hard: l.openFiles),
+            ResourceLimit(resource: Int32(RLIMIT_FSIZE.rawValue), soft: l.fileSizeBytes, hard: l.fileSizeBytes),
+            ResourceLimit(resource: Int32(RLIMIT_CPU.rawValue), soft: l.cpuSeconds, hard: l.cpuSeconds + 1),
+            ResourceLimit(resource: Int32(__RLIMIT_NPROC.rawValue), soft: l.processes, hard: l.processes),
+        ]
     }
 
     /// `none` keeps the line it always had (fingerprints of existing profiles do not change).
