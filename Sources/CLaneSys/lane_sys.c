@@ -7,6 +7,7 @@
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -90,6 +91,12 @@ int lane_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int lane_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
     struct lane_open_how how = {flags, mode, resolve};
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+int lane_usable_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    return CPU_COUNT(&set);
 }
 
 int lane_signalfd_for(const int *signals, int count) {

@@ -24,15 +24,19 @@ public struct ServiceOptions: Sendable {
     /// How many sandboxes to keep started ahead of the next step (`lanes mcp --prestart`; 0: none,
     /// every sandbox starts with its step, as a one-shot `lanes run` must).
     public var prestartSandboxes: Int
+    /// Starts each step's sandbox as soon as its lane is known, before the journal is opened
+    /// (`EarlySandbox`: the one-shot `lanes run`, which has no sandbox started ahead).
+    public var startsSandboxEarly: Bool
 
     public init(config: ConfigStore, stateDirectory: String, initHelper: String, currentDirectory: String,
-                hiddenPaths: [String] = [], prestartSandboxes: Int = 0) {
+                hiddenPaths: [String] = [], prestartSandboxes: Int = 0, startsSandboxEarly: Bool = false) {
         self.config = config
         self.stateDirectory = stateDirectory
         self.initHelper = initHelper
         self.currentDirectory = currentDirectory
         self.hiddenPaths = hiddenPaths
         self.prestartSandboxes = prestartSandboxes
+        self.startsSandboxEarly = startsSandboxEarly
     }
 }
 
@@ -118,8 +122,9 @@ public final class StepService: @unchecked Sendable {
         let journaled = JournaledStep(journal: prepared.journal, run: run, step: call.step, lane: prepared.request.lane,
                                       effect: call.effect, retryAllowed: call.idempotent || prepared.request.lane.retry == .safe,
                                       notify: notify)
-        let runner = self.runner
-        let outcome = journaled.perform(intent: prepared.intent) { id in
+        var runner = self.runner
+        if let early = prepared.early { runner.prestarted = early }
+        let outcome = journaled.perform(intent: prepared.intent) { [runner] id in
             log.info("step starting", metadata: about(run: run, ["step": "\(id)", "argv0": "\(call.argv.first ?? "")"]))
             var request = prepared.request
             // Where the step's change set lives (filesystem.commit = auto or review).
@@ -128,11 +133,15 @@ public final class StepService: @unchecked Sendable {
             result.requester = call.requester  // the front door's requester is recorded
             return result
         }
+        // Replayed, refused, or not the sandbox the step needed: killed here, unused.
+        prepared.early?.discard()
         switch outcome {
         case let .refused(reason, id, message):
             // Halted, stopped, gated or budget-bound: no sandbox waits for a step that may never come.
             pool?.drain()
-            log.info("step refused", metadata: about(run: run, ["step": "\(id ?? "")", "reason": "\(reason.rawValue)"]))
+            var refused: Logger.Metadata = ["step": "\(id ?? "")", "reason": "\(reason.rawValue)"]
+            if prepared.early != nil { refused["early_sandbox"] = "unused" }
+            log.info("step refused", metadata: about(run: run, refused))
             let result = StepResult.refused(lane: call.lane, profile: prepared.request.profile.name,
                                             profileFingerprint: prepared.compiled.fingerprint, reason: reason, message: message)
             return StepReport(run: run, step: id, replayed: false, retried: false, result: result, resultJSON: result.json())
@@ -148,8 +157,9 @@ public final class StepService: @unchecked Sendable {
                 }
                 if result.outcome == .stopped && !runGoesOn() { pool.drain() } else { pool.watch(runGoesOn) }
             }
-            log.info(replayed ? "step replayed" : "step closed",
-                     metadata: about(run: run, ["step": "\(id)", "outcome": "\(result.outcome.rawValue)", "exit_status": "\(result.exitStatus)"]))
+            var closed: Logger.Metadata = ["step": "\(id)", "outcome": "\(result.outcome.rawValue)", "exit_status": "\(result.exitStatus)"]
+            if let early = prepared.early { closed["early_sandbox"] = early.used ? "used" : "unused" }
+            log.info(replayed ? "step replayed" : "step closed", metadata: about(run: run, closed))
             if retried { notify("step \(id) of run \(run) was in doubt and is run again (the lane allows retrying)") }
             if replayed { notify("replayed step \(id) of run \(run) from the journal; nothing was run") }
             return StepReport(run: run, step: id, replayed: replayed, retried: retried, result: result, resultJSON: json)
@@ -162,6 +172,8 @@ public final class StepService: @unchecked Sendable {
         var compiled: CompiledProfile
         var journal: SQLiteJournal
         var intent: StepIntent
+        /// The sandbox started before the journal was opened (`ServiceOptions.startsSandboxEarly`).
+        var early: EarlySandbox?
     }
 
     /// Thrown, not returned as a `Result`: copying a `Result<Prepared, LanesError>` made the
@@ -178,18 +190,24 @@ public final class StepService: @unchecked Sendable {
             throw LanesError(.invalidArgument, stage: "workspace", refusal)
         }
         let store = configs.store
-        var hidden = [store.profilesDirectory, store.lanesDirectory] + options.hiddenPaths
+        let hidden = [store.profilesDirectory, store.lanesDirectory] + options.hiddenPaths
+        var request = StepRequest(lane: lane, profile: compiled.profile, argv: call.argv, workspace: workspace,
+                                  timeoutSeconds: call.timeoutSeconds, captureOutput: call.output == .capture,
+                                  hiddenPaths: (hidden + [options.stateDirectory]).compactMap { Paths.resolve($0) })
+        request.stdin = call.stdin  // MERGE(issue 13): stdin text and cancellation from a front door
+        request.cancellation = call.cancellation
+        // Before the journal: its set-up overlaps the journal's. Only with the state directory
+        // there to hide (the first step of a new one creates it and starts its sandbox later).
+        let early = options.startsSandboxEarly && pool == nil && Paths.resolve(options.stateDirectory) != nil
+            ? EarlySandbox.start(request, compiled: compiled, runner: runner) : nil
         let state: StateDirectory, journal: SQLiteJournal, supervisorLock: String?
         switch openState() {
         case let .failure(error): throw error
         case let .success(opened): (state, journal, supervisorLock) = opened
         }
-        hidden.append(state.path)
-        var request = StepRequest(lane: lane, profile: compiled.profile, argv: call.argv, workspace: workspace,
-                                  timeoutSeconds: call.timeoutSeconds, captureOutput: call.output == .capture,
-                                  hiddenPaths: hidden.compactMap { Paths.resolve($0) })
-        request.stdin = call.stdin  // MERGE(issue 13): stdin text and cancellation from a front door
-        request.cancellation = call.cancellation
+        // The state directory as opened (made if it was missing): a sandbox started early for
+        // another list is not taken (`StepRunner.shape` covers the hidden paths).
+        request.hiddenPaths = (hidden + [state.path]).compactMap { Paths.resolve($0) }
         switch CredentialResolver.resolve(lane, secrets: SecretStore(state: state)) {
         case let .failure(e): throw e
         case let .success(values): request.credentials = values
@@ -205,7 +223,7 @@ public final class StepService: @unchecked Sendable {
                      "file_size_bytes": Double(l.fileSizeBytes), "processes": Double(l.processes), "output_bytes": Double(l.outputBytes)]
                 .merging(call.allowHostWorkspace ? ["allow_host_workspace": 1] : [:]) { a, _ in a },
             supervisor: supervisor, idempotent: call.idempotent)
-        return Prepared(request: request, compiled: compiled, journal: journal, intent: intent)
+        return Prepared(request: request, compiled: compiled, journal: journal, intent: intent, early: early)
     }
 
     /// The state directory, the journal and this process's liveness lock, opened once.

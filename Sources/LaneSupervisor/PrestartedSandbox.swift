@@ -36,13 +36,18 @@ public final class PreparedSandbox: @unchecked Sendable {
     public var cgroupPath: String? { cgroup?.path }
     private var sandbox: SpawnedSandbox?
     private var unclaimed = true
+    /// Whether a step claimed it and so ran in it.
+    public private(set) var claimed = false
+    /// Started by `StepRunner.startEarly`: claimed without awaiting its set-up.
+    var startedEarly: Bool { mountTable == nil }
     /// `cgroup`, `cgroup:*` and `cgroup_limit:*` protections and `limits_not_applied`.
     private let cgroupFields: StepResult
-    /// PID 1's mount table once its set-up was complete (see `claim`).
-    private let mountTable: [UInt8]
+    /// PID 1's mount table once its set-up was complete (see `claim`); nil for a sandbox started
+    /// early (`StepRunner.startEarly`), whose set-up is awaited when it is claimed.
+    private let mountTable: [UInt8]?
 
     init(shape: [UInt8], sandbox: consuming SpawnedSandbox, cgroup: (any StepCgroup)?, cgroupFields: StepResult,
-         mountTable: [UInt8]) {
+         mountTable: [UInt8]?) {
         self.shape = shape
         self.sandbox = .some(consume sandbox)
         self.cgroup = cgroup
@@ -60,13 +65,20 @@ public final class PreparedSandbox: @unchecked Sendable {
     /// over it would so take the read-only bind of a protected path out of a waiting sandbox,
     /// and its step could write the new file. A cold sandbox has that window only while its
     /// step runs; a prestarted one would have it for as long as it waits.
+    ///
+    /// A sandbox started early has no table: it is claimed as soon as the step's intent is
+    /// durable, whether or not its set-up is complete, and its command waits in the socket for
+    /// its tool process. Like a cold sandbox, its set-up goes straight on into the step (no time
+    /// for a mount to be detached in between), and a set-up that fails is the step's failure,
+    /// reported by PID 1 on the status pipe.
     func claim(into result: inout StepResult) -> SpawnedSandbox? {
-        guard unclaimed else { return nil }
-        guard let pid = sandbox?.pid, Self.mountTable(of: pid) == mountTable else {
+        guard unclaimed, let pid = sandbox?.pid else { return nil }
+        guard mountTable.map({ Self.mountTable(of: pid) == $0 }) ?? true else {
             discard()
             return nil
         }
         unclaimed = false
+        claimed = true
         result.cgroup = cgroupFields.cgroup
         result.protections += cgroupFields.protections
         result.limitsNotApplied = cgroupFields.limitsNotApplied
@@ -114,6 +126,20 @@ extension StepRunner {
     /// Starts a sandbox for a step like `request` that waits for its command; nil when it cannot
     /// (the step that would have used it then starts its own and reports the reason).
     public func prestart(_ request: StepRequest, compiled: CompiledProfile) -> PreparedSandbox? {
+        prestart(request, compiled: compiled, awaitingSetUp: true)
+    }
+
+    /// The one-shot `lanes run`'s sandbox, started as soon as its lane is known: PID 1 builds it
+    /// (its exec and set-up, about 3 ms here) on the other core while this thread opens the
+    /// journal and makes the step's intent durable; the command is sent once the intent is
+    /// durable, without waiting for the set-up (`claim`). Returns once `lane-init` is exec'd.
+    /// Nil when it cannot be started (the step then starts its own and reports why). The
+    /// calling thread must outlive the step, as for `prestart`.
+    public func startEarly(_ request: StepRequest, compiled: CompiledProfile) -> PreparedSandbox? {
+        prestart(request, compiled: compiled, awaitingSetUp: false)
+    }
+
+    private func prestart(_ request: StepRequest, compiled: CompiledProfile, awaitingSetUp: Bool) -> PreparedSandbox? {
         do throws(LanesError) {
             try HostLimits.require(request.profile)
             let identity = StepIdentity.forStep(workspace: request.workspace, root: geteuid() == 0 && Spawner.setgroupsAllowed())
@@ -129,6 +155,10 @@ extension StepRunner {
             let cgroup = try makeCgroup(request.profile.limits, &fields)
             do throws(LanesError) {
                 let sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup, identity: identity, trees: trees)
+                sweepStaleGroups()
+                guard awaitingSetUp else {
+                    return PreparedSandbox(shape: shape, sandbox: sandbox, cgroup: cgroup, cgroupFields: fields, mountTable: nil)
+                }
                 // Its mount table is recorded only once PID 1 has built all of it.
                 let table = sandbox.awaitReady(timeoutMilliseconds: 10_000) ? PreparedSandbox.mountTable(of: sandbox.pid) : nil
                 let prepared = PreparedSandbox(shape: shape, sandbox: sandbox, cgroup: cgroup, cgroupFields: fields,

@@ -37,10 +37,19 @@ struct SpawnedSandbox: ~Copyable {
     /// Starts the tool of a prestarted sandbox: one message (an encoded `StepCommand`), then this
     /// end closes. A PID 1 that failed its set-up (and so no longer reads) is not an error here:
     /// its report says why.
-    mutating func sendCommand(_ bytes: [UInt8]) {
-        guard let socket = commandSocket.take() else { return }
-        _ = bytes.withUnsafeBytes { raw in retryOnInterrupt { send(socket.raw, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL)) } }
-        socket.close()
+    ///
+    /// A sandbox whose ready byte was not awaited (started early) keeps this end open until it
+    /// goes away: its tool process may not have sent that byte yet, and closing with it unread
+    /// would reset the connection under the tool process before it reads its command
+    /// (ECONNRESET), while closing before it is sent would make it see a supervisor that left.
+    mutating func sendCommand(_ bytes: [UInt8], readyAwaited: Bool = true) {
+        let raw: Int32
+        switch commandSocket {
+        case .some(let socket): raw = socket.raw
+        case .none: return
+        }
+        _ = bytes.withUnsafeBytes { buffer in retryOnInterrupt { send(raw, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) } }
+        if readyAwaited { commandSocket.take()?.close() }
     }
 }
 

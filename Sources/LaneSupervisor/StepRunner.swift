@@ -74,7 +74,7 @@ public struct StepRunner: Sendable {
             if let ready, let command, let claimed = ready.claim(into: &result) {
                 sandbox = claimed
                 cgroup = ready.cgroup
-                sandbox.sendCommand(command)
+                sandbox.sendCommand(command, readyAwaited: !ready.startedEarly)
             } else {
                 cgroup = try makeCgroup(request.profile.limits, &result)
                 do throws(LanesError) {
@@ -84,6 +84,7 @@ public struct StepRunner: Sendable {
                     _ = cgroup?.destroy(timeout: 2)
                     throw error
                 }
+                sweepStaleGroups()
             }
             if let shape, let prestarted { refill(prestarted, shape: shape, request: request, compiled: compiled) }
             let limit = Int(clamping: request.profile.limits.outputBytes)
@@ -274,9 +275,15 @@ public struct StepRunner: Sendable {
     /// The step's cgroup. A cgroup limit the host cannot enforce refuses the step (125) unless
     /// the profile lists it in `limits.optional`; then the result lists it as not applied.
     /// Without any cgroup limit a group is still made when possible (usage, teardown).
+    /// Removes the groups dead supervisors left behind (`CgroupDriver.removeStale`). Called
+    /// right after a clone, not before the group is made: it lists every step group on the host
+    /// (~0.4 ms of a one-shot), and there it overlaps `lane-init`'s start instead of delaying it.
+    func sweepStaleGroups() {
+        cgroups().removeStale()
+    }
+
     func makeCgroup(_ l: Profile.Limits, _ result: inout StepResult) throws(LanesError) -> (any StepCgroup)? {
         let driver = cgroups()
-        driver.removeStale()
         let limits = CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuFraction: l.cpuFraction)
         let missing = limits.resources.subtracting(driver.enforceable)
         for r in missing.members.sorted() where !l.optional.contains(r.rawValue) {

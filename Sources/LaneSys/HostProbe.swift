@@ -13,6 +13,9 @@ public enum HostProbe {
         public let advice: String?
     }
 
+    /// The CPUs this process may run on (its affinity mask, as `taskset` sets it).
+    public static func usableCPUs() -> Int { Int(lane_usable_cpus()) }
+
     public static func all() -> [Finding] {
         [userNamespaces(), seccomp(), landlock(), pidfd(), clone3(), cgroups()]
     }

@@ -31,7 +31,8 @@ struct RunInvocation {
         let service = StepService(
             options: ServiceOptions(config: config, stateDirectory: state, initHelper: Paths.initHelper,
                                     currentDirectory: Paths.currentDirectory,
-                                    hiddenPaths: [Paths.executableDirectory, Paths.parent(Paths.initHelper)]),
+                                    hiddenPaths: [Paths.executableDirectory, Paths.parent(Paths.initHelper)],
+                                    startsSandboxEarly: true),
             logger: ProcessLogging.logger)
         let call = StepCall(lane: lane, argv: command, workspace: workspace, run: runID, step: step, timeoutSeconds: timeout,
                             idempotent: idempotent, effect: effect, output: json ? .capture : .relay,

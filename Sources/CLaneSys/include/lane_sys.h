@@ -102,6 +102,9 @@ int lane_pipe2(int fds[2], int flags);
 /// Hidden: openat2(2) with only `resolve` flags; used to open bind sources without following
 /// any symlink (RESOLVE_NO_SYMLINKS), so a swapped link cannot redirect a mount.
 int lane_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+/// The CPUs this process may run on (sched_getaffinity(2)); 1 when it cannot be read.
+/// C because CPU_COUNT and cpu_set_t's layout are macros Swift does not import.
+int lane_usable_cpus(void);
 /// Hidden: signalfd(2) for a set built from an array of signal numbers; blocks them first.
 int lane_signalfd_for(const int *signals, int count);
 /// Blocks (how = 0) or unblocks (how = 1) every signal in the calling thread.
