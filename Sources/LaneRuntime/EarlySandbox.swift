@@ -1,3 +1,4 @@
+import Glibc
 import LaneModel
 import LaneSupervisor
 import LaneSys
@@ -19,11 +20,14 @@ final class EarlySandbox: SandboxPrestarter, @unchecked Sendable {
 
     /// Starts the sandbox for `request` when the step can use one that waits for its command
     /// (not under `filesystem.commit = auto/review`, whose overlay is built per step, nor with an
-    /// egress proxy, which must exist before the clone) and this process may run on two CPUs or
+    /// egress proxy, which must exist before the clone), nothing has to be made in the workspace
+    /// first (a missing `writable` directory of the lane is made for a step whose intent is
+    /// recorded, never for one that is then refused), and this process may run on two CPUs or
     /// more (on one, nothing overlaps: the early start would only add its wake-ups); nil
     /// otherwise or when it cannot start.
     static func start(_ request: StepRequest, compiled: CompiledProfile, runner: StepRunner) -> EarlySandbox? {
         guard request.profile.filesystem.commit == .direct, request.profile.network.mode != .proxy,
+              request.lane.writable.allSatisfy({ isRealDirectory(request.workspace + "/" + $0) }),
               HostProbe.usableCPUs() >= 2 else { return nil }
         var template = request
         template.argv = []
@@ -60,4 +64,10 @@ final class EarlySandbox: SandboxPrestarter, @unchecked Sendable {
     }
 
     deinit { discard() }
+}
+
+/// Whether `path` is a directory itself (not a symlink to one).
+private func isRealDirectory(_ path: String) -> Bool {
+    var st = stat()
+    return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
 }

@@ -272,9 +272,6 @@ public struct StepRunner: Sendable {
         }
     }
 
-    /// The step's cgroup. A cgroup limit the host cannot enforce refuses the step (125) unless
-    /// the profile lists it in `limits.optional`; then the result lists it as not applied.
-    /// Without any cgroup limit a group is still made when possible (usage, teardown).
     /// Removes the groups dead supervisors left behind (`CgroupDriver.removeStale`). Called
     /// right after a clone, not before the group is made: it lists every step group on the host
     /// (~0.4 ms of a one-shot), and there it overlaps `lane-init`'s start instead of delaying it.
@@ -282,6 +279,9 @@ public struct StepRunner: Sendable {
         cgroups().removeStale()
     }
 
+    /// The step's cgroup. A cgroup limit the host cannot enforce refuses the step (125) unless
+    /// the profile lists it in `limits.optional`; then the result lists it as not applied.
+    /// Without any cgroup limit a group is still made when possible (usage, teardown).
     func makeCgroup(_ l: Profile.Limits, _ result: inout StepResult) throws(LanesError) -> (any StepCgroup)? {
         let driver = cgroups()
         let limits = CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuFraction: l.cpuFraction)

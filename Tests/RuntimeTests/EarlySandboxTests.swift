@@ -15,12 +15,12 @@ struct EarlySandboxTests {
         var state: String { root + "/state" }
         var workspace: String { root + "/ws" }
 
-        init(_ name: String) throws {
+        init(_ name: String, laneKeys: String = "") throws {
             root = try LanesCLI.temporaryDirectory("early-\(name)")
             let fm = FileManager.default
             try fm.createDirectory(atPath: config + "/Lanes", withIntermediateDirectories: true)
             try fm.copyItem(atPath: LanesCLI.packageRoot.path + "/Profiles", toPath: config + "/Profiles")
-            try "description = \"early\"\nowner = \"tests\"\nprofile = \"workspace-write\"\n[review]\ncommands = [\"deploy *\"]\n"
+            try "description = \"early\"\nowner = \"tests\"\nprofile = \"workspace-write\"\n\(laneKeys)[review]\ncommands = [\"deploy *\"]\n"
                 .write(toFile: config + "/Lanes/early.toml", atomically: true, encoding: .utf8)
             try fm.createDirectory(atPath: workspace, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
         }
@@ -101,6 +101,25 @@ struct EarlySandboxTests {
         let piped = try w.run([], ["/bin/cat"], stdin: Data("through the early sandbox\n".utf8))
         #expect(piped.out.stderr.contains("early_sandbox=used"))
         #expect(piped.out.stdout == "through the early sandbox\n")
+    }
+
+    @Test("a lane's missing writable directory is made only for a step whose intent is recorded: no early start")
+    func writableDirectoryWaits() throws {
+        if let why = Self.skipReason { print("EarlySandboxTests: skipped: \(why)"); return }
+        let w = try World("writable", laneKeys: "writable = [\"out\"]\n")
+        defer { try? FileManager.default.removeItem(atPath: w.root) }
+        #expect(try w.run([], ["true"]).out.status == 0)  // creates the state directory (and out/)
+        try FileManager.default.removeItem(atPath: w.workspace + "/out")
+        let gated = try w.run(["--run", "g"], ["deploy", "prod"])
+        #expect(gated.out.status == 78, "\(gated.out.stderr)")
+        #expect(!gated.out.stderr.contains("early_sandbox"), "\(gated.out.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: w.workspace + "/out"), "a refused step made the lane's writable directory")
+        let made = try w.run([], ["/bin/sh", "-c", "echo x > out/f && cat out/f"])
+        #expect(made.out.status == 0 && made.out.stdout == "x\n", "\(made.out.stderr)")
+        #expect(!made.out.stderr.contains("early_sandbox"))
+        let early = try w.run([], ["/bin/sh", "-c", "echo y >> out/f && cat out/f"])
+        #expect(early.out.stdout == "x\ny\n", "\(early.out.stderr)")
+        #expect(early.out.stderr.contains("early_sandbox=used"), "\(early.out.stderr)")
     }
 
     @Test("on one CPU the sandbox starts with its step (nothing would overlap)")
