@@ -100,10 +100,11 @@ public final class StepService: @unchecked Sendable {
         // at every level, with a protocol-conformance scan of the static binary on the first use
         // in every `lanes run` (docs/benchmarks.md, stop 11).
         let log = logger
-        func about(run: String?, _ more: Logger.Metadata) -> Logger.Metadata {
+        func about(run: String?, _ more: Logger.Metadata, early: EarlySandbox? = nil) -> Logger.Metadata {
             var metadata = more
             metadata["lane"] = "\(call.lane)"
             if let run { metadata["run"] = "\(run)" }
+            if let early { metadata["early_sandbox"] = early.used ? "used" : "unused" }
             return metadata
         }
         let prepared: Prepared
@@ -139,9 +140,7 @@ public final class StepService: @unchecked Sendable {
         case let .refused(reason, id, message):
             // Halted, stopped, gated or budget-bound: no sandbox waits for a step that may never come.
             pool?.drain()
-            var refused: Logger.Metadata = ["step": "\(id ?? "")", "reason": "\(reason.rawValue)"]
-            if prepared.early != nil { refused["early_sandbox"] = "unused" }
-            log.info("step refused", metadata: about(run: run, refused))
+            log.info("step refused", metadata: about(run: run, ["step": "\(id ?? "")", "reason": "\(reason.rawValue)"], early: prepared.early))
             let result = StepResult.refused(lane: call.lane, profile: prepared.request.profile.name,
                                             profileFingerprint: prepared.compiled.fingerprint, reason: reason, message: message)
             return StepReport(run: run, step: id, replayed: false, retried: false, result: result, resultJSON: result.json())
@@ -157,9 +156,9 @@ public final class StepService: @unchecked Sendable {
                 }
                 if result.outcome == .stopped && !runGoesOn() { pool.drain() } else { pool.watch(runGoesOn) }
             }
-            var closed: Logger.Metadata = ["step": "\(id)", "outcome": "\(result.outcome.rawValue)", "exit_status": "\(result.exitStatus)"]
-            if let early = prepared.early { closed["early_sandbox"] = early.used ? "used" : "unused" }
-            log.info(replayed ? "step replayed" : "step closed", metadata: about(run: run, closed))
+            log.info(replayed ? "step replayed" : "step closed",
+                     metadata: about(run: run, ["step": "\(id)", "outcome": "\(result.outcome.rawValue)", "exit_status": "\(result.exitStatus)"],
+                                     early: prepared.early))
             if retried { notify("step \(id) of run \(run) was in doubt and is run again (the lane allows retrying)") }
             if replayed { notify("replayed step \(id) of run \(run) from the journal; nothing was run") }
             return StepReport(run: run, step: id, replayed: replayed, retried: retried, result: result, resultJSON: json)
