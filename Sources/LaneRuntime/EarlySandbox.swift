@@ -1,4 +1,3 @@
-import Glibc
 import LaneModel
 import LaneSupervisor
 import LaneSys
@@ -20,21 +19,14 @@ final class EarlySandbox: SandboxPrestarter, @unchecked Sendable {
 
     /// Starts the sandbox for `request` when the step can use one that waits for its command
     /// (not under `filesystem.commit = auto/review`, whose overlay is built per step, nor with an
-    /// egress proxy, which must exist before the clone), nothing has to be made in the workspace
-    /// first (a missing `writable` directory of the lane is made for a step whose intent is
-    /// recorded, never for one that is then refused), and this process may run on two CPUs or
+    /// egress proxy, which must exist before the clone) and this process may run on two CPUs or
     /// more (on one, nothing overlaps: the early start would only add its wake-ups); nil
-    /// otherwise or when it cannot start.
+    /// otherwise or when it cannot start (`StepRunner.startEarly`: also while a writable
+    /// directory of the lane is still to be made).
     static func start(_ request: StepRequest, compiled: CompiledProfile, runner: StepRunner) -> EarlySandbox? {
         guard request.profile.filesystem.commit == .direct, request.profile.network.mode != .proxy,
-              request.lane.writable.allSatisfy({ isRealDirectory(request.workspace + "/" + $0) }),
               HostProbe.usableCPUs() >= 2 else { return nil }
-        var template = request
-        template.argv = []
-        template.stdin = nil
-        template.cancellation = nil
-        template.timeoutSeconds = nil
-        return runner.startEarly(template, compiled: compiled).map(EarlySandbox.init)
+        return runner.startEarly(request, compiled: compiled).map(EarlySandbox.init)
     }
 
     /// The sandbox once its step took it.
@@ -64,10 +56,4 @@ final class EarlySandbox: SandboxPrestarter, @unchecked Sendable {
     }
 
     deinit { discard() }
-}
-
-/// Whether `path` is a directory itself (not a symlink to one).
-private func isRealDirectory(_ path: String) -> Bool {
-    var st = stat()
-    return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
 }

@@ -189,24 +189,25 @@ public final class StepService: @unchecked Sendable {
             throw LanesError(.invalidArgument, stage: "workspace", refusal)
         }
         let store = configs.store
-        let hidden = [store.profilesDirectory, store.lanesDirectory] + options.hiddenPaths
+        let hidden = ([store.profilesDirectory, store.lanesDirectory] + options.hiddenPaths).compactMap { Paths.resolve($0) }
+        // Nil when the state directory does not exist yet (opening it below makes it).
+        let stateDirectory = Paths.resolve(options.stateDirectory)
         var request = StepRequest(lane: lane, profile: compiled.profile, argv: call.argv, workspace: workspace,
                                   timeoutSeconds: call.timeoutSeconds, captureOutput: call.output == .capture,
-                                  hiddenPaths: (hidden + [options.stateDirectory]).compactMap { Paths.resolve($0) })
+                                  hiddenPaths: hidden + (stateDirectory.map { [$0] } ?? []))
         request.stdin = call.stdin  // MERGE(issue 13): stdin text and cancellation from a front door
         request.cancellation = call.cancellation
         // Before the journal: its set-up overlaps the journal's. Only with the state directory
         // there to hide (the first step of a new one creates it and starts its sandbox later).
-        let early = options.startsSandboxEarly && pool == nil && Paths.resolve(options.stateDirectory) != nil
+        let early = options.startsSandboxEarly && pool == nil && stateDirectory != nil
             ? EarlySandbox.start(request, compiled: compiled, runner: runner) : nil
         let state: StateDirectory, journal: SQLiteJournal, supervisorLock: String?
         switch openState() {
         case let .failure(error): throw error
         case let .success(opened): (state, journal, supervisorLock) = opened
         }
-        // The state directory as opened (made if it was missing): a sandbox started early for
-        // another list is not taken (`StepRunner.shape` covers the hidden paths).
-        request.hiddenPaths = (hidden + [state.path]).compactMap { Paths.resolve($0) }
+        // A state directory made just now is hidden too.
+        if stateDirectory == nil { request.hiddenPaths = hidden + (Paths.resolve(state.path).map { [$0] } ?? []) }
         switch CredentialResolver.resolve(lane, secrets: SecretStore(state: state)) {
         case let .failure(e): throw e
         case let .success(values): request.credentials = values

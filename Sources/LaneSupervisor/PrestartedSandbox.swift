@@ -30,14 +30,15 @@ public final class PreparedSandbox: @unchecked Sendable {
     public let shape: [UInt8]
     /// The step's cgroup, owned by the step once claimed.
     let cgroup: (any StepCgroup)?
-    /// PID 1's host pid while it is unclaimed (tests look at it).
-    public var pid: pid_t? { unclaimed ? sandbox?.pid : nil }
+    /// PID 1's host pid while it waits (tests look at it).
+    public var pid: pid_t? { state == .waiting ? sandbox?.pid : nil }
     /// The cgroup's directory (the first hierarchy's under v1), if it has one.
     public var cgroupPath: String? { cgroup?.path }
     private var sandbox: SpawnedSandbox?
-    private var unclaimed = true
+    private enum State { case waiting, claimed, discarded }
+    private var state = State.waiting
     /// Whether a step claimed it and so ran in it.
-    public private(set) var claimed = false
+    public var claimed: Bool { state == .claimed }
     /// Started by `StepRunner.startEarly`: claimed without awaiting its set-up.
     var startedEarly: Bool { mountTable == nil }
     /// `cgroup`, `cgroup:*` and `cgroup_limit:*` protections and `limits_not_applied`.
@@ -72,13 +73,12 @@ public final class PreparedSandbox: @unchecked Sendable {
     /// for a mount to be detached in between), and a set-up that fails is the step's failure,
     /// reported by PID 1 on the status pipe.
     func claim(into result: inout StepResult) -> SpawnedSandbox? {
-        guard unclaimed, let pid = sandbox?.pid else { return nil }
+        guard state == .waiting, let pid = sandbox?.pid else { return nil }
         guard mountTable.map({ Self.mountTable(of: pid) == $0 }) ?? true else {
             discard()
             return nil
         }
-        unclaimed = false
-        claimed = true
+        state = .claimed
         result.cgroup = cgroupFields.cgroup
         result.protections += cgroupFields.protections
         result.limitsNotApplied = cgroupFields.limitsNotApplied
@@ -88,8 +88,8 @@ public final class PreparedSandbox: @unchecked Sendable {
     /// Kills PID 1 (its only child, the waiting tool process, has run nothing of the tool and dies
     /// with it), reaps it and removes its cgroup. Idempotent.
     public func discard() {
-        guard unclaimed else { return }
-        unclaimed = false
+        guard state == .waiting else { return }
+        state = .discarded
         if let pidfd = sandbox?.pidfd.raw { _ = lane_pidfd_send_signal(pidfd, SIGKILL) }
         _ = Retirement(pid: sandbox?.pid, cgroup: cgroup).finish(timeout: 2)
         sandbox = nil
@@ -136,14 +136,27 @@ extension StepRunner {
     /// Nil when it cannot be started (the step then starts its own and reports why). The
     /// calling thread must outlive the step, as for `prestart`.
     public func startEarly(_ request: StepRequest, compiled: CompiledProfile) -> PreparedSandbox? {
-        prestart(request, compiled: compiled, awaitingSetUp: false)
+        prestart(Self.waitingTemplate(request), compiled: compiled, awaitingSetUp: false)
+    }
+
+    /// `request` without what only its own step has: command, stdin, cancellation, timeout.
+    static func waitingTemplate(_ request: StepRequest) -> StepRequest {
+        var template = request
+        template.argv = []
+        template.stdin = nil
+        template.cancellation = nil
+        template.timeoutSeconds = nil
+        return template
     }
 
     private func prestart(_ request: StepRequest, compiled: CompiledProfile, awaitingSetUp: Bool) -> PreparedSandbox? {
         do throws(LanesError) {
             try HostLimits.require(request.profile)
             let identity = StepIdentity.forStep(workspace: request.workspace, root: geteuid() == 0 && Spawner.setgroupsAllowed())
-            try prepareWritableDirectories(request, identity: identity)
+            // Started before its step's intent is durable (and so maybe for a step that is then
+            // refused), it makes nothing on the host: a missing writable directory is made by the
+            // step that runs cold.
+            guard try prepareWritableDirectories(request, identity: identity, creating: false) else { return nil }
             // Only its mounts: the step that claims the sandbox takes its own snapshot to check.
             let protection = Self.protectedPaths(request).mounts
             let (layout, trees) = Self.layout(request, compiled: compiled, identity: identity, protection: protection, overlay: nil)
@@ -180,12 +193,7 @@ extension StepRunner {
     /// Asks `source` for the next sandbox of this shape (the template request carries no
     /// command, stdin or cancellation of the step that asked).
     func refill(_ source: any SandboxPrestarter, shape: [UInt8], request: StepRequest, compiled: CompiledProfile) {
-        var request = request
-        request.argv = []
-        request.stdin = nil
-        request.cancellation = nil
-        request.timeoutSeconds = nil
-        let template = request, runner = self
+        let template = Self.waitingTemplate(request), runner = self
         source.refill(shape: shape) { runner.prestart(template, compiled: compiled) }
     }
 }

@@ -250,8 +250,10 @@ public struct StepRunner: Sendable {
     /// The lane's writable workspace directories exist before they are bound. A path that is a
     /// symlink (or has one inside the workspace) is refused: binds never follow links.
     /// Run as root, a directory made here is given to the workspace's owner (the step's identity
-    /// acts as that owner).
-    func prepareWritableDirectories(_ request: StepRequest, identity: StepIdentity) throws(LanesError) {
+    /// acts as that owner). With `creating` false nothing is made: false when one is missing (a
+    /// sandbox started ahead of its step's intent changes nothing on the host).
+    @discardableResult
+    func prepareWritableDirectories(_ request: StepRequest, identity: StepIdentity, creating: Bool = true) throws(LanesError) -> Bool {
         var owner = stat()
         let haveOwner = identity.rootful && stat(request.workspace, &owner) == 0
         for dir in request.lane.writable + (request.profile.filesystem.commit == .direct ? [] : request.lane.writableDirect) {
@@ -263,6 +265,8 @@ public struct StepRunner: Sendable {
                     guard (st.st_mode & S_IFMT) == S_IFDIR else {
                         throw LanesError(.invalidConfig, stage: SetupStage(LANE_STAGE_WORKSPACE).name, "writable directory \"\(dir)\" is not a directory (or is a symlink) in \(request.workspace)")
                     }
+                } else if !creating {
+                    return false
                 } else if mkdir(path, 0o755) != 0 {
                     throw LanesError(.setupFailed, stage: SetupStage(LANE_STAGE_WORKSPACE).name, errno: errno, "cannot create \(path): \(String(cString: strerror(errno)))")
                 } else if haveOwner && lchown(path, owner.st_uid, owner.st_gid) != 0 {
@@ -270,6 +274,7 @@ public struct StepRunner: Sendable {
                 }
             }
         }
+        return true
     }
 
     /// Removes the groups dead supervisors left behind (`CgroupDriver.removeStale`). Called
