@@ -1,4 +1,6 @@
+import CLaneSys
 import LaneModel
+import LanePlan
 import LaneSupervisor
 import LaneSys
 
@@ -26,7 +28,22 @@ final class EarlySandbox: SandboxPrestarter, @unchecked Sendable {
     static func start(_ request: StepRequest, compiled: CompiledProfile, runner: StepRunner) -> EarlySandbox? {
         guard request.profile.filesystem.commit == .direct, request.profile.network.mode != .proxy,
               HostProbe.usableCPUs() >= 2 else { return nil }
-        return runner.startEarly(request, compiled: compiled).map(EarlySandbox.init)
+        guard let sandbox = runner.startEarly(request, compiled: compiled) else { return nil }
+        let early = EarlySandbox(sandbox)
+        early.armStopSignals()
+        return early
+    }
+
+    /// Until the step takes the sandbox or it is discarded, SIGINT, SIGTERM or SIGHUP (which
+    /// end `lanes run` with their default action before its step has a signalfd) first kill
+    /// the sandbox and remove its cgroup (`lane_early_stop_arm`): without this, a Ctrl-C
+    /// during the journal's work left an empty group for the next `lanes` to sweep. A sandbox
+    /// whose PID 1 or groups cannot be named to the handler is not kept.
+    private func armStopSignals() {
+        guard let waiting = sandbox, let pid = waiting.pid else { return }
+        let dirs = CStringArray(waiting.cgroupDirectories)
+        let list = UnsafeRawPointer(dirs.pointers).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+        guard lane_early_stop_arm(pid, list, Int32(waiting.cgroupDirectories.count)) == 0 else { return discard() }
     }
 
     /// The sandbox once its step took it.
@@ -36,6 +53,8 @@ final class EarlySandbox: SandboxPrestarter, @unchecked Sendable {
     var used: Bool { taken?.claimed == true }
 
     func take(shape: [UInt8]) -> PreparedSandbox? {
+        // The step's own signalfd has the stop signals by now (StepRunner.run).
+        lane_early_stop_disarm()
         guard let waiting = sandbox else { return nil }
         sandbox = nil
         guard waiting.shape == shape else {
@@ -51,6 +70,8 @@ final class EarlySandbox: SandboxPrestarter, @unchecked Sendable {
 
     /// Kills it unless its step took it. Idempotent.
     func discard() {
+        // Before the sandbox is reaped here: the handler must never signal a reused pid.
+        if sandbox != nil { lane_early_stop_disarm() }
         sandbox?.discard()
         sandbox = nil
     }

@@ -34,6 +34,8 @@ public final class PreparedSandbox: @unchecked Sendable {
     public var pid: pid_t? { state == .waiting ? sandbox?.pid : nil }
     /// The cgroup's directory (the first hierarchy's under v1), if it has one.
     public var cgroupPath: String? { cgroup?.path }
+    /// Every directory of its cgroup (v1: one per hierarchy); empty without one.
+    public var cgroupDirectories: [String] { cgroup?.directories ?? [] }
     private var sandbox: SpawnedSandbox?
     private enum State { case waiting, claimed, discarded }
     private var state = State.waiting

@@ -168,4 +168,93 @@ struct EarlySandboxTests {
         #expect(gated.out.status == 78, "\(gated.out.stderr)")
         #expect(gated.out.stderr.contains("early_sandbox=unused"), "\(gated.out.stderr)")
     }
+
+    @Test("SIGINT, SIGTERM or SIGHUP before the step starts ends lanes with it and leaves no cgroup of the early sandbox")
+    func stopSignalBeforeTheStep() throws {
+        if let why = Self.skipReason { print("EarlySandboxTests: skipped: \(why)"); return }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/flock") else {
+            print("EarlySandboxTests.stopSignalBeforeTheStep: skipped: /usr/bin/flock (util-linux) is not installed")
+            return
+        }
+        let w = try World("signal")
+        defer { try? FileManager.default.removeItem(atPath: w.root) }
+        let first = try w.run(["--run", "s", "--json"], ["true"])  // creates the state directory
+        #expect(first.out.status == 0, "\(first.out.stderr)")
+        guard (try JSONSerialization.jsonObject(with: Data(first.out.stdout.utf8)) as? [String: Any])?["cgroup"] is String else {
+            print("EarlySandboxTests.stopSignalBeforeTheStep: skipped: this host gives steps no cgroup, so none can be left")
+            return
+        }
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            // The journal's write lock, held by another process: the next lanes run starts its
+            // sandbox, then waits for the lock before it records anything.
+            let held = w.root + "/held"
+            let holder = Process()
+            holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+            // It lets go when `held` is removed (or after 30 s).
+            holder.arguments = [w.state + "/journal.sqlite.lock", "/bin/sh", "-c",
+                                "touch \(held); i=0; while [ -e \(held) ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done"]
+            try holder.run()
+            defer { try? FileManager.default.removeItem(atPath: held); holder.waitUntilExit() }
+            for _ in 0..<500 where !FileManager.default.fileExists(atPath: held) { usleep(10_000) }
+            #expect(FileManager.default.fileExists(atPath: held), "flock did not take the journal's lock")
+
+            let pid = try Self.spawnWithDefaultSignals(LanesCLI.lanesPath, [
+                "run", "early", "--state", w.state, "--workspace", w.workspace, "--run", "s", "--", "true",
+            ], environment: ["PATH=/usr/bin:/bin", "LANES_CONFIG=\(w.config)", "HOME=/tmp"])
+            // Signalled once it waits for the lock (a blocked flock in /proc/locks), i.e. after
+            // its early start, which made a group.
+            var status: Int32 = 0
+            var waiting = false
+            for _ in 0..<2000 where waitpid(pid, &status, WNOHANG) == 0 {
+                if Self.waitsForLock(pid) { waiting = true; break }
+                usleep(5_000)
+            }
+            #expect(waiting, "signal \(signal): lanes did not wait for the journal's lock")
+            #expect(!Self.groups(of: pid).isEmpty, "signal \(signal): lanes started no early sandbox")
+            kill(pid, signal)
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            let killedBy = status & 0x7f, exitedWith = (status >> 8) & 0xff
+            #expect(killedBy == signal, "signal \(signal): lanes ended with status \(exitedWith), signal \(killedBy)")
+            #expect(Self.groups(of: pid).isEmpty, "signal \(signal): the early sandbox's cgroup was left: \(Self.groups(of: pid))")
+        }
+        // Nothing was recorded for the interrupted ones, and the run goes on.
+        let next = try w.run(["--run", "s", "--json"], ["true"])
+        #expect(next.out.status == 0, "\(next.out.stderr)")
+        let step = (try JSONSerialization.jsonObject(with: Data(next.out.stdout.utf8)) as? [String: Any])?["step"] as? String
+        #expect(step == "2", "the run's next step is \(step ?? "nil"), not 2")
+    }
+
+    /// Starts `path` with every signal unblocked and at its default disposition (a process
+    /// started by Foundation's `Process` from a test's thread inherits that thread's blocked
+    /// signals), its output to /dev/null. Returns its pid; the caller reaps it.
+    static func spawnWithDefaultSignals(_ path: String, _ args: [String], environment: [String]) throws -> pid_t {
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = ([path] + args).map { strdup($0) } + [nil], envp = environment.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, &attr, argv, envp)
+        guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EINVAL) }
+        return pid
+    }
+
+    /// Whether `pid` waits for a file lock (a `->` line of /proc/locks names it).
+    static func waitsForLock(_ pid: pid_t) -> Bool {
+        let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? ""
+        return locks.split(separator: "\n").contains { line in
+            line.contains("->") && line.split(separator: " ").contains { $0 == "\(pid)" }
+        }
+    }
 }
