@@ -19,24 +19,32 @@ public final class LaneMCPServer: @unchecked Sendable {
         public var run: String
         public var workspace: String?
         public var version: String
-        public init(lane: String, run: String, workspace: String?, version: String) {
+        /// Steps that run at once (`--max-steps`); further calls wait for a slot.
+        public var maxSteps: Int
+        /// The default `--max-steps`: room for several agents' parallel calls, not for a flood.
+        public static let defaultMaxSteps = 16
+        /// What `--max-steps` accepts.
+        public static let maxStepsRange = 1...1024
+        public init(lane: String, run: String, workspace: String?, version: String, maxSteps: Int = Options.defaultMaxSteps) {
             self.lane = lane
             self.run = run
             self.workspace = workspace
             self.version = version
+            self.maxSteps = maxSteps
         }
     }
 
     let service: StepService
     let options: Options
     let logger: Logger
-    let steps = StepThreads()
+    let steps: StepThreads
     let views: RunViews
 
     public init(service: StepService, options: Options, logger: Logger) {
         self.service = service
         self.options = options
         self.logger = logger
+        self.steps = StepThreads(maxSteps: options.maxSteps)
         self.views = RunViews(service: service, lane: options.lane, run: options.run)
     }
 

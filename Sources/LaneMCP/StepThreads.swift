@@ -11,12 +11,24 @@ import MCP
 final class StepThreads: @unchecked Sendable {
     private let lock = NSLock()
     private var running: [ObjectIdentifier: StepCancellation] = [:]
+    /// How many run at once; the others wait for a slot.
+    let slots: StepSlots
+
+    init(maxSteps: Int) {
+        slots = StepSlots(limit: maxSteps)
+    }
 
     var count: Int { lock.withLock { running.count } }
 
-    /// Runs one call; a cancelled task stops the step (SIGTERM, grace, SIGKILL) and still waits
-    /// for its result to be recorded. With a progress token, a progress notification every second.
+    /// Runs one call once a slot is free (a call cancelled while it waits runs nothing and
+    /// records nothing); a cancelled task stops the step (SIGTERM, grace, SIGKILL) and still
+    /// waits for its result to be recorded. With a progress token, a progress notification every
+    /// second while the step runs.
     func run(_ call: StepCall, service: StepService, progress: ProgressToken?, server: Server) async throws -> StepReport {
+        try await slots.acquire()
+        defer { slots.release() }
+        // Cancelled as its slot came: nothing was recorded yet, so nothing runs.
+        try Task.checkCancellation()
         let cancellation = StepCancellation()
         var call = call
         call.cancellation = cancellation
@@ -50,8 +62,10 @@ final class StepThreads: @unchecked Sendable {
         return report
     }
 
-    /// Stops every running step (the client went away).
+    /// Stops every running step and refuses the calls still waiting for a slot (the client went
+    /// away).
     func cancelAll() {
+        slots.close()
         for c in lock.withLock({ Array(running.values) }) { c.cancel() }
     }
 

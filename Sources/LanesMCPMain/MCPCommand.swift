@@ -57,8 +57,15 @@ struct MCPCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Sandboxes kept started ahead of the next call, 0 to 8 (0: each starts with its call). A prestarted sandbox runs nothing until its call's intent is recorded; see docs/mcp.md.", valueName: "N"))
     var prestart: Int = 1
 
+    @Option(help: ArgumentHelp("Steps that run at once, 1 to 1024: further calls wait for a slot, before anything of them is recorded; see docs/mcp.md.", valueName: "N"))
+    var maxSteps: Int = LaneMCPServer.Options.defaultMaxSteps
+
     func validate() throws {
         guard (0...8).contains(prestart) else { throw ValidationError("--prestart expects 0 to 8, found \(prestart)") }
+        let range = LaneMCPServer.Options.maxStepsRange
+        guard range.contains(maxSteps) else {
+            throw ValidationError("--max-steps expects \(range.lowerBound) to \(range.upperBound), found \(maxSteps)")
+        }
         if let listen, !listen.hasPrefix("unix:") || listen.count <= 5 {
             throw ValidationError("--listen expects unix:PATH, found \"\(listen)\"")
         }
@@ -89,7 +96,8 @@ struct MCPCommand: ParsableCommand {
         let socketGroup = loadedLane.socketGroup
         let run = runID ?? newRunID()
         printError("lanes: mcp: lane \(lane), run \(run)")
-        let server = LaneMCPServer(service: service, options: .init(lane: lane, run: run, workspace: workspace, version: "0.1.0"),
+        let server = LaneMCPServer(service: service, options: .init(lane: lane, run: run, workspace: workspace, version: "0.1.0",
+                                                                                  maxSteps: maxSteps),
                                    logger: ProcessLogging.logger)
         let done = DispatchSemaphore(value: 0)
         let failure = FailureBox()

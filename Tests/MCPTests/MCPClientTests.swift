@@ -38,6 +38,7 @@ struct MCPClientTests {
     @Test("bad requests get protocol errors; a disconnect mid-step stops it (stdio)") func badRequests() throws { try scenario("bad_requests") }
     @Test("SIGKILL mid-step, restart: in doubt, not re-run (stdio)") func killed() throws { try scenario("killed") }
     @Test("concurrent calls on one session (stdio)") func concurrent() throws { try scenario("concurrent") }
+    @Test("--max-steps: calls beyond it wait; one cancelled while waiting runs nothing (stdio)") func slots() throws { try scenario("slots") }
 
     // The same over Streamable HTTP on a unix socket (`--listen unix:PATH`, socket 0600).
     @Test("tools, run_command, files, run_status, resources (unix)") func basicsUnix() throws { try scenario("basics", transport: "unix") }
@@ -46,6 +47,7 @@ struct MCPClientTests {
     @Test("a budget halt (unix)") func budgetUnix() throws { try scenario("budget", transport: "unix") }
     @Test("cancellation (unix)") func cancelUnix() throws { try scenario("cancel", transport: "unix") }
     @Test("three clients at once on one server (unix)") func concurrentUnix() throws { try scenario("concurrent", transport: "unix") }
+    @Test("--max-steps (unix)") func slotsUnix() throws { try scenario("slots", transport: "unix") }
     @Test("SIGKILL mid-step, restart: in doubt, not re-run (unix)") func killedUnix() throws { try scenario("killed", transport: "unix") }
     @Test("a lane's socket_group: socket 0660 for the group; a bad name refused (unix)") func socketGroup() throws { try scenario("socket_group", transport: "unix") }
     @Test("bad requests and a disconnect mid-step (unix)") func badHTTP() throws { try scenario("bad_http", transport: "unix") }

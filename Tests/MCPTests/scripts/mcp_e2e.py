@@ -59,13 +59,14 @@ class Fixture:
                 f.write(text)
         os.makedirs(self.ws)
         os.makedirs(self.state)
+        self.extra = []  # more `lanes mcp` options
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def args(self, lane, run):
         return ["mcp", "--config", self.config, "--state", self.state, "--lane", lane, "--run", run,
-                "--workspace", self.ws]
+                "--workspace", self.ws, *self.extra]
 
     def params(self, lane, run):
         return StdioServerParameters(command=self.lanes_bin, args=self.args(lane, run), cwd=self.ws,
@@ -544,6 +545,55 @@ async def concurrent(fx):
     print(f"ok: concurrent steps ({len(times)} client(s) x 4 calls of 0.5 s, slowest client {max(times):.2f} s)")
 
 
+async def slots(fx):
+    """--max-steps 2: at most two steps at once, the others wait; a call cancelled while it waits
+    runs nothing and records nothing; a bad --max-steps is a usage error."""
+    for bad in ("0", "1025", "x"):
+        p = subprocess.run([fx.lanes_bin, *fx.args("plain", "slots-bad"), "--max-steps", bad], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL)
+        expect(p.returncode == 64 and "--max-steps" in p.stderr and bad in p.stderr,
+               f"--max-steps {bad} is a usage error (64) naming the option and the value", (p.returncode, p.stderr))
+    fx.extra = ["--max-steps", "2"]
+    os.makedirs(os.path.join(fx.ws, "slots"))
+    # Each step counts the steps running as it starts (one directory each in the workspace).
+    probe = 'd=$(mktemp -d slots/s.XXXXXX); n=$(ls slots | wc -l); sleep 0.6; rmdir "$d"; echo $n'
+
+    async def body(s):
+        counts = []
+
+        async def one(i):
+            r = await s.call_tool("run_command", {"command": probe, "step_id": f"s-{i}"})
+            expect(iserr(r) is False, "a waiting call runs once a slot is free", result_of(r))
+            counts.append(int(result_of(r)["stdout"]))
+        started = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            for i in range(5):
+                tg.start_soon(one, i)
+        took = time.monotonic() - started
+        expect(len(counts) == 5 and max(counts) <= 2, "at most 2 steps at once", counts)
+        expect(took >= 1.7, "5 steps of 0.6 s, 2 at a time, take 3 rounds or more", took)
+
+        # Both slots busy; a third call waits and is cancelled: it never runs.
+        async def long(i):
+            r = await s.call_tool("run_command", {"argv": ["sleep", "2"], "step_id": f"long-{i}"})
+            expect(iserr(r) is False, "the long steps succeed", result_of(r))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(long, 1)
+            tg.start_soon(long, 2)
+            await anyio.sleep(0.5)
+            with anyio.move_on_after(0.7):
+                await s.call_tool("run_command", {"command": "touch waited", "step_id": "waited"})
+        expect(not os.path.exists(os.path.join(fx.ws, "waited")), "the cancelled waiting call ran nothing", None)
+        r = await s.call_tool("run_command", {"argv": ["echo", "still serving"]})
+        expect(result_of(r)["stdout"] == "still serving\n", "the server keeps serving", result_of(r))
+        return took
+    took = await with_session(fx, "plain", "slots", body)
+    waited = [r for r in fx.records("slots") if r[2] == "waited"]
+    expect(waited == [], "nothing recorded for the call cancelled while it waited", waited)
+    expect(len([r for r in fx.records("slots") if r[1] == "close"]) == 8, "the other 8 steps recorded", fx.records("slots"))
+    print(f"ok: --max-steps 2 (5 calls of 0.6 s took {took:.2f} s; a waiting call cancelled ran nothing)")
+
+
 async def bad_http(fx):
     """Over the unix socket: a 100 MB body (413), bad JSON, an unknown tool and wrong types
     (protocol errors), a client that disconnects mid-step (the step is stopped, recorded), and
@@ -598,7 +648,7 @@ async def socket_group(fx):
     print("ok: socket_group makes the socket 0660 for the group")
 
 
-SCENARIOS = {"socket_group": socket_group, "bad_http": bad_http, "concurrent": concurrent, "basics": basics, "replay": replay, "gated": gated, "budget": budget, "cancel": cancel,
+SCENARIOS = {"slots": slots, "socket_group": socket_group, "bad_http": bad_http, "concurrent": concurrent, "basics": basics, "replay": replay, "gated": gated, "budget": budget, "cancel": cancel,
              "progress": progress, "bad_requests": bad_requests, "killed": killed}
 
 
