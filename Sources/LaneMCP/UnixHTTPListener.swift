@@ -68,10 +68,25 @@ struct PeerCredentials: Sendable {
 }
 
 /// The MCP sessions of the listener: one SDK server and transport each, over the shared lanes server.
+///
+/// At most `maxSessions` stay open (each holds ~13 KiB; a client that opened sessions in a loop,
+/// or agents that crash without closing theirs, grew the server without bound): a new one beyond
+/// it closes the session used least recently that has no request in progress, whose client then
+/// gets 404 and, as the protocol says, starts a new session. When every session has a request in
+/// progress the new one is refused (503).
 actor HTTPSessions {
     let lanes: LaneMCPServer
     let logger: Logger
-    private var sessions: [String: (server: Server, transport: StatefulHTTPServerTransport)] = [:]
+    static let maxSessions = 256
+    private struct Session {
+        let server: Server
+        let transport: StatefulHTTPServerTransport
+        /// When it was last used, in `clock` ticks, and its requests in progress.
+        var lastUsed: UInt64
+        var inFlight = 0
+    }
+    private var sessions: [String: Session] = [:]
+    private var clock: UInt64 = 0
 
     init(lanes: LaneMCPServer, logger: Logger) {
         self.lanes = lanes
@@ -83,14 +98,35 @@ actor HTTPSessions {
         func generateSessionID() -> String { id }
     }
 
-    func handle(_ request: HTTPRequest) async -> HTTPResponse {
+    /// Answers `request`, and names the session it counted as in progress: call `finished` with
+    /// it once the response, a stream included, is sent.
+    func handle(_ request: HTTPRequest) async -> (response: HTTPResponse, session: String?) {
         if let id = request.header(HTTPHeaderName.sessionID), let session = sessions[id] {
+            use(id, inFlight: 1)
             let response = await session.transport.handleRequest(request)
             if request.method.uppercased() == "DELETE" && response.statusCode == 200 { sessions[id] = nil }
-            return response
+            return (response, id)
         }
+        return (await open(request), nil)
+    }
+
+    /// The response to `handle`'s request is sent.
+    func finished(_ session: String?) {
+        if let session { use(session, inFlight: -1) }
+    }
+
+    /// A request outside any open session: an `initialize` opens one.
+    private func open(_ request: HTTPRequest) async -> HTTPResponse {
         if request.method.uppercased() == "POST", let body = request.body,
            let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any], object["method"] as? String == "initialize" {
+            if sessions.count >= Self.maxSessions {
+                guard let (oldest, session) = sessions.filter({ $0.value.inFlight == 0 }).min(by: { $0.value.lastUsed < $1.value.lastUsed }) else {
+                    return .error(statusCode: 503, .internalError("too many sessions (\(Self.maxSessions)), each with a request in progress; retry later"))
+                }
+                sessions[oldest] = nil
+                logger.notice("session closed to make room", metadata: ["session": "\(oldest)", "open": "\(Self.maxSessions)"])
+                await session.server.stop()
+            }
             let id = UUID().uuidString
             // Origin checks guard browsers on TCP; a unix socket has no origin to forge.
             let transport = StatefulHTTPServerTransport(
@@ -103,7 +139,8 @@ actor HTTPSessions {
             do { try await server.start(transport: transport) } catch {
                 return .error(statusCode: 500, .internalError("cannot start a session: \(error)"))
             }
-            sessions[id] = (server, transport)
+            clock += 1
+            sessions[id] = Session(server: server, transport: transport, lastUsed: clock)
             logger.info("session opened", metadata: ["session": "\(id)", "peer": "\(request.header(PeerHeader.name) ?? "")"])
             return await transport.handleRequest(request)
         }
@@ -111,6 +148,13 @@ actor HTTPSessions {
             return .error(statusCode: 404, .invalidRequest("Not Found: session not found or closed"))
         }
         return .error(statusCode: 400, .invalidRequest("Bad Request: missing \(HTTPHeaderName.sessionID) header"))
+    }
+
+    /// Marks session `id` used now, with `inFlight` more (or fewer) requests in progress.
+    private func use(_ id: String, inFlight: Int) {
+        clock += 1
+        sessions[id]?.lastUsed = clock
+        sessions[id]?.inFlight += inFlight
     }
 }
 
@@ -165,7 +209,7 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
         if let cancel = pending {
             pending = nil
             let sessions = self.sessions
-            Task { _ = await sessions.handle(cancel) }
+            Task { await sessions.finished(await sessions.handle(cancel).session) }
         }
         context.fireChannelInactive()
     }
@@ -206,8 +250,9 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
             pending = cancellable
             nonisolated(unsafe) let ctx = context
             Task {
-                let response = await sessions.handle(request)
+                let (response, session) = await sessions.handle(request)
                 await self.send(response, version: head.version, context: ctx)
+                await sessions.finished(session)
                 ctx.eventLoop.execute { if self.pending?.body == cancellable?.body { self.pending = nil } }
             }
         }

@@ -631,7 +631,41 @@ async def bad_http(fx):
             closes = [json.loads(b)["result"] for (_, k, st, b) in fx.records("badhttp") if k == "close" and st == "gone"]
             await anyio.sleep(0.1)
         expect(closes and closes[0]["outcome"] == "stopped", "the abandoned step is recorded stopped", closes)
-    print("ok: bad requests over the unix socket; a disconnect mid-step stops the step")
+
+        # Sessions opened in a loop and never closed: at most 256 stay open. The one used least
+        # recently without a request in progress is closed first (its client gets 404); one with
+        # a call in progress never is.
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "flood", "version": "1"}}}
+
+        async def flood_while_busy(s):
+            raw = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=sock), timeout=60)
+            async with raw:
+                async def open_session():
+                    r = await raw.post("http://localhost/mcp", json=init, headers=headers)
+                    expect(r.status_code == 200 and "mcp-session-id" in r.headers, "a session opens", (r.status_code, r.text[:200]))
+                    return r.headers["mcp-session-id"]
+
+                async def ping(sid):
+                    r = await raw.post("http://localhost/mcp", json={"jsonrpc": "2.0", "id": 7, "method": "ping"},
+                                       headers={**headers, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"})
+                    return r.status_code
+                first = await open_session()
+                expect(await ping(first) == 200, "a new session answers", None)
+                busy = {}
+
+                async def call():
+                    busy["result"] = result_of(await s.call_tool("run_command", {"argv": ["sleep", "2"]}))
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call)
+                    await anyio.sleep(0.5)
+                    flood = [await open_session() for _ in range(300)]
+                expect(busy.get("result", {}).get("exit_code") == 0, "the session with a call in progress is kept", busy)
+                expect(await ping(first) == 404, "the session used least recently is closed (404)", None)
+                expect(await ping(flood[-1]) == 200, "the newest session answers", None)
+        await with_unix_session(sock, flood_while_busy)
+    print("ok: bad requests over the unix socket; a disconnect mid-step stops the step; at most 256 sessions")
 
 
 async def socket_group(fx):
