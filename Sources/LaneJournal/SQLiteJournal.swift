@@ -198,6 +198,23 @@ public final class SQLiteJournal: JournalStore, GovernedJournal, @unchecked Send
         }
     }
 
+    /// At most `limit` of the run's records after `afterSeq`, in order: a long run's records a
+    /// page at a time (each close record holds the step's captured output, up to megabytes).
+    public func records(run: String, afterSeq: Int, limit: Int) throws(JournalError) -> [JournalRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "\(Self.selectRecords) WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?",
+                             arguments: [run, afterSeq, limit]).map(Self.record)
+        }
+    }
+
+    /// The run's decision records (approvals, denials, halts, stops), in order: few, and without
+    /// a step column (a decision names its step in its body).
+    public func decisions(run: String) throws(JournalError) -> [JournalRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "\(Self.selectRecords) WHERE run = ? AND kind = 'decision' ORDER BY seq", arguments: [run]).map(Self.record)
+        }
+    }
+
     public func head(run: String) throws(JournalError) -> (seq: Int, hash: String)? {
         try read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT head_seq, head_hash FROM runs WHERE id = ?", arguments: [run]) else { return nil }

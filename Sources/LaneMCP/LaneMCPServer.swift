@@ -21,16 +21,23 @@ public final class LaneMCPServer: @unchecked Sendable {
         public var version: String
         /// Steps that run at once (`--max-steps`); further calls wait for a slot.
         public var maxSteps: Int
+        /// Bytes of each output stream a tool result carries (`--reply-output`; 0: all).
+        public var replyOutput: Int
+        /// The default `--reply-output`, and what it accepts.
+        public static let defaultReplyOutput = ReplyOutput.defaultLimit
+        public static let replyOutputRange = ReplyOutput.allowed
         /// The default `--max-steps`: room for several agents' parallel calls, not for a flood.
         public static let defaultMaxSteps = 16
         /// What `--max-steps` accepts.
         public static let maxStepsRange = 1...1024
-        public init(lane: String, run: String, workspace: String?, version: String, maxSteps: Int = Options.defaultMaxSteps) {
+        public init(lane: String, run: String, workspace: String?, version: String, maxSteps: Int = Options.defaultMaxSteps,
+                    replyOutput: Int = Options.defaultReplyOutput) {
             self.lane = lane
             self.run = run
             self.workspace = workspace
             self.version = version
             self.maxSteps = maxSteps
+            self.replyOutput = replyOutput
         }
     }
 
@@ -170,7 +177,7 @@ public final class LaneMCPServer: @unchecked Sendable {
                 report = try await steps.run(again, service: service, progress: progress, server: server)
             }
         }
-        return Self.toolResult(report)
+        return Self.toolResult(report, replyOutput: options.replyOutput)
     }
 
     /// The step's report as a tool result: the JSON of `lanes run --json` as text; isError unless
@@ -178,9 +185,12 @@ public final class LaneMCPServer: @unchecked Sendable {
     /// strings and rewrites each one that parses as a data: URL, so a structured copy could
     /// differ from what the command printed (stdout "data:,hi" came back as
     /// "data:text/plain;base64,aGk="); it also cost about 1 ms of a warm step (docs/mcp.md).
-    static func toolResult(_ report: StepReport) -> CallTool.Result {
+    /// Each output stream is cut to `replyOutput` bytes (`ReplyOutput`), with a note saying so.
+    static func toolResult(_ report: StepReport, replyOutput: Int) -> CallTool.Result {
+        let (report, cut) = ReplyOutput.fit(report, limit: replyOutput)
         let json = report.json()
         var content: [Tool.Content] = [.text(text: json, annotations: nil, _meta: nil)]
+        if let cut { content.append(.text(text: cut, annotations: nil, _meta: nil)) }
         if report.result.reason == .awaitingApproval, let run = report.run, let step = report.step {
             content.append(.text(text: "This step awaits a human's approval: `lanes approve \(run) \(step) --by NAME` (or `lanes deny \(run) \(step) --by NAME`). Then call again with step_id \"\(step)\" and the same arguments, or pass approval_wait_seconds to wait for the decision.",
                                  annotations: nil, _meta: nil))

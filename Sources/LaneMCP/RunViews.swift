@@ -4,8 +4,9 @@ import LaneModel
 import LaneRuntime
 import MCP
 
-/// What the server shows of the journal: `run_status`, the resources `lanes://runs/RUN` and
-/// `lanes://runs/RUN/steps/STEP` (only runs of this server's lane), and waiting for an approval.
+/// What the server shows of the journal: `run_status`, the resources `lanes://runs/RUN` (a page
+/// at a time) and `lanes://runs/RUN/steps/STEP` (only runs of this server's lane), and waiting
+/// for an approval.
 struct RunViews: Sendable {
     let service: StepService
     let lane: String
@@ -13,13 +14,16 @@ struct RunViews: Sendable {
 
     func resources() -> [Resource] {
         [Resource(name: "run \(run)", uri: "lanes://runs/\(run)",
-                  description: "The journal of this server's run: every record (run, intent, close, decision) with its hash chain.",
+                  description: "The journal of this server's run: its records (run, intent, close, decision) with their hash chain, up to 384 KiB per read; `next` names the URI of the rest (lanes://runs/RUN?after_seq=N), or is null.",
                   mimeType: "application/json")]
     }
 
     func templates() -> [Resource.Template] {
         [Resource.Template(uriTemplate: "lanes://runs/{run}/steps/{step}", name: "step",
                            description: "One step's records (intent, close, decisions) from the journal.",
+                           mimeType: "application/json"),
+         Resource.Template(uriTemplate: "lanes://runs/{run}?after_seq={seq}", name: "run records after",
+                           description: "The run's records after record seq, up to 384 KiB; `next` names the rest, or is null.",
                            mimeType: "application/json")]
     }
 
@@ -89,37 +93,77 @@ struct RunViews: Sendable {
         return o.rendered
     }
 
-    /// `resources/read`.
+    /// How much of a run's journal one `resources/read` returns: past it, the rest comes from the
+    /// `next` URI. A close record holds the step's captured output (a 4 MiB capture is a ~24 MiB
+    /// record), so a whole long run read at once could take gigabytes of the server and of the
+    /// agent's context. 384 KiB: a page escaped once more inside the JSON-RPC response still fits
+    /// the 1 MiB the official Python client allows one server-sent event (Streamable HTTP).
+    static let resourceBytes = 384 << 10
+
+    /// `resources/read`: `lanes://runs/RUN[?after_seq=N]` (the run's records after `N`, as many
+    /// as fit in `resourceBytes`, at least one) or `lanes://runs/RUN/steps/STEP` (one step's).
     func read(_ uri: String) throws(MCPError) -> ReadResource.Result {
         let prefix = "lanes://runs/"
-        guard uri.hasPrefix(prefix) else { throw MCPError.invalidParams("unknown resource \"\(uri)\"; expected lanes://runs/RUN or lanes://runs/RUN/steps/STEP") }
-        let parts = uri.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let usage = "expected lanes://runs/RUN, lanes://runs/RUN?after_seq=N or lanes://runs/RUN/steps/STEP"
+        guard uri.hasPrefix(prefix) else { throw MCPError.invalidParams("unknown resource \"\(uri)\"; \(usage)") }
+        let pathAndQuery = uri.dropFirst(prefix.count).split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let parts = pathAndQuery[0].split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard (parts.count == 1 || (parts.count == 3 && parts[1] == "steps")), !parts[0].isEmpty else {
-            throw MCPError.invalidParams("unknown resource \"\(uri)\"; expected lanes://runs/RUN or lanes://runs/RUN/steps/STEP")
+            throw MCPError.invalidParams("unknown resource \"\(uri)\"; \(usage)")
+        }
+        var afterSeq = 0
+        if pathAndQuery.count == 2 {
+            let query = pathAndQuery[1]
+            guard parts.count == 1, query.hasPrefix("after_seq="), let n = Int(query.dropFirst("after_seq=".count)), n >= 0 else {
+                throw MCPError.invalidParams("unknown resource \"\(uri)\"; \(usage) (N a record's seq, 0 or more)")
+            }
+            afterSeq = n
         }
         let runID = parts[0]
         let journal = try open()
-        let records: [JournalRecord]
+        var text = "{\"run\":" + JSONValue.string(runID).rendered + ",\"records\":["
+        var next: String?
         do {
             guard try journal.keptState(run: runID)?.governance.lane == lane else {
                 throw MCPError.invalidParams("no run \"\(runID)\" of lane \(lane) in the journal")
             }
-            records = try journal.records(run: runID)
+            if parts.count == 3 {
+                let step = parts[2]
+                let chosen = try (journal.records(run: runID, steps: [step])
+                    + journal.decisions(run: runID).filter { Self.decisionStep($0) == step }).sorted { $0.seq < $1.seq }
+                if chosen.isEmpty { throw MCPError.invalidParams("run \(runID) has no step \"\(step)\"") }
+                text += chosen.map(Self.rendered).joined(separator: ",")
+            } else {
+                var first = true, last = afterSeq
+                pages: while true {
+                    let page = try journal.records(run: runID, afterSeq: last, limit: 64)
+                    for r in page {
+                        let item = Self.rendered(r)
+                        // At least one record, so that following `next` always gets on.
+                        if !first && text.utf8.count + item.utf8.count > Self.resourceBytes {
+                            next = "lanes://runs/\(runID)?after_seq=\(last)"
+                            break pages
+                        }
+                        text += (first ? "" : ",") + item
+                        first = false
+                        last = r.seq
+                    }
+                    if page.count < 64 { break }
+                }
+            }
         } catch let e as MCPError {
             throw e
         } catch {
             throw MCPError.internalError("journal: \(error)")
         }
-        let chosen = parts.count == 3 ? records.filter { r in r.step == parts[2] || Self.decisionStep(r) == parts[2] } : records
-        if parts.count == 3 && chosen.isEmpty { throw MCPError.invalidParams("run \(runID) has no step \"\(parts[2])\"") }
-        // Bodies are JSON already: embedded as they were hashed.
-        var text = "{\"run\":" + JSONValue.string(runID).rendered + ",\"records\":["
-        text += chosen.map { r in
-            "{\"seq\":\(r.seq),\"kind\":\"\(r.kind.rawValue)\",\"step\":\(r.step.map { JSONValue.string($0).rendered } ?? "null")"
-                + ",\"at\":\(String(format: "%.6f", r.at)),\"hash\":\"\(r.hash)\",\"body\":\(r.body)}"
-        }.joined(separator: ",")
-        text += "]}"
+        text += "],\"next\":" + (next.map { JSONValue.string($0).rendered } ?? "null") + "}"
         return ReadResource.Result(contents: [.text(text, uri: uri, mimeType: "application/json")])
+    }
+
+    /// One record as JSON; its body is JSON already and embedded as it was hashed.
+    private static func rendered(_ r: JournalRecord) -> String {
+        "{\"seq\":\(r.seq),\"kind\":\"\(r.kind.rawValue)\",\"step\":\(r.step.map { JSONValue.string($0).rendered } ?? "null")"
+            + ",\"at\":\(String(format: "%.6f", r.at)),\"hash\":\"\(r.hash)\",\"body\":\(r.body)}"
     }
 
     /// Waits until the step's approval request is answered (true) or `seconds` pass (false).

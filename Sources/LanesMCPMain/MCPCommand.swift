@@ -60,11 +60,18 @@ struct MCPCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Steps that run at once, 1 to 1024: further calls wait for a slot, before anything of them is recorded; see docs/mcp.md.", valueName: "N"))
     var maxSteps: Int = LaneMCPServer.Options.defaultMaxSteps
 
+    @Option(help: ArgumentHelp("Bytes of each output stream (stdout, stderr) a tool result carries, 0 to 67108864 (0: all of the capture): a longer one keeps its head and tail with a marker between; the journal keeps the whole capture. See docs/mcp.md.", valueName: "BYTES"))
+    var replyOutput: Int = LaneMCPServer.Options.defaultReplyOutput
+
     func validate() throws {
         guard (0...8).contains(prestart) else { throw ValidationError("--prestart expects 0 to 8, found \(prestart)") }
         let range = LaneMCPServer.Options.maxStepsRange
         guard range.contains(maxSteps) else {
             throw ValidationError("--max-steps expects \(range.lowerBound) to \(range.upperBound), found \(maxSteps)")
+        }
+        let bytes = LaneMCPServer.Options.replyOutputRange
+        guard bytes.contains(replyOutput) else {
+            throw ValidationError("--reply-output expects \(bytes.lowerBound) to \(bytes.upperBound) bytes, found \(replyOutput)")
         }
         if let listen, !listen.hasPrefix("unix:") || listen.count <= 5 {
             throw ValidationError("--listen expects unix:PATH, found \"\(listen)\"")
@@ -97,7 +104,7 @@ struct MCPCommand: ParsableCommand {
         let run = runID ?? newRunID()
         printError("lanes: mcp: lane \(lane), run \(run)")
         let server = LaneMCPServer(service: service, options: .init(lane: lane, run: run, workspace: workspace, version: "0.1.0",
-                                                                                  maxSteps: maxSteps),
+                                                                                  maxSteps: maxSteps, replyOutput: replyOutput),
                                    logger: ProcessLogging.logger)
         let done = DispatchSemaphore(value: 0)
         let failure = FailureBox()

@@ -236,7 +236,52 @@ async def basics(fx):
         doc = json.loads(res.contents[0].text)
         expect([r["kind"] for r in doc["records"]] == ["intent", "close"], "the step's records", doc)
         res = await s.read_resource("lanes://runs/basics")
-        expect(json.loads(res.contents[0].text)["records"][0]["kind"] == "run", "the run's journal", None)
+        doc = json.loads(res.contents[0].text)
+        expect(doc["records"][0]["kind"] == "run" and doc["next"] is None, "the run's journal, all of it", doc["next"])
+
+        # A reply carries the head and tail of a long output (64 KiB by default); the journal
+        # keeps all of it, and its step resource gives it back.
+        big = "head -c 300000 /dev/zero | tr '\\0' a; echo; echo the-end"
+        for i in range(6):
+            r = await s.call_tool("run_command", {"command": big, "step_id": f"big-{i}"})
+            out = result_of(r)
+            expect(out["stdout_truncated"] is True and len(out["stdout"].encode()) <= (64 << 10) + 100
+                   and out["stdout"].startswith("aaaa") and out["stdout"].endswith("a\nthe-end\n")
+                   and "bytes left out of this reply" in out["stdout"],
+                   "a long output's head and tail, marked, in the reply", (len(out["stdout"]), out["stdout"][-60:]))
+            expect(len(r.content) == 2 and f"lanes://runs/basics/steps/big-{i}" in r.content[1].text,
+                   "the reply says where the whole output is", [c.text[:200] for c in r.content[1:]])
+        # Cut at character boundaries: 5-byte lines of a 4-byte character; neither cut (32 KiB from
+        # each end of 500,000 bytes) falls between two.
+        r = await s.call_tool("run_command", {"command": "yes 🙂 | head -n 100000", "step_id": "wide"})
+        out = result_of(r)["stdout"]
+        expect(out.startswith("🙂\n") and out.endswith("🙂\n") and "\ufffd" not in out and out.count("🙂") > 12000,
+               "a cut never splits a character", (out[:10], out[-10:], out.count("\ufffd")))
+        whole = json.loads((await s.read_resource("lanes://runs/basics/steps/big-0")).contents[0].text)
+        close = [x for x in whole["records"] if x["kind"] == "close"][0]["body"]["result"]
+        expect(len(close["stdout"]) == 300009 and close["stdout_truncated"] is False, "the journal has the whole output",
+               len(close["stdout"]))
+        # The run's records (now past 1.8 MB) are read a page at a time: each read stays under
+        # 384 KiB, and following `next` gives every record once, in order.
+        uri, seqs, pages = "lanes://runs/basics", [], 0
+        while uri:
+            text = (await s.read_resource(uri)).contents[0].text
+            doc = json.loads(text)
+            expect(len(doc["records"]) >= 1 and (len(text.encode()) <= 384 << 10 or len(doc["records"]) == 1),
+                   "a page holds at least one record and stays under 384 KiB (unless one record alone is larger)",
+                   (len(doc["records"]), len(text)))
+            seqs += [x["seq"] for x in doc["records"]]
+            uri, pages = doc["next"], pages + 1
+            expect(pages <= 40, "paging ends", uri)
+        every = [row[0] for row in fx.records("basics")]
+        expect(seqs == every, "every record once, in order", (len(seqs), len(every)))
+        expect(pages >= 4, "a run of 1.8 MB takes several reads", pages)
+        for bad in ("lanes://runs/basics?after_seq=x", "lanes://runs/basics?seq=1", "lanes://runs/basics/steps/1?after_seq=1"):
+            try:
+                await s.read_resource(bad)
+                raise AssertionError(f"{bad}: expected a protocol error")
+            except Exception as e:
+                expect("after_seq" in str(e), f"{bad}: the error says what is expected", str(e))
     await with_session(fx, "plain", "basics", body)
     print("ok: tools, run_command (argv, command, stdin), files, run_status, resources")
 
@@ -548,11 +593,12 @@ async def concurrent(fx):
 async def slots(fx):
     """--max-steps 2: at most two steps at once, the others wait; a call cancelled while it waits
     runs nothing and records nothing; a bad --max-steps is a usage error."""
-    for bad in ("0", "1025", "x"):
-        p = subprocess.run([fx.lanes_bin, *fx.args("plain", "slots-bad"), "--max-steps", bad], capture_output=True,
+    for option, bad in [("--max-steps", "0"), ("--max-steps", "1025"), ("--max-steps", "x"),
+                        ("--reply-output", "-1"), ("--reply-output", "67108865"), ("--reply-output", "4k")]:
+        p = subprocess.run([fx.lanes_bin, *fx.args("plain", "slots-bad"), f"{option}={bad}"], capture_output=True,
                            text=True, stdin=subprocess.DEVNULL)
-        expect(p.returncode == 64 and "--max-steps" in p.stderr and bad in p.stderr,
-               f"--max-steps {bad} is a usage error (64) naming the option and the value", (p.returncode, p.stderr))
+        expect(p.returncode == 64 and option in p.stderr and bad in p.stderr,
+               f"{option} {bad} is a usage error (64) naming the option and the value", (p.returncode, p.stderr))
     fx.extra = ["--max-steps", "2"]
     os.makedirs(os.path.join(fx.ws, "slots"))
     # Each step counts the steps running as it starts (one directory each in the workspace).
