@@ -124,8 +124,13 @@ public final class LaneMCPServer: @unchecked Sendable {
             return try await perform(call, approvalWait: try a.number("approval_wait_seconds", min: 0, exclusive: false) ?? 0,
                                      progress: progress, server: server)
         case "read_file":
-            let a = try ToolArguments(tool: params.name, values: arguments, allowed: ["path", "step_id"])
-            let call = makeCall(argv: ["cat", "--", try a.requiredString("path")], step: try a.string("step_id", nonEmpty: true))
+            let a = try ToolArguments(tool: params.name, values: arguments, allowed: ["path", "start_line", "lines", "step_id"])
+            let path = try a.requiredString("path")
+            let start = try a.int("start_line", range: 1...Int(Int32.max)), count = try a.int("lines", range: 1...1_000_000)
+            // The whole file stays `cat` (the intent steps recorded before ranges existed).
+            let argv = start == nil && count == nil ? ["cat", "--", path]
+                : ["sed", "-n", "\(start ?? 1),\(count.map { String((start ?? 1) + $0 - 1) } ?? "$")p", "--", path]
+            let call = makeCall(argv: argv, step: try a.string("step_id", nonEmpty: true))
             return try await perform(call, approvalWait: 0, progress: progress, server: server)
         case "write_file":
             let a = try ToolArguments(tool: params.name, values: arguments,

@@ -53,14 +53,18 @@ enum ToolCatalog {
     static let readFile = Tool(
         name: "read_file",
         description: """
-            Read a text file inside the sandbox (a journaled step running `cat`): the lane's profile decides \
-            what is visible. A relative path is relative to the workspace. The content is the step's stdout, capped \
-            at the profile's output limit (stdout_truncated says so).
+            Read a text file inside the sandbox (a journaled step running `cat`, or `sed -n` for a range of lines): \
+            the lane's profile decides what is visible. A relative path is relative to the workspace. The content is \
+            the step's stdout; a reply carries its head and tail only (stdout_truncated says so), so read a long file \
+            a range of lines at a time with start_line and lines.
             """,
         inputSchema: .object([
             "type": "object",
             "properties": .object([
                 "path": .object(["type": "string", "minLength": 1, "description": "The file, relative to the workspace or absolute."]),
+                "start_line": .object(["type": "integer", "minimum": 1, "description": "The first line to read (1 is the first; default 1)."]),
+                "lines": .object(["type": "integer", "minimum": 1, "maximum": 1_000_000,
+                                  "description": "How many lines to read from start_line (default: to the end)."]),
                 "step_id": stepIDProperty,
             ]),
             "required": .array(["path"]),

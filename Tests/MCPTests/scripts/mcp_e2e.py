@@ -199,6 +199,21 @@ async def basics(fx):
             expect(f.read() == "line 1\nline 2\n", "the file is in the workspace", None)
         r = await s.call_tool("read_file", {"path": "a.txt"})
         expect(result_of(r)["stdout"] == "line 1\nline 2\n", "read_file returns the content", result_of(r))
+        # A range of lines, for files longer than a reply carries.
+        with open(os.path.join(fx.ws, "ten.txt"), "w") as f:
+            f.write("".join(f"{i}\n" for i in range(1, 11)))
+        for args, want in [({"start_line": 3, "lines": 2}, "3\n4\n"), ({"start_line": 9}, "9\n10\n"),
+                           ({"lines": 1}, "1\n"), ({"start_line": 11}, "")]:
+            r = await s.call_tool("read_file", {"path": "ten.txt", **args})
+            expect(iserr(r) is False and result_of(r)["stdout"] == want, f"read_file {args}", result_of(r)["stdout"])
+        for args, word in [({"start_line": 0}, "start_line"), ({"lines": 0}, "lines"), ({"start_line": "3"}, "start_line")]:
+            try:
+                await s.call_tool("read_file", {"path": "ten.txt", **args})
+                raise AssertionError(f"read_file {args}: expected a protocol error")
+            except AssertionError:
+                raise
+            except Exception as e:
+                expect(word in str(e), f"read_file {args}: the error names {word}", str(e))
         r = await s.call_tool("list_files", {})
         expect("a.txt" in result_of(r)["stdout"], "list_files lists it", result_of(r))
         # The profile decides, not the host: the state directory is hidden in the sandbox.
