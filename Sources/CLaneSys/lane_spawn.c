@@ -182,6 +182,20 @@ static void child_main(void *arg) {
     }
     if ((r = CSYS3(SYS_close_range, a->fd_count, ~0U, CLOSE_RANGE_CLOEXEC)) != 0) child_fail(err_fd, LANE_STAGE_FDS, -r);
 
+    // Start beside the caller, not behind it: a new child is often queued on its parent's CPU,
+    // and then the helper's whole start time-shares one CPU with the caller while another is
+    // idle (measured: 2.05 ms from exec to its first system call instead of 0.70). Best effort:
+    // with no other CPU allowed, or on any error, the mask stays as it is.
+    if (a->avoid_caller_cpu && a->caller_cpu >= 0 && a->caller_cpu < 1024) {
+        unsigned long mask[16];
+        long n = CSYS3(SYS_sched_getaffinity, 0, sizeof mask, mask);
+        if (n > 0 && (size_t)a->caller_cpu / 8 < (size_t)n) {
+            mask[a->caller_cpu / 64] &= ~(1UL << (a->caller_cpu % 64));
+            int others = 0;
+            for (long i = 0; i < n / (long)sizeof mask[0]; i++) others |= mask[i] != 0;
+            if (others) (void)CSYS3(SYS_sched_setaffinity, 0, n, mask);
+        }
+    }
     uint64_t none = 0;
     (void)CSYS4(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, sizeof none);
     r = CSYS3(SYS_execve, a->path, a->argv, a->envp);
@@ -258,9 +272,11 @@ int lane_spawn(const struct lane_spawn_args *a, pid_t *pid, int *pidfd, struct l
         ca.flags |= CLONE_INTO_CGROUP;
         ca.cgroup = (uint64_t)a->cgroup_fd;
     }
+    int caller_cpu = a->avoid_caller_cpu ? sched_getcpu() : -1;
 #if LANE_SHARED_VM
     struct lane_spawn_args *copy = make_block(a, &memory->base, &memory->size);
     if (!copy) return -ENOMEM;
+    copy->caller_cpu = caller_cpu;
     ca.flags |= CLONE_VM;
     ca.stack = (uint64_t)(uintptr_t)((char *)memory->base + GUARD);
     ca.stack_size = STACK;
@@ -273,9 +289,12 @@ int lane_spawn(const struct lane_spawn_args *a, pid_t *pid, int *pidfd, struct l
     long r = lane_clone3_shared_vm(&ca, sizeof ca, child_main, copy);
     int saved = r < 0 ? (int)-r : 0;
 #else
+    // The child gets a copy of this frame (no shared memory): `local` is its own.
+    struct lane_spawn_args local = *a;
+    local.caller_cpu = caller_cpu;
     long r = syscall(SYS_clone3, &ca, sizeof ca);
     if (r == 0) {
-        child_main((void *)a);  // does not return
+        child_main((void *)&local);  // does not return
         syscall(SYS_exit_group, 125);
     }
     int saved = r < 0 ? errno : 0;

@@ -93,6 +93,15 @@ int lane_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uin
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
+int lane_affinity_get(unsigned char *mask, int size) {
+    // The raw call returns how many bytes the kernel's mask has (glibc's wrapper returns 0).
+    return (int)syscall(SYS_sched_getaffinity, 0, (size_t)size, mask);
+}
+
+int lane_affinity_set(const unsigned char *mask, int size) {
+    return (int)syscall(SYS_sched_setaffinity, 0, (size_t)size, mask);
+}
+
 int lane_usable_cpus(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;

@@ -26,6 +26,12 @@ struct InitLoop {
         }
         let signals = lane_signalfd_all()
         guard signals >= 0 else { return SetupFailure(LANE_STAGE_SIGNALS, "signalfd").report }
+        // An early sandbox's PID 1 started away from `lanes`' CPU (lane_spawn_args
+        // .avoid_caller_cpu); the tool, forked now, runs on the CPUs `lanes` itself may use.
+        if !plan.toolAffinity.isEmpty {
+            let set = plan.toolAffinity.withUnsafeBytes { lane_affinity_set($0.baseAddress, Int32($0.count)) }
+            guard set == 0 else { return SetupFailure(LANE_STAGE_TOOL_AFFINITY, "sched_setaffinity", errno).report }
+        }
         let tool = fork()
         if tool < 0 { return SetupFailure(LANE_STAGE_FORK_TOOL).report }
         if tool == 0 {

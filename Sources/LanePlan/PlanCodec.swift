@@ -24,6 +24,7 @@ public enum PlanCodec {
         w.u32(plan.loopbackUp ? 1 : 0)
         w.u32(UInt32(plan.egressPort))
         w.u32(plan.awaitsCommand ? 1 : 0)
+        w.bytes(plan.toolAffinity)
         return w.out
     }
 
@@ -47,11 +48,15 @@ public enum PlanCodec {
         guard egress <= UInt32(UInt16.max) else { throw PlanDecodingError(offset: r.offset) }
         let awaits = try r.u32()
         guard awaits <= 1 else { throw PlanDecodingError(offset: r.offset - 4) }
+        let affinity = try r.bytes()
+        guard affinity.count <= 1024 else { throw PlanDecodingError(offset: r.offset) }
         guard r.offset == bytes.count else { throw PlanDecodingError(offset: r.offset) }
-        return SpawnPlan(argv: command.argv, environment: command.environment, workdir: command.workdir, hostname: hostname,
-                         mounts: mounts, rlimits: limits, seccompFilter: filter,
-                         sandboxUid: uid, sandboxGid: gid, loopbackUp: lo, egressPort: UInt16(egress),
-                         awaitsCommand: awaits == 1)
+        var plan = SpawnPlan(argv: command.argv, environment: command.environment, workdir: command.workdir, hostname: hostname,
+                             mounts: mounts, rlimits: limits, seccompFilter: filter,
+                             sandboxUid: uid, sandboxGid: gid, loopbackUp: lo, egressPort: UInt16(egress),
+                             awaitsCommand: awaits == 1)
+        plan.toolAffinity = affinity
+        return plan
     }
 
     static let commandMagic: UInt32 = 0x4C43_4D31  // "LCM1"

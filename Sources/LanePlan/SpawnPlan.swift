@@ -27,6 +27,11 @@ public struct SpawnPlan: Sendable, Equatable {
     /// tool; `argv`, `environment` and `workdir` here are then ignored. End of file there
     /// (nothing was sent: the sandbox was not needed) ends it without starting anything.
     public var awaitsCommand: Bool
+    /// The CPU affinity mask (sched_getaffinity's bytes) PID 1 sets before it forks the tool;
+    /// empty: left as inherited. Set for a one-shot's early sandbox, whose `lane-init` starts
+    /// away from the CPU `lanes` runs on (`Spawner.spawn(avoidCallerCPU:)`); the tool gets the
+    /// caller's own mask back.
+    public var toolAffinity: [UInt8] = []
 
     public init(argv: [String], environment: [String], workdir: String, hostname: String = "lane",
                 mounts: [MountStep], rlimits: [ResourceLimit], seccompFilter: [UInt8],

@@ -70,8 +70,14 @@ struct Spawner {
     /// `identity.idmapWorkspace`, and hands to PID 1 on fd 5 for its `.attach` steps.
     /// `egressChannel`: lane-init's end of the egress socketpair (proxy mode); it becomes the
     /// helper's fd 6 (`SpawnPlan.egressChannelFd`) and is closed here after the spawn.
+    /// `avoidCallerCPU`: `lane-init` starts on another CPU than this thread's (when one is
+    /// allowed) and gives the tool this thread's affinity back (`SpawnPlan.toolAffinity`): for a
+    /// one-shot's early sandbox, whose start should overlap `lanes`' own work, not share its CPU.
     func spawn(_ plan: SpawnPlan, cgroup: (any StepCgroup)? = nil, identity: StepIdentity? = nil,
-               trees: [(source: String, readOnly: Bool)] = [], egressChannel: Int32? = nil) throws(LanesError) -> SpawnedSandbox {
+               trees: [(source: String, readOnly: Bool)] = [], egressChannel: Int32? = nil,
+               avoidCallerCPU: Bool = false) throws(LanesError) -> SpawnedSandbox {
+        var plan = plan
+        if avoidCallerCPU { plan.toolAffinity = Self.callerAffinity() }
         let planFd = try writePlan(plan)
         let stdin = try pipe(), stdout = try pipe(), stderr = try pipe(), status = try pipe()
         let sync = try pipe(), err = try pipe()
@@ -105,7 +111,8 @@ struct Spawner {
                         path: path, argv: argv.pointers, envp: envp.pointers, fds: fds.baseAddress,
                         fd_count: Int32(fds.count), sync_fd: syncRead, sync_write_fd: syncWrite, err_fd: errWrite,
                         clone_flags: Self.namespaces, cgroup_fd: cgroup?.cloneIntoFd ?? -1, drop_groups: root ? 1 : 0,
-                        join_fds: joins.baseAddress, join_count: Int32(joins.count))
+                        join_fds: joins.baseAddress, join_count: Int32(joins.count),
+                        avoid_caller_cpu: plan.toolAffinity.isEmpty ? 0 : 1, caller_cpu: -1)
                     return lane_spawn(&args, &pid, &pidfd, &childMemory)
                 }
             }
@@ -152,6 +159,13 @@ struct Spawner {
         if plan.awaitsCommand { commandSocket = .some(consume treeSocket) }
         return SpawnedSandbox(pid: pid, pidfd: pidFd, stdinWrite: stdin.write, stdoutRead: stdout.read,
                               stderrRead: stderr.read, statusRead: status.read, commandSocket: commandSocket)
+    }
+
+    /// This thread's CPU affinity mask; empty when it cannot be read (then nothing moves).
+    static func callerAffinity() -> [UInt8] {
+        var mask = [UInt8](repeating: 0, count: 128)
+        let n = mask.withUnsafeMutableBytes { lane_affinity_get($0.baseAddress, Int32($0.count)) }
+        return n > 0 ? Array(mask.prefix(Int(n))) : []
     }
 
     /// A set-up failure of the supervisor's side, named by its stage in `lane_stages.h`.

@@ -19,7 +19,9 @@ struct PlanCodecTests {
         #expect(try PlanCodec.decode(PlanCodec.encode(plan)) == plan)
         var waiting = plan
         waiting.awaitsCommand = true
+        waiting.toolAffinity = [0x0f, 0, 0, 0, 0, 0, 0, 0x80]
         #expect(try PlanCodec.decode(PlanCodec.encode(waiting)) == waiting)
+        #expect(try PlanCodec.decode(PlanCodec.encode(waiting)).toolAffinity == [0x0f, 0, 0, 0, 0, 0, 0, 0x80])
         let command = StepCommand(argv: ["true", ""], environment: ["A=b"], workdir: "/w")
         #expect(try PlanCodec.decodeCommand(PlanCodec.encode(command)) == command)
         #expect(waiting.with(command).argv == ["true", ""] && !waiting.with(command).awaitsCommand)

@@ -98,6 +98,10 @@ struct EarlySandboxTests {
         #expect(a["protections"] as? [String] == b["protections"] as? [String])
         #expect(a["cgroup"] as? String == b["cgroup"] as? String)
         #expect(b["outcome"] as? String == "exited")
+        // Its PID 1 started away from lanes' CPU; the tool runs on every CPU lanes may use.
+        let cpus = try w.run([], ["/bin/sh", "-c", "grep Cpus_allowed_list /proc/self/status"])
+        #expect(cpus.out.stderr.contains("early_sandbox=used"), "\(cpus.out.stderr)")
+        #expect(cpus.out.stdout == Self.allowedCPUs(), "the tool's CPUs are not lanes' own")
         let piped = try w.run([], ["/bin/cat"], stdin: Data("through the early sandbox\n".utf8))
         #expect(piped.out.stderr.contains("early_sandbox=used"))
         #expect(piped.out.stdout == "through the early sandbox\n")
@@ -248,6 +252,12 @@ struct EarlySandboxTests {
         let rc = posix_spawn(&pid, path, &actions, &attr, argv, envp)
         guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EINVAL) }
         return pid
+    }
+
+    /// This process's `Cpus_allowed_list` line (the CPUs `lanes`, started from here, may use).
+    static func allowedCPUs() -> String {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        return status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list") }.map { String($0) + "\n" } ?? "?"
     }
 
     /// Whether `pid` waits for a file lock (a `->` line of /proc/locks names it).

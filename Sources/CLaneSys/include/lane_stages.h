@@ -70,7 +70,9 @@
     X(LANE_STAGE_NO_NEW_PRIVS, 57, "no_new_privs") \
     X(LANE_STAGE_SECCOMP, 58, "seccomp") \
     X(LANE_STAGE_EXEC, 59, "exec") \
-    X(LANE_STAGE_SECCOMP_LISTENER, 60, "seccomp listener")
+    X(LANE_STAGE_SECCOMP_LISTENER, 60, "seccomp listener") \
+    /* lane-init again: an early sandbox's PID 1 gives the tool the caller's CPUs back */ \
+    X(LANE_STAGE_TOOL_AFFINITY, 61, "tool CPU affinity")
 
 /// Every set-up stage (see LANE_STAGE_LIST).
 enum lane_stage {
@@ -80,7 +82,7 @@ enum lane_stage {
 };
 
 /// The largest stage number (for iterating over every stage).
-#define LANE_STAGE_MAX 60
+#define LANE_STAGE_MAX 61
 
 /// The name of a stage, or NULL for a number that is not one. Why C: the names live next to
 /// the numbers in this header, which the C core and Swift both read.

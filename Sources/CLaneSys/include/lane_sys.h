@@ -55,6 +55,11 @@ struct lane_spawn_args {
     const int *join_fds;         // cgroup v1: the step group's `tasks` files, opened for writing;
     int join_count;              // the child writes "0" to each (moves itself) before the sync
                                  // byte (stage LANE_STAGE_CGROUP_ATTACH on failure)
+    int avoid_caller_cpu;        // non-zero: the child leaves the CPU the caller runs on at the
+                                 // clone out of its affinity before it execs (when another CPU
+                                 // is allowed), so the helper starts beside the caller, not
+                                 // behind it on one CPU; the helper restores it (toolAffinity)
+    int caller_cpu;              // set by lane_spawn (sched_getcpu), read by the child
 };
 
 /// Memory the child of `lane_spawn` runs on (x86_64: its stack and its copy of the arguments in
@@ -102,6 +107,11 @@ int lane_pipe2(int fds[2], int flags);
 /// Hidden: openat2(2) with only `resolve` flags; used to open bind sources without following
 /// any symlink (RESOLVE_NO_SYMLINKS), so a swapped link cannot redirect a mount.
 int lane_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+/// This thread's CPU affinity mask as bytes (sched_getaffinity(2)): the byte count, or -1 with
+/// errno. Why C: cpu_set_t and sched_getaffinity are not in Swift's Glibc module.
+int lane_affinity_get(unsigned char *mask, int size);
+/// Sets this thread's CPU affinity mask from bytes (sched_setaffinity(2)): 0, or -1 with errno.
+int lane_affinity_set(const unsigned char *mask, int size);
 /// The CPUs this process may run on (sched_getaffinity(2)); 1 when it cannot be read.
 /// C because CPU_COUNT and cpu_set_t's layout are macros Swift does not import.
 int lane_usable_cpus(void);
