@@ -7,7 +7,6 @@
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -100,12 +99,6 @@ int lane_affinity_get(unsigned char *mask, int size) {
 
 int lane_affinity_set(const unsigned char *mask, int size) {
     return (int)syscall(SYS_sched_setaffinity, 0, (size_t)size, mask);
-}
-
-int lane_usable_cpus(void) {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-    return CPU_COUNT(&set);
 }
 
 int lane_signalfd_for(const int *signals, int count) {

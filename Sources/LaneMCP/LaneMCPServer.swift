@@ -23,9 +23,9 @@ public final class LaneMCPServer: @unchecked Sendable {
         public var maxSteps: Int
         /// Bytes of each output stream a tool result carries (`--reply-output`; 0: all).
         public var replyOutput: Int
-        /// The default `--reply-output`, and what it accepts.
-        public static let defaultReplyOutput = ReplyOutput.defaultLimit
-        public static let replyOutputRange = ReplyOutput.allowed
+        /// The default `--reply-output` (64 KiB of each stream), and what it accepts (0: all).
+        public static let defaultReplyOutput = 64 << 10
+        public static let replyOutputRange = 0...(64 << 20)
         /// The default `--max-steps`: room for several agents' parallel calls, not for a flood.
         public static let defaultMaxSteps = 16
         /// What `--max-steps` accepts.

@@ -9,11 +9,6 @@ import LaneRuntime
 /// each stream: its head and its tail (an error is usually at the end), cut at character
 /// boundaries, with a marker between that says how much is left out and where all of it is.
 enum ReplyOutput {
-    /// The default `--reply-output`: 64 KiB of each stream.
-    static let defaultLimit = 64 << 10
-    /// What `--reply-output` accepts (0: the whole capture, as recorded).
-    static let allowed = 0...(64 << 20)
-
     /// `report` with each stream cut to `limit` bytes (flagged truncated, its JSON rendered
     /// again), and a note for the agent; the report itself and no note when both fit.
     static func fit(_ report: StepReport, limit: Int) -> (report: StepReport, note: String?) {

@@ -13,21 +13,18 @@ final class StepSlots: @unchecked Sendable {
     private var nextTicket: UInt64 = 0
     /// Waiting calls in arrival order, each resumed with true (it has the slot) or false.
     private var waiting: [(ticket: UInt64, resume: CheckedContinuation<Bool, Never>)] = []
-    /// Tickets cancelled before their call began to wait.
-    private var cancelledEarly: Set<UInt64> = []
 
     init(limit: Int) {
         self.limit = max(1, limit)
     }
 
-    /// Calls waiting for a slot (tests and logs).
-    var queued: Int { lock.withLock { waiting.count } }
-
     /// Takes a slot, waiting for one when all are taken. Throws `CancellationError` when the task
-    /// is cancelled while it waits or the slots are closed; then it holds no slot.
+    /// is cancelled while it waits or the slots are closed; then it holds no slot. A grant that
+    /// crosses a cancellation is kept: the caller gives it back (`StepThreads.run` checks for
+    /// cancellation once it has its slot).
     func acquire() async throws {
-        let ticket: UInt64? = lock.withLock {
-            if closed { return 0 }
+        let ticket: UInt64? = try lock.withLock {
+            if closed { throw CancellationError() }
             if used < limit && waiting.isEmpty {
                 used += 1
                 return nil
@@ -36,11 +33,12 @@ final class StepSlots: @unchecked Sendable {
             return nextTicket
         }
         guard let ticket else { return }
-        guard ticket != 0 else { throw CancellationError() }
         let granted = await withTaskCancellationHandler {
             await withCheckedContinuation { (resume: CheckedContinuation<Bool, Never>) in
+                // The task's cancelled flag is set before `onCancel` runs and takes the lock: a
+                // cancellation that comes before this append is seen here, one after it there.
                 let refused = lock.withLock { () -> Bool in
-                    if closed || cancelledEarly.remove(ticket) != nil { return true }
+                    if closed || Task.isCancelled { return true }
                     waiting.append((ticket, resume))
                     return false
                 }
@@ -48,18 +46,11 @@ final class StepSlots: @unchecked Sendable {
             }
         } onCancel: {
             let removed = lock.withLock { () -> CheckedContinuation<Bool, Never>? in
-                guard let i = waiting.firstIndex(where: { $0.ticket == ticket }) else {
-                    cancelledEarly.insert(ticket)  // not waiting yet (or already granted: then unused)
-                    return nil
-                }
-                return waiting.remove(at: i).resume
+                waiting.firstIndex { $0.ticket == ticket }.map { waiting.remove(at: $0).resume }
             }
             removed?.resume(returning: false)
         }
         guard granted else { throw CancellationError() }
-        // A grant and a cancellation can cross: the slot was handed over, so it is kept and the
-        // call runs (its step sees the cancellation and stops at once).
-        lock.withLock { _ = cancelledEarly.remove(ticket) }
     }
 
     /// Gives a slot back: to the first waiting call, else to the pool.

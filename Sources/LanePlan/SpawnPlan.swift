@@ -29,7 +29,7 @@ public struct SpawnPlan: Sendable, Equatable {
     public var awaitsCommand: Bool
     /// The CPU affinity mask (sched_getaffinity's bytes) PID 1 sets before it forks the tool;
     /// empty: left as inherited. Set for a one-shot's early sandbox, whose `lane-init` starts
-    /// away from the CPU `lanes` runs on (`Spawner.spawn(avoidCallerCPU:)`); the tool gets the
+    /// away from the CPU `lanes` runs on (`Spawner.spawn(toolAffinity:)`); the tool gets the
     /// caller's own mask back.
     public var toolAffinity: [UInt8] = []
 

@@ -26,9 +26,10 @@ final class EarlySandbox: SandboxPrestarter, @unchecked Sendable {
     /// otherwise or when it cannot start (`StepRunner.startEarly`: also while a writable
     /// directory of the lane is still to be made).
     static func start(_ request: StepRequest, compiled: CompiledProfile, runner: StepRunner) -> EarlySandbox? {
-        guard request.profile.filesystem.commit == .direct, request.profile.network.mode != .proxy,
-              HostProbe.usableCPUs() >= 2 else { return nil }
-        guard let sandbox = runner.startEarly(request, compiled: compiled) else { return nil }
+        guard request.profile.filesystem.commit == .direct, request.profile.network.mode != .proxy else { return nil }
+        let cpus = HostProbe.affinity()
+        guard HostProbe.cpuCount(cpus) >= 2,
+              let sandbox = runner.startEarly(request, compiled: compiled, callerAffinity: cpus) else { return nil }
         let early = EarlySandbox(sandbox)
         early.armStopSignals()
         return early

@@ -128,7 +128,7 @@ extension StepRunner {
     /// Starts a sandbox for a step like `request` that waits for its command; nil when it cannot
     /// (the step that would have used it then starts its own and reports the reason).
     public func prestart(_ request: StepRequest, compiled: CompiledProfile) -> PreparedSandbox? {
-        prestart(request, compiled: compiled, awaitingSetUp: true)
+        prestart(request, compiled: compiled, early: nil)
     }
 
     /// The one-shot `lanes run`'s sandbox, started as soon as its lane is known: PID 1 builds it
@@ -136,9 +136,11 @@ extension StepRunner {
     /// journal and makes the step's intent durable; the command is sent once the intent is
     /// durable, without waiting for the set-up (`claim`). Returns once `lane-init` is exec'd.
     /// Nil when it cannot be started (the step then starts its own and reports why). The
-    /// calling thread must outlive the step, as for `prestart`.
-    public func startEarly(_ request: StepRequest, compiled: CompiledProfile) -> PreparedSandbox? {
-        prestart(Self.waitingTemplate(request), compiled: compiled, awaitingSetUp: false)
+    /// calling thread must outlive the step, as for `prestart`. `callerAffinity`: this thread's
+    /// CPUs; `lane-init` starts on one of them but this thread's own and gives the tool all of
+    /// them back (`Spawner.spawn(toolAffinity:)`).
+    public func startEarly(_ request: StepRequest, compiled: CompiledProfile, callerAffinity: [UInt8]) -> PreparedSandbox? {
+        prestart(Self.waitingTemplate(request), compiled: compiled, early: callerAffinity)
     }
 
     /// `request` without what only its own step has: command, stdin, cancellation, timeout.
@@ -151,7 +153,9 @@ extension StepRunner {
         return template
     }
 
-    private func prestart(_ request: StepRequest, compiled: CompiledProfile, awaitingSetUp: Bool) -> PreparedSandbox? {
+    /// `early`: nil for a prestarted sandbox (its set-up is awaited), the caller's affinity for
+    /// an early one.
+    private func prestart(_ request: StepRequest, compiled: CompiledProfile, early: [UInt8]?) -> PreparedSandbox? {
         do throws(LanesError) {
             try HostLimits.require(request.profile)
             let identity = StepIdentity.forStep(workspace: request.workspace, root: geteuid() == 0 && Spawner.setgroupsAllowed())
@@ -172,9 +176,9 @@ extension StepRunner {
                 // An early sandbox starts beside this thread (a prestarted one is started off the
                 // call's path already: moving it competed with the running step, +0.7 ms a call).
                 let sandbox = try Spawner(initPath: initPath).spawn(plan, cgroup: cgroup, identity: identity, trees: trees,
-                                                                    avoidCallerCPU: !awaitingSetUp)
+                                                                    toolAffinity: early ?? [])
                 sweepStaleGroups()
-                guard awaitingSetUp else {
+                guard early == nil else {
                     return PreparedSandbox(shape: shape, sandbox: sandbox, cgroup: cgroup, cgroupFields: fields, mountTable: nil)
                 }
                 // Its mount table is recorded only once PID 1 has built all of it.

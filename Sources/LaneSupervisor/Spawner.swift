@@ -70,14 +70,15 @@ struct Spawner {
     /// `identity.idmapWorkspace`, and hands to PID 1 on fd 5 for its `.attach` steps.
     /// `egressChannel`: lane-init's end of the egress socketpair (proxy mode); it becomes the
     /// helper's fd 6 (`SpawnPlan.egressChannelFd`) and is closed here after the spawn.
-    /// `avoidCallerCPU`: `lane-init` starts on another CPU than this thread's (when one is
-    /// allowed) and gives the tool this thread's affinity back (`SpawnPlan.toolAffinity`): for a
-    /// one-shot's early sandbox, whose start should overlap `lanes`' own work, not share its CPU.
+    /// `toolAffinity` (this thread's CPUs; empty: none of this): `lane-init` starts on another CPU
+    /// than this thread's (when one is allowed) and gives the tool these back
+    /// (`SpawnPlan.toolAffinity`): for a one-shot's early sandbox, whose start should overlap
+    /// `lanes`' own work, not share its CPU.
     func spawn(_ plan: SpawnPlan, cgroup: (any StepCgroup)? = nil, identity: StepIdentity? = nil,
                trees: [(source: String, readOnly: Bool)] = [], egressChannel: Int32? = nil,
-               avoidCallerCPU: Bool = false) throws(LanesError) -> SpawnedSandbox {
+               toolAffinity: [UInt8] = []) throws(LanesError) -> SpawnedSandbox {
         var plan = plan
-        if avoidCallerCPU { plan.toolAffinity = Self.callerAffinity() }
+        plan.toolAffinity = toolAffinity
         let planFd = try writePlan(plan)
         let stdin = try pipe(), stdout = try pipe(), stderr = try pipe(), status = try pipe()
         let sync = try pipe(), err = try pipe()
@@ -159,13 +160,6 @@ struct Spawner {
         if plan.awaitsCommand { commandSocket = .some(consume treeSocket) }
         return SpawnedSandbox(pid: pid, pidfd: pidFd, stdinWrite: stdin.write, stdoutRead: stdout.read,
                               stderrRead: stderr.read, statusRead: status.read, commandSocket: commandSocket)
-    }
-
-    /// This thread's CPU affinity mask; empty when it cannot be read (then nothing moves).
-    static func callerAffinity() -> [UInt8] {
-        var mask = [UInt8](repeating: 0, count: 128)
-        let n = mask.withUnsafeMutableBytes { lane_affinity_get($0.baseAddress, Int32($0.count)) }
-        return n > 0 ? Array(mask.prefix(Int(n))) : []
     }
 
     /// A set-up failure of the supervisor's side, named by its stage in `lane_stages.h`.

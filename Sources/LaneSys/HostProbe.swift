@@ -13,8 +13,16 @@ public enum HostProbe {
         public let advice: String?
     }
 
-    /// The CPUs this process may run on (its affinity mask, as `taskset` sets it).
-    public static func usableCPUs() -> Int { Int(lane_usable_cpus()) }
+    /// This thread's CPU affinity mask (as `taskset` sets it), as the kernel's bytes; empty when
+    /// it cannot be read.
+    public static func affinity() -> [UInt8] {
+        var mask = [UInt8](repeating: 0, count: 128)
+        let n = mask.withUnsafeMutableBytes { lane_affinity_get($0.baseAddress, Int32($0.count)) }
+        return n > 0 ? Array(mask.prefix(Int(n))) : []
+    }
+
+    /// How many CPUs an affinity mask allows.
+    public static func cpuCount(_ mask: [UInt8]) -> Int { mask.reduce(0) { $0 + $1.nonzeroBitCount } }
 
     public static func all() -> [Finding] {
         [userNamespaces(), seccomp(), landlock(), pidfd(), clone3(), cgroups()]

@@ -64,15 +64,14 @@ struct MCPCommand: ParsableCommand {
     var replyOutput: Int = LaneMCPServer.Options.defaultReplyOutput
 
     func validate() throws {
-        guard (0...8).contains(prestart) else { throw ValidationError("--prestart expects 0 to 8, found \(prestart)") }
-        let range = LaneMCPServer.Options.maxStepsRange
-        guard range.contains(maxSteps) else {
-            throw ValidationError("--max-steps expects \(range.lowerBound) to \(range.upperBound), found \(maxSteps)")
+        func check(_ option: String, _ value: Int, _ range: ClosedRange<Int>, unit: String = "") throws {
+            guard range.contains(value) else {
+                throw ValidationError("\(option) expects \(range.lowerBound) to \(range.upperBound)\(unit), found \(value)")
+            }
         }
-        let bytes = LaneMCPServer.Options.replyOutputRange
-        guard bytes.contains(replyOutput) else {
-            throw ValidationError("--reply-output expects \(bytes.lowerBound) to \(bytes.upperBound) bytes, found \(replyOutput)")
-        }
+        try check("--prestart", prestart, 0...8)
+        try check("--max-steps", maxSteps, LaneMCPServer.Options.maxStepsRange)
+        try check("--reply-output", replyOutput, LaneMCPServer.Options.replyOutputRange, unit: " bytes")
         if let listen, !listen.hasPrefix("unix:") || listen.count <= 5 {
             throw ValidationError("--listen expects unix:PATH, found \"\(listen)\"")
         }

@@ -87,7 +87,7 @@ struct ProcessLifetimeTests {
             #expect(result.json?["outcome"] as? String == "exited", "\(result.run.stdout.suffix(600))")
             #expect(result.rssKb > 1000, "control: no maxrss reported: \(result.run.stderr.suffix(300))")
         }
-        let small = smalls[smalls[0].rssKb <= smalls[1].rssKb ? 0 : 1], big = bigs[bigs[0].rssKb <= bigs[1].rssKb ? 0 : 1]
+        let small = smalls.min { $0.rssKb < $1.rssKb }!, big = bigs.min { $0.rssKb < $1.rssKb }!
         let kept = bigs.map { ($0.json?["stdout"] as? String)?.utf8.count ?? Int.max }.max() ?? Int.max
         #expect(kept <= 64 << 20, "captured \(kept) bytes of output")
         // Bounded: 128 times more output must not cost more memory than the capped capture does.

@@ -108,13 +108,11 @@ int lane_pipe2(int fds[2], int flags);
 /// any symlink (RESOLVE_NO_SYMLINKS), so a swapped link cannot redirect a mount.
 int lane_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 /// This thread's CPU affinity mask as bytes (sched_getaffinity(2)): the byte count, or -1 with
-/// errno. Why C: cpu_set_t and sched_getaffinity are not in Swift's Glibc module.
+/// errno. Why C: sched_getaffinity is not in Swift's Glibc module, and glibc's wrapper hides
+/// the mask's size (the raw call returns it).
 int lane_affinity_get(unsigned char *mask, int size);
 /// Sets this thread's CPU affinity mask from bytes (sched_setaffinity(2)): 0, or -1 with errno.
 int lane_affinity_set(const unsigned char *mask, int size);
-/// The CPUs this process may run on (sched_getaffinity(2)); 1 when it cannot be read.
-/// C because CPU_COUNT and cpu_set_t's layout are macros Swift does not import.
-int lane_usable_cpus(void);
 /// Hidden: signalfd(2) for a set built from an array of signal numbers; blocks them first.
 int lane_signalfd_for(const int *signals, int count);
 /// Blocks (how = 0) or unblocks (how = 1) every signal in the calling thread.
