@@ -95,7 +95,7 @@ public final class LaneMCPServer: @unchecked Sendable {
 
     /// One `tools/call`.
     func call(_ params: CallTool.Parameters, server: Server) async throws -> CallTool.Result {
-        let progress = params._meta?.progressToken
+        let progress = CallProgress(token: params._meta?.progressToken, server: server)
         let peer = Server.currentHandlerContext?.httpContext?.header(PeerHeader.name)
         if let peer {
             logger.notice("tool call", metadata: ["tool": "\(params.name)", "peer": "\(peer)", "run": "\(options.run)"])
@@ -122,7 +122,7 @@ public final class LaneMCPServer: @unchecked Sendable {
             call.effect = try a.string("effect", nonEmpty: true)
             call.stdin = Array((try a.text("stdin") ?? "").utf8)
             return try await perform(call, approvalWait: try a.number("approval_wait_seconds", min: 0, exclusive: false) ?? 0,
-                                     progress: progress, server: server)
+                                     progress: progress)
         case "read_file":
             let a = try ToolArguments(tool: params.name, values: arguments, allowed: ["path", "start_line", "lines", "step_id"])
             let path = try a.requiredString("path")
@@ -131,7 +131,7 @@ public final class LaneMCPServer: @unchecked Sendable {
             let argv = start == nil && count == nil ? ["cat", "--", path]
                 : ["sed", "-n", "\(start ?? 1),\(count.map { String((start ?? 1) + $0 - 1) } ?? "$")p", "--", path]
             let call = makeCall(argv: argv, step: try a.string("step_id", nonEmpty: true))
-            return try await perform(call, approvalWait: 0, progress: progress, server: server)
+            return try await perform(call, approvalWait: 0, progress: progress)
         case "write_file":
             let a = try ToolArguments(tool: params.name, values: arguments,
                                       allowed: ["path", "content", "step_id", "approval_wait_seconds"])
@@ -145,7 +145,7 @@ public final class LaneMCPServer: @unchecked Sendable {
                                 step: try a.string("step_id", nonEmpty: true))
             call.stdin = Array(content.utf8)
             return try await perform(call, approvalWait: try a.number("approval_wait_seconds", min: 0, exclusive: false) ?? 0,
-                                     progress: progress, server: server)
+                                     progress: progress)
         case "list_files":
             let a = try ToolArguments(tool: params.name, values: arguments, allowed: ["path", "recursive", "max_depth", "step_id"])
             let path = try a.string("path", nonEmpty: true) ?? "."
@@ -153,7 +153,7 @@ public final class LaneMCPServer: @unchecked Sendable {
                 ? ["find", path, "-maxdepth", String(try a.int("max_depth", range: 1...64) ?? 8)]
                 : ["ls", "-lA", "--", path]
             let call = makeCall(argv: argv, step: try a.string("step_id", nonEmpty: true))
-            return try await perform(call, approvalWait: 0, progress: progress, server: server)
+            return try await perform(call, approvalWait: 0, progress: progress)
         case "run_status":
             let a = try ToolArguments(tool: params.name, values: arguments, allowed: ["steps"])
             let text = try views.status(recent: try a.int("steps", range: 1...1000) ?? RunViews.recentSteps)
@@ -173,13 +173,17 @@ public final class LaneMCPServer: @unchecked Sendable {
 
     /// Runs the step; when it is gated and the caller is willing to wait, waits for the decision
     /// and runs it once approved (a denial or expiry reports 79).
-    private func perform(_ call: StepCall, approvalWait: Double, progress: ProgressToken?, server: Server) async throws -> CallTool.Result {
-        var report = try await steps.run(call, service: service, progress: progress, server: server)
-        if report.result.reason == .awaitingApproval, approvalWait > 0, let step = report.step {
-            if await views.waitForDecision(step: step, seconds: approvalWait) {
+    private func perform(_ call: StepCall, approvalWait: Double, progress: CallProgress) async throws -> CallTool.Result {
+        var report = try await steps.run(call, service: service, progress: progress)
+        if report.result.reason == .awaitingApproval, approvalWait > 0, let step = report.step, let run = report.run {
+            let views = views
+            let decided = try await progress.during(immediately: true, {
+                "waiting \($0) s for a human's approval: lanes approve \(run) \(step) --by NAME"
+            }) { await views.waitForDecision(step: step, seconds: approvalWait) }
+            if decided {
                 var again = call
                 again.step = step
-                report = try await steps.run(again, service: service, progress: progress, server: server)
+                report = try await steps.run(again, service: service, progress: progress)
             }
         }
         return Self.toolResult(report, replyOutput: options.replyOutput)

@@ -18,6 +18,15 @@ final class StepSlots: @unchecked Sendable {
         self.limit = max(1, limit)
     }
 
+    /// Takes a slot if one is free and no call is waiting for one.
+    func tryAcquire() -> Bool {
+        lock.withLock {
+            guard !closed, used < limit, waiting.isEmpty else { return false }
+            used += 1
+            return true
+        }
+    }
+
     /// Takes a slot, waiting for one when all are taken. Throws `CancellationError` when the task
     /// is cancelled while it waits or the slots are closed; then it holds no slot. A grant that
     /// crosses a cancellation is kept: the caller gives it back (`StepThreads.run` checks for

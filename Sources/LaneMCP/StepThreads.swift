@@ -22,10 +22,15 @@ final class StepThreads: @unchecked Sendable {
 
     /// Runs one call once a slot is free (a call cancelled while it waits runs nothing and
     /// records nothing); a cancelled task stops the step (SIGTERM, grace, SIGKILL) and still
-    /// waits for its result to be recorded. With a progress token, a progress notification every
-    /// second while the step runs.
-    func run(_ call: StepCall, service: StepService, progress: ProgressToken?, server: Server) async throws -> StepReport {
-        try await slots.acquire()
+    /// waits for its result to be recorded. `progress` reports the wait for a slot and the
+    /// running step.
+    func run(_ call: StepCall, service: StepService, progress: CallProgress) async throws -> StepReport {
+        if !slots.tryAcquire() {
+            let limit = slots.limit
+            try await progress.during(immediately: true, {
+                "waiting \($0) s for a free step slot (at most \(limit) steps run at once)"
+            }) { try await slots.acquire() }
+        }
         defer { slots.release() }
         // Cancelled as its slot came: nothing was recorded yet, so nothing runs.
         try Task.checkCancellation()
@@ -35,27 +40,17 @@ final class StepThreads: @unchecked Sendable {
         let key = ObjectIdentifier(cancellation)
         lock.withLock { running[key] = cancellation }
         defer { lock.withLock { _ = running.removeValue(forKey: key) } }
-        let ticker = progress.map { token in
-            Task {
-                var seconds = 0.0
-                while !Task.isCancelled {
-                    try await Task.sleep(for: .seconds(1))
-                    seconds += 1
-                    try await server.notify(ProgressNotification.message(
-                        .init(progressToken: token, progress: seconds, message: "step running for \(Int(seconds)) s")))
-                }
-            }
-        }
-        defer { ticker?.cancel() }
         let frozen = call
-        let report = await withTaskCancellationHandler {
-            await withCheckedContinuation { (done: CheckedContinuation<StepReport, Never>) in
-                let thread = Thread { done.resume(returning: service.run(frozen)) }
-                thread.name = "lanes-step"
-                thread.start()
+        let report = try await progress.during(immediately: false, { "step running for \($0) s" }) {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (done: CheckedContinuation<StepReport, Never>) in
+                    let thread = Thread { done.resume(returning: service.run(frozen)) }
+                    thread.name = "lanes-step"
+                    thread.start()
+                }
+            } onCancel: {
+                cancellation.cancel()
             }
-        } onCancel: {
-            cancellation.cancel()
         }
         // The SDK sends no response for a cancelled request; the step is recorded all the same.
         try Task.checkCancellation()

@@ -334,10 +334,20 @@ async def gated(fx):
             await anyio.sleep(1.0)
             out = await anyio.to_thread.run_sync(lambda: fx.cli("approve", "gated", "d2", "--by", "tester"))
             expect(out.returncode == 0, "lanes approve succeeds", out.stderr)
+        waiting, asked = [], time.monotonic()
+
+        async def on_progress(p, total, message):
+            waiting.append((p, message, time.monotonic() - asked))
         async with anyio.create_task_group() as tg:
             tg.start_soon(approve_later)
-            r = await s.call_tool("run_command", {"argv": ["deploy", "prod"], "step_id": "d2", "approval_wait_seconds": 30})
+            r = await s.call_tool("run_command", {"argv": ["deploy", "prod"], "step_id": "d2", "approval_wait_seconds": 30},
+                                  progress_callback=on_progress)
         rep = result_of(r)
+        # The wait for a human sends progress at once and every second, saying how to approve.
+        expect(waiting and all("lanes approve gated d2" in m for _, m, _ in waiting), "progress while it waits for approval",
+               waiting)
+        expect(waiting[0][2] < 0.9, "the first one before the approval comes (1 s)", waiting)
+        expect(all(a[0] < b[0] for a, b in zip(waiting, waiting[1:])), "progress increases", waiting)
         # Approved, it runs: there is no `deploy` program in the sandbox, so 127.
         expect(rep["exit_status"] == 127 and rep["replayed"] is False, "ran once approved", rep)
         st = json.loads((await s.call_tool("run_status", {})).content[0].text)
@@ -391,7 +401,9 @@ async def progress(fx):
         r = await s.call_tool("run_command", {"argv": ["sleep", "2.5"]}, progress_callback=on_progress)
         expect(iserr(r) is False, "the long step succeeds", result_of(r))
     await with_session(fx, "plain", "progress", body)
-    expect(len(seen) >= 2, "progress notifications for a long step", seen)
+    expect(len(seen) >= 2 and all(m.startswith("step running for") for _, m in seen),
+           "progress notifications for a long step", seen)
+    expect(all(a[0] < b[0] for a, b in zip(seen, seen[1:])), "progress increases", seen)
     print("ok: progress notifications")
 
 
@@ -642,9 +654,16 @@ async def slots(fx):
             tg.start_soon(long, 1)
             tg.start_soon(long, 2)
             await anyio.sleep(0.5)
+            queued = []
+
+            async def on_progress(p, total, message):
+                queued.append(message)
             with anyio.move_on_after(0.7):
-                await s.call_tool("run_command", {"command": "touch waited", "step_id": "waited"})
+                await s.call_tool("run_command", {"command": "touch waited", "step_id": "waited"},
+                                  progress_callback=on_progress)
         expect(not os.path.exists(os.path.join(fx.ws, "waited")), "the cancelled waiting call ran nothing", None)
+        # A host learns at once that its call waits for a slot, not for its step.
+        expect(queued and "free step slot" in queued[0], "progress says the call waits for a slot", queued)
         r = await s.call_tool("run_command", {"argv": ["echo", "still serving"]})
         expect(result_of(r)["stdout"] == "still serving\n", "the server keeps serving", result_of(r))
         return took
