@@ -14,9 +14,14 @@ import NIOPosix
 /// tool handlers see (a client-sent header of that name is replaced). All sessions share one
 /// `LaneMCPServer`: one step service, one run.
 public enum UnixHTTPListener {
+    /// The default `--max-sessions` (sessions kept open), and what it accepts.
+    public static let defaultMaxSessions = 256
+    public static let maxSessionsRange = 1...65536
+
     /// Serves until the process ends.
-    /// `group`: the lane's `socket_group` (the socket is then 0660 and owned by it).
-    public static func serve(path: String, group: String?, server: LaneMCPServer, logger: Logger) async throws {
+    /// `group`: the lane's `socket_group` (the socket is then 0660 and owned by it);
+    /// `maxSessions`: how many MCP sessions stay open (`--max-sessions`).
+    public static func serve(path: String, group: String?, maxSessions: Int, server: LaneMCPServer, logger: Logger) async throws {
         var gid: gid_t?
         if let group {
             guard let entry = getgrnam(group) else {
@@ -24,7 +29,7 @@ public enum UnixHTTPListener {
             }
             gid = entry.pointee.gr_gid
         }
-        let sessions = HTTPSessions(lanes: server, logger: logger)
+        let sessions = HTTPSessions(lanes: server, maxSessions: maxSessions, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // A stale socket from a dead server is replaced; an unrelated file is not.
         var st = stat()
@@ -69,15 +74,16 @@ struct PeerCredentials: Sendable {
 
 /// The MCP sessions of the listener: one SDK server and transport each, over the shared lanes server.
 ///
-/// At most `maxSessions` stay open (each holds ~13 KiB; a client that opened sessions in a loop,
-/// or agents that crash without closing theirs, grew the server without bound): a new one beyond
-/// it closes the session used least recently that has no request in progress, whose client then
-/// gets 404 and, as the protocol says, starts a new session. When every session has a request in
-/// progress the new one is refused (503).
+/// At most `maxSessions` (`--max-sessions`, default 256) stay open (each holds ~13 KiB; a
+/// client that opened sessions in a loop, or agents that crash without closing theirs, grew the
+/// server without bound): a new one beyond it closes the session used least recently that has no
+/// request in progress, whose client then gets 404 and, as the protocol says, starts a new
+/// session. When every session has a request in progress the new one is refused (503). An open
+/// event stream is in progress until its connection closes (`HTTPConnection.streams`).
 actor HTTPSessions {
     let lanes: LaneMCPServer
     let logger: Logger
-    static let maxSessions = 256
+    let maxSessions: Int
     private struct Session {
         let server: Server
         let transport: StatefulHTTPServerTransport
@@ -88,8 +94,9 @@ actor HTTPSessions {
     private var sessions: [String: Session] = [:]
     private var clock: UInt64 = 0
 
-    init(lanes: LaneMCPServer, logger: Logger) {
+    init(lanes: LaneMCPServer, maxSessions: Int, logger: Logger) {
         self.lanes = lanes
+        self.maxSessions = maxSessions
         self.logger = logger
     }
 
@@ -119,12 +126,12 @@ actor HTTPSessions {
     private func open(_ request: HTTPRequest) async -> HTTPResponse {
         if request.method.uppercased() == "POST", let body = request.body,
            let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any], object["method"] as? String == "initialize" {
-            if sessions.count >= Self.maxSessions {
+            if sessions.count >= maxSessions {
                 guard let (oldest, session) = sessions.filter({ $0.value.inFlight == 0 }).min(by: { $0.value.lastUsed < $1.value.lastUsed }) else {
-                    return .error(statusCode: 503, .internalError("too many sessions (\(Self.maxSessions)), each with a request in progress; retry later"))
+                    return .error(statusCode: 503, .internalError("too many sessions (\(maxSessions), --max-sessions), each with a request in progress; retry later"))
                 }
                 sessions[oldest] = nil
-                logger.notice("session closed to make room", metadata: ["session": "\(oldest)", "open": "\(Self.maxSessions)"])
+                logger.notice("session closed to make room", metadata: ["session": "\(oldest)", "open": "\(maxSessions)"])
                 await session.server.stop()
             }
             let id = UUID().uuidString
@@ -191,6 +198,13 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
     private var peer: PeerCredentials?
     /// The request being answered, when it is a call a disconnect must cancel.
     private var pending: HTTPRequest?
+    /// The tasks reading response streams (SSE) onto this connection, by request. A stream the
+    /// client is gone from must end, or its session counts as in use forever: the official
+    /// client keeps a GET event stream open for the life of its session, so an agent killed
+    /// while connected would hold its session until the server ends, and enough of them would
+    /// have every new session refused (503).
+    private var streams: [UInt64: Task<Void, Never>] = [:]
+    private var nextStream: UInt64 = 0
 
     init(sessions: HTTPSessions) { self.sessions = sessions }
 
@@ -206,6 +220,8 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
     /// A client that disconnects mid-call: its call is cancelled as if it had sent
     /// `notifications/cancelled`, so the step stops cleanly (recorded `stopped`).
     func channelInactive(context: ChannelHandlerContext) {
+        for stream in streams.values { stream.cancel() }
+        streams = [:]
         if let cancel = pending {
             pending = nil
             let sessions = self.sessions
@@ -269,16 +285,31 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
             for (name, value) in response.headers { head.headers.add(name: name, value: value) }
             ctx.writeAndFlush(self.wrapOutboundOut(.head(head)), promise: nil)
         }
-        do {
-            for try await chunk in stream {
-                ctx.eventLoop.execute {
-                    var buffer = ctx.channel.allocator.buffer(capacity: chunk.count)
-                    buffer.writeBytes(chunk)
-                    ctx.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        // Its own task, so that the connection closing cancels it (the iteration then ends).
+        let reader = Task {
+            do {
+                for try await chunk in stream {
+                    ctx.eventLoop.execute {
+                        var buffer = ctx.channel.allocator.buffer(capacity: chunk.count)
+                        buffer.writeBytes(chunk)
+                        ctx.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+                    }
                 }
-            }
-        } catch {}
-        ctx.eventLoop.execute { ctx.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil) }
+            } catch {}
+        }
+        let id: UInt64 = (try? await ctx.eventLoop.submit {
+            // Registered on the event loop, where channelInactive runs: a connection already
+            // closed cancels it here.
+            guard ctx.channel.isActive else { reader.cancel(); return 0 }
+            self.nextStream += 1
+            self.streams[self.nextStream] = reader
+            return self.nextStream
+        }.get()) ?? 0
+        await reader.value
+        ctx.eventLoop.execute {
+            self.streams[id] = nil
+            ctx.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        }
     }
 
     private func write(_ response: HTTPResponse, version: HTTPVersion, context: ChannelHandlerContext, close: Bool) {

@@ -63,6 +63,9 @@ struct MCPCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Bytes of each output stream (stdout, stderr) a tool result carries, 0 to 67108864 (0: all of the capture): a longer one keeps its head and tail with a marker between; the journal keeps the whole capture. See docs/mcp.md.", valueName: "BYTES"))
     var replyOutput: Int = LaneMCPServer.Options.defaultReplyOutput
 
+    @Option(help: ArgumentHelp("With --listen: MCP sessions kept open, 1 to 65536 (default 256). A new one beyond it closes the session used least recently with no request in progress (its client gets 404); when all have one, it is refused (503).", valueName: "N"))
+    var maxSessions: Int?
+
     func validate() throws {
         func check(_ option: String, _ value: Int, _ range: ClosedRange<Int>, unit: String = "") throws {
             guard range.contains(value) else {
@@ -72,6 +75,10 @@ struct MCPCommand: ParsableCommand {
         try check("--prestart", prestart, 0...8)
         try check("--max-steps", maxSteps, LaneMCPServer.Options.maxStepsRange)
         try check("--reply-output", replyOutput, LaneMCPServer.Options.replyOutputRange, unit: " bytes")
+        if let maxSessions {
+            guard listen != nil else { throw ValidationError("--max-sessions applies only with --listen unix:PATH") }
+            try check("--max-sessions", maxSessions, UnixHTTPListener.maxSessionsRange)
+        }
         if let listen, !listen.hasPrefix("unix:") || listen.count <= 5 {
             throw ValidationError("--listen expects unix:PATH, found \"\(listen)\"")
         }
@@ -107,11 +114,12 @@ struct MCPCommand: ParsableCommand {
                                    logger: ProcessLogging.logger)
         let done = DispatchSemaphore(value: 0)
         let failure = FailureBox()
-        let listen = self.listen
+        let listen = self.listen, maxSessions = self.maxSessions
         Task.detached {
             do {
                 if let listen {
-                    try await UnixHTTPListener.serve(path: String(listen.dropFirst(5)), group: socketGroup, server: server,
+                    try await UnixHTTPListener.serve(path: String(listen.dropFirst(5)), group: socketGroup,
+                                                     maxSessions: maxSessions ?? UnixHTTPListener.defaultMaxSessions, server: server,
                                                      logger: ProcessLogging.logger)
                 } else {
                     try await server.serve(transport: LineTransport(logger: ProcessLogging.logger))

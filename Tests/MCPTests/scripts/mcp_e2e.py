@@ -745,7 +745,73 @@ async def bad_http(fx):
                 expect(await ping(first) == 404, "the session used least recently is closed (404)", None)
                 expect(await ping(flood[-1]) == 200, "the newest session answers", None)
         await with_unix_session(sock, flood_while_busy)
-    print("ok: bad requests over the unix socket; a disconnect mid-step stops the step; at most 256 sessions")
+
+    # --max-sessions 1: while the one session is in use (a call in progress, or, as the official
+    # client keeps it, its event stream open) a new session is refused (503); once its client
+    # has gone, even killed without closing its session, a new one takes its place.
+    for bad in ["0", "65537", "x"]:
+        p = subprocess.run([fx.lanes_bin, *fx.args("plain", "sess-bad"), "--listen", "unix:" + os.path.join(fx.dir, "s.sock"),
+                            f"--max-sessions={bad}"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        expect(p.returncode == 64 and "--max-sessions" in p.stderr and bad in p.stderr,
+               f"--max-sessions {bad} is a usage error (64)", (p.returncode, p.stderr))
+    p = subprocess.run([fx.lanes_bin, *fx.args("plain", "sess-bad"), "--max-sessions=4"], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL)
+    expect(p.returncode == 64 and "only with --listen" in p.stderr, "--max-sessions without --listen is a usage error",
+           (p.returncode, p.stderr))
+    fx.extra = ["--max-sessions", "1"]
+    async with unix_server(fx, "plain", "onesession") as sock:
+        async def one_session(s):
+            raw = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=sock), timeout=60)
+            async with raw:
+                seen = {}
+
+                async def call():
+                    seen["result"] = result_of(await s.call_tool("run_command", {"argv": ["sleep", "1.5"]}))
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call)
+                    await anyio.sleep(0.5)
+                    seen["busy"] = (await raw.post("http://localhost/mcp", json=init, headers=headers)).status_code
+                expect(seen["busy"] == 503, "with the only session busy a new one is refused (503)", seen)
+                expect(seen["result"]["exit_code"] == 0, "the busy session's call completes", seen)
+        await with_unix_session(sock, one_session)
+        # An agent killed while connected (no DELETE; the official client's event stream was
+        # open): its session must not stay in use, or crashed agents would fill the server.
+        child = subprocess.Popen([sys.executable, "-c", CRASHING_CLIENT, sock], stdout=subprocess.PIPE)
+        try:
+            expect(child.stdout.readline() == b"ready\n", "the child client has its session", None)
+            await anyio.sleep(0.3)
+        finally:
+            child.kill()
+            child.wait()
+        raw = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=sock), timeout=60)
+        async with raw:
+            codes = []
+            for _ in range(30):  # the server sees the connection close within a moment
+                codes.append((await raw.post("http://localhost/mcp", json=init, headers=headers)).status_code)
+                if codes[-1] == 200:
+                    break
+                await anyio.sleep(0.1)
+            expect(codes[-1] == 200, "the killed client's session makes room for a new one", codes)
+    fx.extra = []
+    print("ok: bad requests over the unix socket; a disconnect mid-step stops the step; at most 256 sessions; --max-sessions")
+
+
+# A client that opens a session with the official client over a unix socket (argv[1]), keeps it
+# (and its event stream) open and waits to be killed.
+CRASHING_CLIENT = """
+import sys, anyio, httpx2
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+async def main():
+    client = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=sys.argv[1]), timeout=httpx2.Timeout(30, read=300))
+    async with client, streamable_http_client("http://localhost/mcp", http_client=client) as streams:
+        async with ClientSession(streams[0], streams[1]) as session:
+            await session.initialize()
+            await session.list_tools()
+            print("ready", flush=True)
+            await anyio.sleep(120)
+anyio.run(main)
+"""
 
 
 async def socket_group(fx):
