@@ -15,13 +15,17 @@ enum ReplyOutput {
         guard limit > 0 else { return (report, nil) }
         var result = report.result
         var cuts: [String] = []
+        // Where the whole stream is: a part at a time from the journal (StepOutputParts).
+        func whole(_ stream: String) -> String {
+            report.run.flatMap { run in report.step.map { StepOutputParts.uri(run: run, step: $0, stream: stream) } } ?? "the journal"
+        }
         if let cut = headAndTail(result.stdout, limit: limit) {
-            cuts.append("stdout (\(result.stdout.count) bytes)")
+            cuts.append("stdout (\(result.stdout.count) bytes; all of it: \(whole("stdout")))")
             result.stdout = cut
             result.stdoutTruncated = true
         }
         if let cut = headAndTail(result.stderr, limit: limit) {
-            cuts.append("stderr (\(result.stderr.count) bytes)")
+            cuts.append("stderr (\(result.stderr.count) bytes; all of it: \(whole("stderr")))")
             result.stderr = cut
             result.stderrTruncated = true
         }
@@ -29,9 +33,8 @@ enum ReplyOutput {
         var fitted = report
         fitted.result = result
         fitted.resultJSON = result.json()
-        let whole = report.run.flatMap { run in report.step.map { "lanes://runs/\(run)/steps/\($0)" } } ?? "the journal"
-        let note = "This reply holds the first and last \(limit / 2) bytes of \(cuts.joined(separator: " and ")); "
-            + "the journal keeps all of the step's output: \(whole)."
+        let note = "This reply holds the first and last \(limit / 2) bytes of \(cuts.joined(separator: " and ")). "
+            + "The journal keeps all of the step's output; each read of those resources gives up to 256 KiB and `next`, the URI of the rest."
         return (fitted, note)
     }
 
@@ -40,11 +43,14 @@ enum ReplyOutput {
     static func headAndTail(_ bytes: [UInt8], limit: Int) -> [UInt8]? {
         guard bytes.count > limit else { return nil }
         var headEnd = limit / 2, tailStart = bytes.count - limit / 2
-        while headEnd > 0 && isContinuation(bytes[headEnd]) { headEnd -= 1 }
-        while tailStart < bytes.count && isContinuation(bytes[tailStart]) { tailStart += 1 }
+        while headEnd > 0 && bytes[headEnd].isUTF8Continuation { headEnd -= 1 }
+        while tailStart < bytes.count && bytes[tailStart].isUTF8Continuation { tailStart += 1 }
         let marker = Array("\n[… lanes: \(tailStart - headEnd) bytes left out of this reply …]\n".utf8)
         return Array(bytes[..<headEnd]) + marker + Array(bytes[tailStart...])
     }
+}
 
-    private static func isContinuation(_ byte: UInt8) -> Bool { byte & 0xC0 == 0x80 }
+extension UInt8 {
+    /// A UTF-8 continuation byte (10xxxxxx): no character starts here.
+    var isUTF8Continuation: Bool { self & 0xC0 == 0x80 }
 }

@@ -22,6 +22,9 @@ struct RunViews: Sendable {
         [Resource.Template(uriTemplate: "lanes://runs/{run}/steps/{step}", name: "step",
                            description: "One step's records (intent, close, decisions) from the journal.",
                            mimeType: "application/json"),
+         Resource.Template(uriTemplate: "lanes://runs/{run}/steps/{step}/{stream}?offset={offset}", name: "step output",
+                           description: "A step's whole captured output (stream stdout or stderr) from byte offset, up to 256 KiB a read (cut at a character boundary); `next` names the rest, or is null. A step record too large for one read names these URIs instead of holding the output.",
+                           mimeType: "application/json"),
          Resource.Template(uriTemplate: "lanes://runs/{run}?after_seq={seq}", name: "run records after",
                            description: "The run's records after record seq, up to 384 KiB; `next` names the rest, or is null.",
                            mimeType: "application/json")]
@@ -104,18 +107,22 @@ struct RunViews: Sendable {
     /// as fit in `resourceBytes`, at least one) or `lanes://runs/RUN/steps/STEP` (one step's).
     func read(_ uri: String) throws(MCPError) -> ReadResource.Result {
         let prefix = "lanes://runs/"
-        let usage = "expected lanes://runs/RUN, lanes://runs/RUN?after_seq=N or lanes://runs/RUN/steps/STEP"
+        let usage = "expected lanes://runs/RUN, lanes://runs/RUN?after_seq=N, lanes://runs/RUN/steps/STEP or lanes://runs/RUN/steps/STEP/stdout (or /stderr) with ?offset=N"
         guard uri.hasPrefix(prefix) else { throw MCPError.invalidParams("unknown resource \"\(uri)\"; \(usage)") }
         let pathAndQuery = uri.dropFirst(prefix.count).split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let parts = pathAndQuery[0].split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard (parts.count == 1 || (parts.count == 3 && parts[1] == "steps")), !parts[0].isEmpty else {
+        guard parts.count == 1 || (parts.count == 3 && parts[1] == "steps")
+                || (parts.count == 4 && parts[1] == "steps" && StepOutputParts.streams.contains(parts[3])),
+              !parts[0].isEmpty else {
             throw MCPError.invalidParams("unknown resource \"\(uri)\"; \(usage)")
         }
+        // after_seq=N pages a run's records, offset=N a step's output; nothing else has a query.
         var afterSeq = 0
         if pathAndQuery.count == 2 {
+            let name = parts.count == 1 ? "after_seq=" : parts.count == 4 ? "offset=" : nil
             let query = pathAndQuery[1]
-            guard parts.count == 1, query.hasPrefix("after_seq="), let n = Int(query.dropFirst("after_seq=".count)), n >= 0 else {
-                throw MCPError.invalidParams("unknown resource \"\(uri)\"; \(usage) (N a record's seq, 0 or more)")
+            guard let name, query.hasPrefix(name), let n = Int(query.dropFirst(name.count)), n >= 0 else {
+                throw MCPError.invalidParams("unknown resource \"\(uri)\"; \(usage) (N 0 or more)")
             }
             afterSeq = n
         }
@@ -127,18 +134,23 @@ struct RunViews: Sendable {
             guard try journal.keptState(run: runID)?.governance.lane == lane else {
                 throw MCPError.invalidParams("no run \"\(runID)\" of lane \(lane) in the journal")
             }
-            if parts.count == 3 {
+            if parts.count == 4 {
+                let step = parts[2], records = try journal.records(run: runID, steps: [step])
+                if records.isEmpty { throw MCPError.invalidParams("run \(runID) has no step \"\(step)\"") }
+                let part = try StepOutputParts.part(run: runID, step: step, stream: parts[3], offset: afterSeq, records: records)
+                return ReadResource.Result(contents: [.text(part, uri: uri, mimeType: "application/json")])
+            } else if parts.count == 3 {
                 let step = parts[2]
                 let chosen = try (journal.records(run: runID, steps: [step])
                     + journal.decisions(run: runID).filter { Self.decisionStep($0) == step }).sorted { $0.seq < $1.seq }
                 if chosen.isEmpty { throw MCPError.invalidParams("run \(runID) has no step \"\(step)\"") }
-                text += chosen.map(Self.rendered).joined(separator: ",")
+                text += chosen.map { Self.rendered($0, run: runID) }.joined(separator: ",")
             } else {
                 var first = true, last = afterSeq
                 pages: while true {
                     let page = try journal.records(run: runID, afterSeq: last, limit: 64)
                     for r in page {
-                        let item = Self.rendered(r)
+                        let item = Self.rendered(r, run: runID)
                         // At least one record, so that following `next` always gets on.
                         if !first && text.utf8.count + item.utf8.count > Self.resourceBytes {
                             next = "lanes://runs/\(runID)?after_seq=\(last)"
@@ -160,10 +172,21 @@ struct RunViews: Sendable {
         return ReadResource.Result(contents: [.text(text, uri: uri, mimeType: "application/json")])
     }
 
-    /// One record as JSON; its body is JSON already and embedded as it was hashed.
-    private static func rendered(_ r: JournalRecord) -> String {
-        "{\"seq\":\(r.seq),\"kind\":\"\(r.kind.rawValue)\",\"step\":\(r.step.map { JSONValue.string($0).rendered } ?? "null")"
-            + ",\"at\":\(String(format: "%.6f", r.at)),\"hash\":\"\(r.hash)\",\"body\":\(r.body)}"
+    /// One record as JSON; its body is JSON already and embedded as it was hashed. A close
+    /// record too large for one read (`resourceBytes`) comes with its output left out,
+    /// `"body_complete": false` (its hash is of the whole body) and the URIs that give the
+    /// output a part at a time (`StepOutputParts`).
+    private static func rendered(_ r: JournalRecord, run: String) -> String {
+        let head = "{\"seq\":\(r.seq),\"kind\":\"\(r.kind.rawValue)\",\"step\":\(r.step.map { JSONValue.string($0).rendered } ?? "null")"
+            + ",\"at\":\(String(format: "%.6f", r.at)),\"hash\":\"\(r.hash)\""
+        guard r.kind == .close, let step = r.step, r.body.utf8.count + head.utf8.count > resourceBytes else {
+            return head + ",\"body\":\(r.body)}"
+        }
+        var output = JSONObject()
+        for stream in StepOutputParts.streams {
+            output.add(stream, .string(StepOutputParts.uri(run: run, step: step, stream: stream)))
+        }
+        return head + ",\"body_complete\":false,\"output\":\(output.rendered),\"body\":\(StepOutputParts.withoutOutput(r.body))}"
     }
 
     /// Waits until the step's approval request is answered (true) or `seconds` pass (false).

@@ -276,15 +276,49 @@ async def basics(fx):
         close = [x for x in whole["records"] if x["kind"] == "close"][0]["body"]["result"]
         expect(len(close["stdout"]) == 300009 and close["stdout_truncated"] is False, "the journal has the whole output",
                len(close["stdout"]))
+        # An output too large for one read over Streamable HTTP (the official client refuses an
+        # event over 1 MiB): its record names the output's parts instead of holding it, and the
+        # parts give back every byte of what the journal keeps.
+        # 21-byte lines: the first part's 262,144 bytes would end inside a 🙂.
+        r = await s.call_tool("run_command", {"command": "yes '🙂 é \"q\" \\\\ 0123\t' | head -c 2500000",
+                                              "step_id": "huge"})
+        expect(len(r.content) == 2 and "lanes://runs/basics/steps/huge/stdout" in r.content[1].text,
+               "the reply names the URI of the whole stdout", [c.text[:300] for c in r.content[1:]])
+        text = (await s.read_resource("lanes://runs/basics/steps/huge")).contents[0].text
+        close = [x for x in json.loads(text)["records"] if x["kind"] == "close"][0]
+        expect(len(text.encode()) <= 384 << 10 and close["body_complete"] is False
+               and close["body"]["result"]["stdout"] == "" and close["body"]["result"]["exit_code"] == 0
+               and close["output"]["stdout"] == "lanes://runs/basics/steps/huge/stdout",
+               "a record too large for one read leaves its output out and names its parts", (len(text), text[:600]))
+        kept = json.loads([b for (_, k, st, b) in fx.records("basics") if k == "close" and st == "huge"][0])["result"]["stdout"]
+        uri, got, offsets = close["output"]["stdout"], "", []
+        while uri:
+            text = (await s.read_resource(uri)).contents[0].text
+            part = json.loads(text)
+            expect(len(text.encode()) <= 384 << 10 and part["offset"] == len(got.encode())
+                   and part["total_bytes"] == len(kept.encode()), "a part fits one read and follows the last", (len(text), part["offset"]))
+            got, uri = got + part["text"], part["next"]
+            offsets.append(part["offset"])
+            expect(len(offsets) <= 40, "parts end", offsets)
+        expect(got == kept and len(offsets) >= 10, "the parts are the whole output, in order", (len(got), len(kept), len(offsets)))
+        for bad, word in [("lanes://runs/basics/steps/huge/stdin", "stdout"), ("lanes://runs/basics/steps/huge/stdout?after_seq=1", "offset"),
+                          ("lanes://runs/basics/steps/huge/stdout?offset=-1", "offset"),
+                          ("lanes://runs/basics/steps/huge/stderr?offset=99", "past the end")]:
+            try:
+                await s.read_resource(bad)
+                raise AssertionError(f"{bad}: expected a protocol error")
+            except AssertionError:
+                raise
+            except Exception as e:
+                expect(word in str(e), f"{bad}: the error says what is expected", str(e))
         # The run's records (now past 1.8 MB) are read a page at a time: each read stays under
         # 384 KiB, and following `next` gives every record once, in order.
         uri, seqs, pages = "lanes://runs/basics", [], 0
         while uri:
             text = (await s.read_resource(uri)).contents[0].text
             doc = json.loads(text)
-            expect(len(doc["records"]) >= 1 and (len(text.encode()) <= 384 << 10 or len(doc["records"]) == 1),
-                   "a page holds at least one record and stays under 384 KiB (unless one record alone is larger)",
-                   (len(doc["records"]), len(text)))
+            expect(len(doc["records"]) >= 1 and len(text.encode()) <= 384 << 10,
+                   "a page holds at least one record and stays under 384 KiB", (len(doc["records"]), len(text)))
             seqs += [x["seq"] for x in doc["records"]]
             uri, pages = doc["next"], pages + 1
             expect(pages <= 40, "paging ends", uri)
