@@ -179,7 +179,7 @@ public final class LaneMCPServer: @unchecked Sendable {
             let views = views
             let decided = try await progress.during(immediately: true, {
                 "waiting \($0) s for a human's approval: lanes approve \(run) \(step) --by NAME"
-            }) { await views.waitForDecision(step: step, seconds: approvalWait) }
+            }) { try await views.waitForDecision(step: step, seconds: approvalWait) }
             if decided {
                 var again = call
                 again.step = step

@@ -190,14 +190,17 @@ struct RunViews: Sendable {
     }
 
     /// Waits until the step's approval request is answered (true) or `seconds` pass (false).
-    func waitForDecision(step: String, seconds: Double) async -> Bool {
+    /// Throws `CancellationError` when the call is cancelled (its client went away): a sleep
+    /// that threw was once ignored, and the loop then read the journal without pause until the
+    /// deadline, a CPU at 100% for up to the hour a caller may ask for.
+    func waitForDecision(step: String, seconds: Double) async throws -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if let journal = try? open(), let state = try? journal.keptState(run: run),
                let request = state.governance.request(step: step), request.answer != nil {
                 return true
             }
-            try? await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: .milliseconds(200))
         }
         return false
     }

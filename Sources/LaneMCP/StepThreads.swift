@@ -64,9 +64,15 @@ final class StepThreads: @unchecked Sendable {
         for c in lock.withLock({ Array(running.values) }) { c.cancel() }
     }
 
-    /// Returns when no step is running any more (their results are recorded by then).
+    /// Returns when no step is running any more (their results are recorded by then). Its pause
+    /// ignores cancellation: a cancelled task's `Task.sleep` returns at once, and the loop would
+    /// spin for the stopping steps' grace period.
     func drain() async {
-        while count > 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        while count > 0 {
+            await withCheckedContinuation { (resume: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(20)) { resume.resume() }
+            }
+        }
     }
 }
 

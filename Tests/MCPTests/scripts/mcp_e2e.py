@@ -140,6 +140,28 @@ async def unix_server(fx, lane, run, mode=0o600):
         expect(out == b"", "nothing on stdout in --listen mode either", out[:200])
 
 
+def server_pid(run):
+    """The pid of the `lanes mcp` server of `run` (its command line names the run)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]).startswith(b"lanes") and b"--run" in argv and argv[argv.index(b"--run") + 1] == run.encode():
+            found.append(int(pid))
+    expect(len(found) == 1, f"one server of run {run}", found)
+    return found[0]
+
+
+def cpu_ticks(pid):
+    """User plus system CPU of `pid`, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def connectable(path):
     import socket
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -386,6 +408,17 @@ async def gated(fx):
         expect(rep["exit_status"] == 127 and rep["replayed"] is False, "ran once approved", rep)
         st = json.loads((await s.call_tool("run_status", {})).content[0].text)
         expect(st["pending_approvals"] == [], "nothing pending", st)
+
+        # A call cancelled while it waits for approval stops waiting: the server goes idle.
+        with anyio.move_on_after(0.8):
+            await s.call_tool("run_command", {"argv": ["deploy", "staging"], "step_id": "d3", "approval_wait_seconds": 60})
+        server = server_pid("gated")
+        before = cpu_ticks(server)
+        await anyio.sleep(1.5)
+        used = cpu_ticks(server) - before
+        expect(used <= 30, "no CPU spent waiting for a cancelled call's approval (ticks of 10 ms in 1.5 s)", used)
+        r = await s.call_tool("run_command", {"argv": ["echo", "on"]})
+        expect(result_of(r)["stdout"] == "on\n", "still serving", result_of(r))
     await with_session(fx, "gated", "gated", body)
     print("ok: a gated call awaits approval, waits for it and runs")
 
