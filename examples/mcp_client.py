@@ -49,8 +49,9 @@ async def main():
             await session.call_tool("write_file", {"path": "hello.txt", "content": "hello from the sandbox\n"})
             print("read back:", report(await session.call_tool("read_file", {"path": "hello.txt"}))["stdout"].strip())
 
-            r = await session.call_tool("run_command", {"command": "curl -sS https://example.com || echo no network"})
-            print("network:", report(r)["stdout"].strip() or report(r)["stderr"].strip())
+            # A lane without egress rules sees only its own loopback interface.
+            r = await session.call_tool("read_file", {"path": "/proc/net/dev"})
+            print("network interfaces:", " ".join(line.split(":")[0].strip() for line in report(r)["stdout"].splitlines()[2:]))
 
             status = json.loads((await session.call_tool("run_status", {})).content[0].text)
             print("budget used:", status["budget_used"])

@@ -39,6 +39,7 @@ struct MCPClientTests {
     @Test("SIGKILL mid-step, restart: in doubt, not re-run (stdio)") func killed() throws { try scenario("killed") }
     @Test("concurrent calls on one session (stdio)") func concurrent() throws { try scenario("concurrent") }
     @Test("--max-steps: calls beyond it wait; one cancelled while waiting runs nothing (stdio)") func slots() throws { try scenario("slots") }
+    @Test("examples/mcp_client.py runs against a lane (stdio)") func example() throws { try scenario("example") }
 
     // The same over Streamable HTTP on a unix socket (`--listen unix:PATH`, socket 0600).
     @Test("tools, run_command, files, run_status, resources (unix)") func basicsUnix() throws { try scenario("basics", transport: "unix") }

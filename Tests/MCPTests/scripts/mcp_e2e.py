@@ -895,7 +895,26 @@ async def socket_group(fx):
     print("ok: socket_group makes the socket 0660 for the group")
 
 
-SCENARIOS = {"slots": slots, "socket_group": socket_group, "bad_http": bad_http, "concurrent": concurrent, "basics": basics, "replay": replay, "gated": gated, "budget": budget, "cancel": cancel,
+def example(fx):
+    """examples/mcp_client.py, as the README shows it, against a fixture lane: it must keep
+    working as the server changes."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANES_CONFIG": fx.config, "LANES_STATE": fx.state}
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "mcp_client.py"), "--lanes", fx.lanes_bin,
+                        "--lane", "plain", "--workspace", fx.ws], capture_output=True, text=True, env=env, timeout=120)
+    expect(p.returncode == 0, "the example runs", (p.returncode, p.stdout, p.stderr[-2000:]))
+    lines = p.stdout.splitlines()
+    for want in ["tools: run_command, read_file, write_file, list_files, run_status", "replayed: True",
+                 "read back: hello from the sandbox", "network interfaces: lo"]:
+        expect(want in lines, f"the example prints {want!r}", p.stdout)
+    expect(any(line.startswith("run ") and "step uname: exit 0" in line for line in lines), "the example's first step", p.stdout)
+    print("ok: examples/mcp_client.py")
+
+
+async def example_scenario(fx):
+    await anyio.to_thread.run_sync(lambda: example(fx))
+
+
+SCENARIOS = {"example": example_scenario, "slots": slots, "socket_group": socket_group, "bad_http": bad_http, "concurrent": concurrent, "basics": basics, "replay": replay, "gated": gated, "budget": budget, "cancel": cancel,
              "progress": progress, "bad_requests": bad_requests, "killed": killed}
 
 
