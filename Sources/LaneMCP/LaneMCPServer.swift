@@ -23,6 +23,8 @@ public final class LaneMCPServer: @unchecked Sendable {
         public var maxSteps: Int
         /// Bytes of each output stream a tool result carries (`--reply-output`; 0: all).
         public var replyOutput: Int
+        /// What the lane's steps reach over the network, as run_command describes it.
+        public var network: NetworkReach
         /// The default `--reply-output` (64 KiB of each stream), and what it accepts (0: all).
         public static let defaultReplyOutput = 64 << 10
         public static let replyOutputRange = 0...(64 << 20)
@@ -31,13 +33,14 @@ public final class LaneMCPServer: @unchecked Sendable {
         /// What `--max-steps` accepts.
         public static let maxStepsRange = 1...1024
         public init(lane: String, run: String, workspace: String?, version: String, maxSteps: Int = Options.defaultMaxSteps,
-                    replyOutput: Int = Options.defaultReplyOutput) {
+                    replyOutput: Int = Options.defaultReplyOutput, network: NetworkReach = .none) {
             self.lane = lane
             self.run = run
             self.workspace = workspace
             self.version = version
             self.maxSteps = maxSteps
             self.replyOutput = replyOutput
+            self.network = network
         }
     }
 
@@ -77,7 +80,7 @@ public final class LaneMCPServer: @unchecked Sendable {
                 replays its recorded result). A result with isError true says why in `reason` and `error`.
                 """,
             capabilities: .init(resources: .init(subscribe: false, listChanged: false), tools: .init(listChanged: false)))
-        await server.withMethodHandler(ListTools.self) { _ in ListTools.Result(tools: ToolCatalog.tools) }
+        await server.withMethodHandler(ListTools.self) { [self] _ in ListTools.Result(tools: ToolCatalog.tools(network: self.options.network)) }
         await server.withMethodHandler(CallTool.self) { [self] params in try await self.call(params, server: server) }
         await server.withMethodHandler(ListResources.self) { [self] _ in ListResources.Result(resources: self.views.resources()) }
         await server.withMethodHandler(ListResourceTemplates.self) { [self] _ in

@@ -16,8 +16,18 @@ enum ToolCatalog {
         "description": "When the lane's review rules gate this step, wait up to this many seconds for a human to run `lanes approve RUN STEP`, then run it. 0 (default): return at once with outcome refused, reason awaiting_approval.",
     ])
 
-    static var tools: [Tool] {
-        [runCommand, readFile, writeFile, listFiles, runStatus]
+    static var tools: [Tool] { tools(network: .none) }
+
+    /// The tools for a lane whose steps have `network`: run_command says what the sandbox can
+    /// reach (a model that knows there is no network does not spend calls finding out), and its
+    /// `openWorldHint` is true only when the lane's egress proxy lets some hosts through.
+    static func tools(network: NetworkReach) -> [Tool] {
+        var annotations = runCommand.annotations
+        annotations.openWorldHint = network.isOpen
+        let run = Tool(name: runCommand.name, title: runCommand.title,
+                       description: (runCommand.description ?? "") + " " + network.sentence,
+                       inputSchema: runCommand.inputSchema, annotations: annotations)
+        return [run, readFile, writeFile, listFiles, runStatus]
     }
 
     static let runCommand = Tool(

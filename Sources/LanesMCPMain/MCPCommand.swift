@@ -101,8 +101,8 @@ struct MCPCommand: ParsableCommand {
             throw ExitCode(JournalExitStatus.journalError)
         }
         // The lane must load now (a wrong lane is an error at start, not on the first call).
-        let loadedLane: Lane
-        do { loadedLane = try config.load(lane: lane, parser: ProfileParser(knownSyscall: SeccompCompiler.isKnown)).0 } catch {
+        let loadedLane: Lane, loadedProfile: Profile
+        do { (loadedLane, loadedProfile) = try config.load(lane: lane, parser: ProfileParser(knownSyscall: SeccompCompiler.isKnown)) } catch {
             printError("lanes: config: \(error.description)")
             throw ExitCode(ExitStatus.failedToStart)
         }
@@ -110,7 +110,8 @@ struct MCPCommand: ParsableCommand {
         let run = runID ?? newRunID()
         printError("lanes: mcp: lane \(lane), run \(run)")
         let server = LaneMCPServer(service: service, options: .init(lane: lane, run: run, workspace: workspace, version: "0.1.0",
-                                                                                  maxSteps: maxSteps, replyOutput: replyOutput),
+                                                                                  maxSteps: maxSteps, replyOutput: replyOutput,
+                                                                                  network: NetworkReach(profile: loadedProfile, lane: loadedLane)),
                                    logger: ProcessLogging.logger)
         let done = DispatchSemaphore(value: 0)
         let failure = FailureBox()

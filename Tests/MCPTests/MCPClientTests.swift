@@ -40,6 +40,7 @@ struct MCPClientTests {
     @Test("concurrent calls on one session (stdio)") func concurrent() throws { try scenario("concurrent") }
     @Test("--max-steps: calls beyond it wait; one cancelled while waiting runs nothing (stdio)") func slots() throws { try scenario("slots") }
     @Test("examples/mcp_client.py runs against a lane (stdio)") func example() throws { try scenario("example") }
+    @Test("run_command describes the lane's network: none, or the egress allow-list (stdio)") func networkTools() throws { try scenario("network_tools") }
 
     // The same over Streamable HTTP on a unix socket (`--listen unix:PATH`, socket 0600).
     @Test("tools, run_command, files, run_status, resources (unix)") func basicsUnix() throws { try scenario("basics", transport: "unix") }

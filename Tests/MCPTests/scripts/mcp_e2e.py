@@ -35,6 +35,8 @@ LANES = {
     # Gated: `deploy *` waits for a person.
     "gated": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\n'
     '[review]\ncommands = ["deploy *"]\ntimeout = "1h"\n',
+    # Steps reach allowed hosts through the egress proxy (the shipped workspace-net profile).
+    "net": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-net"\n[network]\nallow = ["mirror.lanes.test"]\n',
     # The unix socket is shared with a group.
     "grp": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\nsocket_group = "nogroup"\n',
     "badgrp": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\nsocket_group = "Not A Group"\n',
@@ -193,6 +195,8 @@ async def basics(fx):
         expect(names == ["list_files", "read_file", "run_command", "run_status", "write_file"], "the five tools", names)
         rc = next(t for t in tools.tools if t.name == "run_command")
         expect("argv" in schema(rc)["properties"] and rc.description, "run_command has a schema and description", rc)
+        expect("This lane has no network" in rc.description and rc.annotations.open_world_hint is False,
+               "run_command says the lane has no network", (rc.description, rc.annotations))
 
         r = await s.call_tool("run_command", {"argv": ["sh", "-c", "echo out; echo err >&2; exit 3"]})
         rep = result_of(r)
@@ -895,6 +899,22 @@ async def socket_group(fx):
     print("ok: socket_group makes the socket 0660 for the group")
 
 
+async def network_tools(fx):
+    """A lane with an egress allow-list: run_command names the hosts it may reach and is marked
+    open-world; the read-only tools stay closed-world."""
+    async def body(s):
+        tools = {t.name: t for t in (await s.list_tools()).tools}
+        rc = tools["run_command"]
+        expect("egress proxy" in rc.description and "pypi.org" in rc.description and "mirror.lanes.test" in rc.description
+               and "never uploads.github.com" in rc.description, "run_command names the reachable and the denied hosts",
+               rc.description)
+        expect(rc.annotations.open_world_hint is True and tools["read_file"].annotations.open_world_hint is False
+               and tools["read_file"].annotations.read_only_hint is True, "open-world only for run_command",
+               {n: t.annotations for n, t in tools.items()})
+    await with_session(fx, "net", "nettools", body)
+    print("ok: run_command describes the lane's network")
+
+
 def example(fx):
     """examples/mcp_client.py, as the README shows it, against a fixture lane: it must keep
     working as the server changes."""
@@ -914,7 +934,7 @@ async def example_scenario(fx):
     await anyio.to_thread.run_sync(lambda: example(fx))
 
 
-SCENARIOS = {"example": example_scenario, "slots": slots, "socket_group": socket_group, "bad_http": bad_http, "concurrent": concurrent, "basics": basics, "replay": replay, "gated": gated, "budget": budget, "cancel": cancel,
+SCENARIOS = {"network_tools": network_tools, "example": example_scenario, "slots": slots, "socket_group": socket_group, "bad_http": bad_http, "concurrent": concurrent, "basics": basics, "replay": replay, "gated": gated, "budget": budget, "cancel": cancel,
              "progress": progress, "bad_requests": bad_requests, "killed": killed}
 
 
