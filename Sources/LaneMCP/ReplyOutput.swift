@@ -15,9 +15,9 @@ enum ReplyOutput {
         guard limit > 0 else { return (report, nil) }
         var result = report.result
         var cuts: [String] = []
-        // Where the whole stream is: a part at a time from the journal (StepOutputParts).
+        // Where the whole stream is: a part at a time from the journal (TextParts).
         func whole(_ stream: String) -> String {
-            report.run.flatMap { run in report.step.map { StepOutputParts.uri(run: run, step: $0, stream: stream) } } ?? "the journal"
+            report.run.flatMap { run in report.step.map { TextParts.uri(run: run, step: $0, stream: stream) } } ?? "the journal"
         }
         if let cut = headAndTail(result.stdout, limit: limit) {
             cuts.append("stdout (\(result.stdout.count) bytes; all of it: \(whole("stdout")))")

@@ -25,6 +25,9 @@ struct RunViews: Sendable {
          Resource.Template(uriTemplate: "lanes://runs/{run}/steps/{step}/{stream}?offset={offset}", name: "step output",
                            description: "A step's whole captured output (stream stdout or stderr) from byte offset, up to 256 KiB a read (cut at a character boundary); `next` names the rest, or is null. A step record too large for one read names these URIs instead of holding the output.",
                            mimeType: "application/json"),
+         Resource.Template(uriTemplate: "lanes://runs/{run}/records/{seq}?offset={offset}", name: "record body",
+                           description: "One record's body text exactly as it was hashed, from byte offset, up to 256 KiB a read; `next` names the rest, or is null. A record too large for one read names this URI (body_parts) instead of holding its body.",
+                           mimeType: "application/json"),
          Resource.Template(uriTemplate: "lanes://runs/{run}?after_seq={seq}", name: "run records after",
                            description: "The run's records after record seq, up to 384 KiB; `next` names the rest, or is null.",
                            mimeType: "application/json")]
@@ -103,90 +106,91 @@ struct RunViews: Sendable {
     /// the 1 MiB the official Python client allows one server-sent event (Streamable HTTP).
     static let resourceBytes = 384 << 10
 
-    /// `resources/read`: `lanes://runs/RUN[?after_seq=N]` (the run's records after `N`, as many
-    /// as fit in `resourceBytes`, at least one) or `lanes://runs/RUN/steps/STEP` (one step's).
+    /// `resources/read` of a `ResourceURI`: a page of the run's records (as many as fit in
+    /// `resourceBytes`, at least one), one step's records, or a part of a step's output or of a
+    /// record's body.
     func read(_ uri: String) throws(MCPError) -> ReadResource.Result {
-        let prefix = "lanes://runs/"
-        let usage = "expected lanes://runs/RUN, lanes://runs/RUN?after_seq=N, lanes://runs/RUN/steps/STEP or lanes://runs/RUN/steps/STEP/stdout (or /stderr) with ?offset=N"
-        guard uri.hasPrefix(prefix) else { throw MCPError.invalidParams("unknown resource \"\(uri)\"; \(usage)") }
-        let pathAndQuery = uri.dropFirst(prefix.count).split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let parts = pathAndQuery[0].split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 1 || (parts.count == 3 && parts[1] == "steps")
-                || (parts.count == 4 && parts[1] == "steps" && StepOutputParts.streams.contains(parts[3])),
-              !parts[0].isEmpty else {
-            throw MCPError.invalidParams("unknown resource \"\(uri)\"; \(usage)")
-        }
-        // after_seq=N pages a run's records, offset=N a step's output; nothing else has a query.
-        var afterSeq = 0
-        if pathAndQuery.count == 2 {
-            let name = parts.count == 1 ? "after_seq=" : parts.count == 4 ? "offset=" : nil
-            let query = pathAndQuery[1]
-            guard let name, query.hasPrefix(name), let n = Int(query.dropFirst(name.count)), n >= 0 else {
-                throw MCPError.invalidParams("unknown resource \"\(uri)\"; \(usage) (N 0 or more)")
-            }
-            afterSeq = n
-        }
-        let runID = parts[0]
+        let resource = try ResourceURI(uri)
+        let runID = resource.run
         let journal = try open()
-        var text = "{\"run\":" + JSONValue.string(runID).rendered + ",\"records\":["
-        var next: String?
+        let text: String
         do {
             guard try journal.keptState(run: runID)?.governance.lane == lane else {
                 throw MCPError.invalidParams("no run \"\(runID)\" of lane \(lane) in the journal")
             }
-            if parts.count == 4 {
-                let step = parts[2], records = try journal.records(run: runID, steps: [step])
-                if records.isEmpty { throw MCPError.invalidParams("run \(runID) has no step \"\(step)\"") }
-                let part = try StepOutputParts.part(run: runID, step: step, stream: parts[3], offset: afterSeq, records: records)
-                return ReadResource.Result(contents: [.text(part, uri: uri, mimeType: "application/json")])
-            } else if parts.count == 3 {
-                let step = parts[2]
+            switch resource {
+            case let .run(_, afterSeq):
+                text = try page(journal, run: runID, afterSeq: afterSeq)
+            case let .step(_, step):
                 let chosen = try (journal.records(run: runID, steps: [step])
                     + journal.decisions(run: runID).filter { Self.decisionStep($0) == step }).sorted { $0.seq < $1.seq }
                 if chosen.isEmpty { throw MCPError.invalidParams("run \(runID) has no step \"\(step)\"") }
-                text += chosen.map { Self.rendered($0, run: runID) }.joined(separator: ",")
-            } else {
-                var first = true, last = afterSeq
-                pages: while true {
-                    let page = try journal.records(run: runID, afterSeq: last, limit: 64)
-                    for r in page {
-                        let item = Self.rendered(r, run: runID)
-                        // At least one record, so that following `next` always gets on.
-                        if !first && text.utf8.count + item.utf8.count > Self.resourceBytes {
-                            next = "lanes://runs/\(runID)?after_seq=\(last)"
-                            break pages
-                        }
-                        text += (first ? "" : ",") + item
-                        first = false
-                        last = r.seq
-                    }
-                    if page.count < 64 { break }
+                text = "{\"run\":" + JSONValue.string(runID).rendered + ",\"records\":["
+                    + chosen.map { Self.rendered($0, run: runID) }.joined(separator: ",") + "],\"next\":null}"
+            case let .stepOutput(_, step, stream, offset):
+                let records = try journal.records(run: runID, steps: [step])
+                if records.isEmpty { throw MCPError.invalidParams("run \(runID) has no step \"\(step)\"") }
+                text = try TextParts.output(run: runID, step: step, stream: stream, offset: offset, records: records)
+            case let .recordBody(_, seq, offset):
+                guard let record = try journal.records(run: runID, afterSeq: seq - 1, limit: 1).first, record.seq == seq else {
+                    throw MCPError.invalidParams("run \(runID) has no record \(seq)")
                 }
+                text = try TextParts.body(run: runID, record: record, offset: offset)
             }
         } catch let e as MCPError {
             throw e
         } catch {
             throw MCPError.internalError("journal: \(error)")
         }
-        text += "],\"next\":" + (next.map { JSONValue.string($0).rendered } ?? "null") + "}"
         return ReadResource.Result(contents: [.text(text, uri: uri, mimeType: "application/json")])
     }
 
-    /// One record as JSON; its body is JSON already and embedded as it was hashed. A close
-    /// record too large for one read (`resourceBytes`) comes with its output left out,
-    /// `"body_complete": false` (its hash is of the whole body) and the URIs that give the
-    /// output a part at a time (`StepOutputParts`).
+    /// The run's records after `afterSeq`, as many as fit in `resourceBytes` (at least one, so
+    /// that following `next` always gets on), and `next`.
+    private func page(_ journal: SQLiteJournal, run runID: String, afterSeq: Int) throws -> String {
+        var text = "{\"run\":" + JSONValue.string(runID).rendered + ",\"records\":["
+        var next: String?
+        var first = true, last = afterSeq
+        pages: while true {
+            let page = try journal.records(run: runID, afterSeq: last, limit: 64)
+            for r in page {
+                let item = Self.rendered(r, run: runID)
+                if !first && text.utf8.count + item.utf8.count > Self.resourceBytes {
+                    next = "lanes://runs/\(runID)?after_seq=\(last)"
+                    break pages
+                }
+                text += (first ? "" : ",") + item
+                first = false
+                last = r.seq
+            }
+            if page.count < 64 { break }
+        }
+        return text + "],\"next\":" + (next.map { JSONValue.string($0).rendered } ?? "null") + "}"
+    }
+
+    /// One record as JSON; its body is JSON already and embedded as it was hashed. A record too
+    /// large for one read (`resourceBytes`) comes with `"body_complete": false` (its hash is of
+    /// the whole body), `body_bytes`, and `body_parts`, the URI that gives its body text a part
+    /// at a time; a close record keeps its body with the output strings emptied and names its
+    /// output's parts (`"output"`), any other has `"body": null`.
     private static func rendered(_ r: JournalRecord, run: String) -> String {
         let head = "{\"seq\":\(r.seq),\"kind\":\"\(r.kind.rawValue)\",\"step\":\(r.step.map { JSONValue.string($0).rendered } ?? "null")"
             + ",\"at\":\(String(format: "%.6f", r.at)),\"hash\":\"\(r.hash)\""
-        guard r.kind == .close, let step = r.step, r.body.utf8.count + head.utf8.count > resourceBytes else {
+        guard r.body.utf8.count + head.utf8.count > resourceBytes else {
             return head + ",\"body\":\(r.body)}"
         }
+        let parts = head + ",\"body_complete\":false,\"body_bytes\":\(r.body.utf8.count)"
+            + ",\"body_parts\":" + JSONValue.string(TextParts.bodyURI(run: run, seq: r.seq)).rendered
+        guard r.kind == .close, let step = r.step else { return parts + ",\"body\":null}" }
         var output = JSONObject()
-        for stream in StepOutputParts.streams {
-            output.add(stream, .string(StepOutputParts.uri(run: run, step: step, stream: stream)))
+        for stream in TextParts.streams {
+            output.add(stream, .string(TextParts.uri(run: run, step: step, stream: stream)))
         }
-        return head + ",\"body_complete\":false,\"output\":\(output.rendered),\"body\":\(StepOutputParts.withoutOutput(r.body))}"
+        let body = TextParts.withoutOutput(r.body)
+        // Output is not all a close body can hold too much of (its error text is bounded, but
+        // be sure): past the bound, the parts alone.
+        guard body.utf8.count + parts.utf8.count < resourceBytes else { return parts + ",\"output\":\(output.rendered),\"body\":null}" }
+        return parts + ",\"output\":\(output.rendered),\"body\":\(body)}"
     }
 
     /// Waits until the step's approval request is answered (true) or `seconds` pass (false).

@@ -327,7 +327,31 @@ async def basics(fx):
             offsets.append(part["offset"])
             expect(len(offsets) <= 40, "parts end", offsets)
         expect(got == kept and len(offsets) >= 10, "the parts are the whole output, in order", (len(got), len(kept), len(offsets)))
+        # A long argv (12 arguments of 100 kB) makes an intent too large for one read: it comes
+        # without its body and names the body's parts, which give back the body exactly as it
+        # was hashed; so do the big close record's.
+        r = await s.call_tool("run_command", {"argv": ["true"] + ["y" * 100000] * 12, "step_id": "longargv"})
+        expect(iserr(r) is False, "a step with 1.2 MB of arguments runs", result_of(r))
+        text = (await s.read_resource("lanes://runs/basics/steps/longargv")).contents[0].text
+        intent = [x for x in json.loads(text)["records"] if x["kind"] == "intent"][0]
+        expect(len(text.encode()) <= 384 << 10 and intent["body"] is None and intent["body_complete"] is False
+               and intent["body_parts"] == f"lanes://runs/basics/records/{intent['seq']}",
+               "an intent too large for one read names its body's parts", text[:600])
+        for record in (intent, close):
+            kept = [b for (seq, _, _, b) in fx.records("basics") if seq == record["seq"]][0]
+            uri, body, n = record["body_parts"], "", 0
+            while uri:
+                text = (await s.read_resource(uri)).contents[0].text
+                part = json.loads(text)
+                expect(len(text.encode()) <= 384 << 10 and part["seq"] == record["seq"] and part["hash"] == record["hash"]
+                       and part["offset"] == len(body.encode()), "a body part fits one read and follows the last", (len(text), part["offset"]))
+                body, uri, n = body + part["text"], part["next"], n + 1
+                expect(n <= 100, "body parts end", n)
+            expect(body == kept and record["body_bytes"] == len(kept.encode()), "the parts are the body as recorded", (len(body), len(kept)))
+        expect(json.loads(body)["result"]["stdout"] == got, "the close body's parts hold the whole output", None)
         for bad, word in [("lanes://runs/basics/steps/huge/stdin", "stdout"), ("lanes://runs/basics/steps/huge/stdout?after_seq=1", "offset"),
+                          ("lanes://runs/basics/records/0", "SEQ"), ("lanes://runs/basics/records/x", "SEQ"),
+                          ("lanes://runs/basics/records/999999", "no record"), ("lanes://runs/basics/records/1?after_seq=1", "offset"),
                           ("lanes://runs/basics/steps/huge/stdout?offset=-1", "offset"),
                           ("lanes://runs/basics/steps/huge/stderr?offset=99", "past the end")]:
             try:
