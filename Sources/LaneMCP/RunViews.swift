@@ -86,6 +86,19 @@ struct RunViews: Sendable {
         u.add("output_bytes", .double(usage.outputBytes))
         o.add("budget_used", .object(u))
         let g = state?.governance ?? RunGovernance()
+        // Each limit the run has (the lane's [budget], raised by `lanes resume --raise`) with what
+        // it has used, so an agent can see how close it is before a halt tells it.
+        let laneBudget = (try? service.lane(lane))?.budget ?? Lane.Budget()
+        let now = Date().timeIntervalSince1970
+        var limits = JSONObject()
+        for key in Lane.Budget.keys {
+            guard let limit = g.limit(key, lane: laneBudget) ?? (key == "loop_failures" ? laneBudget.loopFailures : nil) else { continue }
+            var entry = JSONObject()
+            entry.add("limit", .double(limit))
+            entry.add("used", usage.used(key, openedAt: g.openedAt, now: now).map { .double($0) } ?? .null)
+            limits.add(key, .object(entry))
+        }
+        o.add("budget", .object(limits))
         o.add("halted", g.halted.map { .string($0.decision.reason ?? "halted") } ?? .null)
         o.add("stopped", g.stopped.map { .string($0.decision.reason ?? "stopped") } ?? .null)
         o.add("raises", .object(g.raises.sorted { $0.key < $1.key }.reduce(into: JSONObject()) { $0.add($1.key, .double($1.value)) }))

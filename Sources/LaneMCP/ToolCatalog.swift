@@ -125,7 +125,7 @@ enum ToolCatalog {
         description: """
             The state of this server's run from the journal: its most recent steps (id, outcome, exit status; 50 \
             unless `steps` asks for another number, with how many earlier ones are not listed), the budget used \
-            (steps, wall and CPU seconds, output bytes, failed steps) and the lane's limits, whether the run is \
+            (steps, wall and CPU seconds, output bytes, failed steps), each budget limit with its use (`budget`), whether the run is \
             halted or stopped, and approvals pending (with the `lanes approve` command a human runs). Runs nothing.
             """,
         inputSchema: .object([

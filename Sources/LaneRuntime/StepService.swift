@@ -247,6 +247,12 @@ public final class StepService: @unchecked Sendable {
         return .success((opened, j, supervisorLock))
     }
 
+    /// The lane `name` as its file reads now (cached while the files do not change): for front
+    /// doors that show its rules, such as its budget.
+    public func lane(_ name: String) throws(LanesError) -> Lane {
+        try configs.load(lane: name).0
+    }
+
     /// The journal, opened once (for run control and inspection by front doors).
     public func openJournal() throws(LanesError) -> SQLiteJournal {
         switch openState() {

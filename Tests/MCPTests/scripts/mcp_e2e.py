@@ -456,6 +456,11 @@ async def budget(fx):
         for i in range(3):
             r = await s.call_tool("run_command", {"argv": ["true"]})
             expect(iserr(r) is False, f"step {i + 1} runs", result_of(r))
+            if i == 1:
+                # run_status shows each limit with its use before a halt says so.
+                st = json.loads((await s.call_tool("run_status", {})).content[0].text)
+                expect(st["budget"].get("max_steps") == {"limit": 3, "used": 2} and st["budget"]["loop_failures"]["limit"] == 3
+                       and "max_cpu" not in st["budget"], "run_status shows the lane's limits and their use", st["budget"])
         r = await s.call_tool("run_command", {"argv": ["true"]})
         rep = result_of(r)
         expect(iserr(r) and rep["exit_status"] == 80 and rep["reason"] == "halted", "the fourth halts (80)", rep)
