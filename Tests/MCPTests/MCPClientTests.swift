@@ -4,7 +4,7 @@ import Testing
 
 /// `lanes mcp` driven by a client no one here wrote: the official `mcp` Python package, in the
 /// venv `scripts/test` creates (.build-venv, or LANES_VENV). Each test runs one scenario of
-/// scripts/mcp_e2e.py, which asserts and exits 1 with what it expected and found. A missing venv
+/// scripts/mcp_e2e.py (scenarios in scripts/mcp_*.py), which asserts and exits 1 with what it expected and found. A missing venv
 /// FAILS these tests (it never skips them silently): create it with
 /// `. scripts/lib/setup.sh && lanes_ensure_venv`.
 @Suite("lanes mcp with the Python mcp client", .serialized)
@@ -40,10 +40,12 @@ struct MCPClientTests {
     @Test("concurrent calls on one session (stdio)") func concurrent() throws { try scenario("concurrent") }
     @Test("--max-steps: calls beyond it wait; one cancelled while waiting runs nothing (stdio)") func slots() throws { try scenario("slots") }
     @Test("examples/mcp_client.py runs against a lane (stdio)") func example() throws { try scenario("example") }
+    @Test("long outputs cut in replies; large records and outputs read in parts; the run paged (stdio)") func longOutput() throws { try scenario("long_output") }
     @Test("run_command describes the lane's network: none, or the egress allow-list (stdio)") func networkTools() throws { try scenario("network_tools") }
 
     // The same over Streamable HTTP on a unix socket (`--listen unix:PATH`, socket 0600).
     @Test("tools, run_command, files, run_status, resources (unix)") func basicsUnix() throws { try scenario("basics", transport: "unix") }
+    @Test("large records and outputs read in parts under the client's 1 MiB event limit (unix)") func longOutputUnix() throws { try scenario("long_output", transport: "unix") }
     @Test("replay, nondeterminism, resume after restart (unix)") func replayUnix() throws { try scenario("replay", transport: "unix") }
     @Test("a gated call (unix)") func gatedUnix() throws { try scenario("gated", transport: "unix") }
     @Test("a budget halt (unix)") func budgetUnix() throws { try scenario("budget", transport: "unix") }
