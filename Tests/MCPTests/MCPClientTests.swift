@@ -41,11 +41,13 @@ struct MCPClientTests {
     @Test("--max-steps: calls beyond it wait; one cancelled while waiting runs nothing (stdio)") func slots() throws { try scenario("slots") }
     @Test("examples/mcp_client.py runs against a lane (stdio)") func example() throws { try scenario("example") }
     @Test("long outputs cut in replies; large records and outputs read in parts; the run paged (stdio)") func longOutput() throws { try scenario("long_output") }
+    @Test("a credential never reaches the client, the server's log or the journal (stdio)") func secrets() throws { try scenario("secrets") }
     @Test("run_command describes the lane's network: none, or the egress allow-list (stdio)") func networkTools() throws { try scenario("network_tools") }
 
     // The same over Streamable HTTP on a unix socket (`--listen unix:PATH`, socket 0600).
     @Test("tools, run_command, files, run_status, resources (unix)") func basicsUnix() throws { try scenario("basics", transport: "unix") }
     @Test("large records and outputs read in parts under the client's 1 MiB event limit (unix)") func longOutputUnix() throws { try scenario("long_output", transport: "unix") }
+    @Test("a credential never reaches a client of the socket, the log or the journal (unix)") func secretsUnix() throws { try scenario("secrets", transport: "unix") }
     @Test("replay, nondeterminism, resume after restart (unix)") func replayUnix() throws { try scenario("replay", transport: "unix") }
     @Test("a gated call (unix)") func gatedUnix() throws { try scenario("gated", transport: "unix") }
     @Test("a budget halt (unix)") func budgetUnix() throws { try scenario("budget", transport: "unix") }

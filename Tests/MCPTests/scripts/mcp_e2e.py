@@ -16,13 +16,14 @@ from mcp_tools import bad_requests, basics, example_scenario, network_tools
 from mcp_runs import budget, cancel, concurrent, gated, killed, progress, replay, slots
 from mcp_http import bad_http, socket_group
 from mcp_resources import long_output
+from mcp_secrets import secrets
 
 
 SCENARIOS = {
     "bad_http": bad_http, "bad_requests": bad_requests, "basics": basics, "budget": budget,
     "cancel": cancel, "concurrent": concurrent, "example": example_scenario, "gated": gated,
     "killed": killed, "long_output": long_output, "network_tools": network_tools,
-    "progress": progress, "replay": replay, "slots": slots, "socket_group": socket_group,
+    "progress": progress, "replay": replay, "secrets": secrets, "slots": slots, "socket_group": socket_group,
 }
 
 

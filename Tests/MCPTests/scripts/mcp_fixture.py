@@ -26,6 +26,9 @@ LANES = {
     '[review]\ncommands = ["deploy *"]\ntimeout = "1h"\n',
     # Steps reach allowed hosts through the egress proxy (the shipped workspace-net profile).
     "net": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-net"\n[network]\nallow = ["mirror.lanes.test"]\n',
+    # A credential from the server's environment, as TOKEN in each step's.
+    "cred": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\n'
+    '[credentials]\nTOKEN = { from = "env:LANES_TEST_TOKEN", as = "env" }\n',
     # The unix socket is shared with a group.
     "grp": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\nsocket_group = "nogroup"\n',
     "badgrp": 'description = "mcp test"\nowner = "tests"\nprofile = "workspace-write"\nsocket_group = "Not A Group"\n',
@@ -59,9 +62,9 @@ class Fixture:
         return ["mcp", "--config", self.config, "--state", self.state, "--lane", lane, "--run", run,
                 "--workspace", self.ws, *self.extra]
 
-    def params(self, lane, run):
+    def params(self, lane, run, env=None):
         return StdioServerParameters(command=self.lanes_bin, args=self.args(lane, run), cwd=self.ws,
-                                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+                                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})})
 
     def cli(self, *args):
         return subprocess.run([self.lanes_bin, *args, "--state", self.state], capture_output=True, text=True,
@@ -95,22 +98,25 @@ def expect(cond, what, found):
         raise AssertionError(f"{what}; found {found!r}")
 
 
-async def with_session(fx, lane, run, body):
+async def with_session(fx, lane, run, body, env=None, errlog=None):
+    """`body(session)` with a server of `lane` and `run` over the fixture's transport; `env`:
+    more of the server's environment, `errlog`: a file for its stderr."""
     if fx.transport == "stdio":
-        async with stdio_client(fx.params(lane, run)) as (read, write):
-            async with ClientSession(read, write) as session:
+        async with stdio_client(fx.params(lane, run, env), **({"errlog": errlog} if errlog else {})) as streams:
+            async with ClientSession(streams[0], streams[1]) as session:
                 await session.initialize()
                 return await body(session)
-    async with unix_server(fx, lane, run) as sock:
+    async with unix_server(fx, lane, run, env=env, errlog=errlog) as sock:
         return await with_unix_session(sock, body)
 
 
 @contextlib.asynccontextmanager
-async def unix_server(fx, lane, run, mode=0o600):
+async def unix_server(fx, lane, run, mode=0o600, env=None, errlog=None):
     """`lanes mcp --listen unix:SOCK` for the block; checks the socket is 0600."""
     sock = os.path.join(fx.dir, f"mcp-{run}.sock")
     proc = subprocess.Popen([fx.lanes_bin, *fx.args(lane, run), "--listen", "unix:" + sock], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=fx.ws)
+                            stdout=subprocess.PIPE, stderr=errlog or subprocess.PIPE, cwd=fx.ws,
+                            env={**os.environ, **env} if env else None)
     fx.server = proc
     try:
         # A socket left by an earlier server of the same run is replaced: wait until one accepts.
