@@ -178,7 +178,7 @@ let package = Package(
                     .product(name: "Logging", package: "swift-log"), .product(name: "InMemoryLogging", package: "swift-log"),
                     "LaneConfig", "LaneGovernance", "LaneState", "LaneSupervisor"], swiftSettings: swiftSettings),
         .testTarget(name: "ChangeTests", dependencies: ["LaneChanges", "LaneModel", "LaneConfig", "LaneTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "MCPTests", dependencies: ["LaneTestSupport"], exclude: ["scripts"], swiftSettings: swiftSettings),
+        .testTarget(name: "MCPTests", dependencies: ["LaneTestSupport", "LaneMCP"], exclude: ["scripts"], swiftSettings: swiftSettings),
         .testTarget(name: "LazyCurlTests", dependencies: ["CLazyCurl"], swiftSettings: swiftSettings),
     ]
 )

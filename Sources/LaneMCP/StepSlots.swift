@@ -32,26 +32,28 @@ final class StepSlots: @unchecked Sendable {
     /// crosses a cancellation is kept: the caller gives it back (`StepThreads.run` checks for
     /// cancellation once it has its slot).
     func acquire() async throws {
-        let ticket: UInt64? = try lock.withLock {
-            if closed { throw CancellationError() }
-            if used < limit && waiting.isEmpty {
-                used += 1
-                return nil
-            }
+        if tryAcquire() { return }
+        let ticket = lock.withLock { () -> UInt64 in
             nextTicket += 1
             return nextTicket
         }
-        guard let ticket else { return }
         let granted = await withTaskCancellationHandler {
             await withCheckedContinuation { (resume: CheckedContinuation<Bool, Never>) in
-                // The task's cancelled flag is set before `onCancel` runs and takes the lock: a
-                // cancellation that comes before this append is seen here, one after it there.
-                let refused = lock.withLock { () -> Bool in
-                    if closed || Task.isCancelled { return true }
+                // Decided again under the lock that queues it: a slot given back since
+                // `tryAcquire` (with no one waiting, `release` only counts it free) is taken
+                // here; queued, this call would wait for a release that may never come. The
+                // task's cancelled flag is set before `onCancel` runs and takes the lock: a
+                // cancellation that comes before the append is seen here, one after it there.
+                let now = lock.withLock { () -> Bool? in
+                    if closed || Task.isCancelled { return false }
+                    if used < limit && waiting.isEmpty {
+                        used += 1
+                        return true
+                    }
                     waiting.append((ticket, resume))
-                    return false
+                    return nil
                 }
-                if refused { resume.resume(returning: false) }
+                if let now { resume.resume(returning: now) }
             }
         } onCancel: {
             let removed = lock.withLock { () -> CheckedContinuation<Bool, Never>? in
