@@ -182,28 +182,30 @@ struct RunViews: Sendable {
     }
 
     /// One record as JSON; its body is JSON already and embedded as it was hashed. A record too
-    /// large for one read (`resourceBytes`) comes with `"body_complete": false` (its hash is of
-    /// the whole body), `body_bytes`, and `body_parts`, the URI that gives its body text a part
-    /// at a time; a close record keeps its body with the output strings emptied and names its
-    /// output's parts (`"output"`), any other has `"body": null`.
+    /// large for one read (`resourceBytes`) comes with `"body": null`, `"body_complete": false`,
+    /// `body_bytes`, and `body_parts`, the URI that gives its body text a part at a time (the
+    /// record's hash covers that text); a close record also names its output's parts
+    /// (`"output"`), which are what an agent usually wants of it.
     private static func rendered(_ r: JournalRecord, run: String) -> String {
         let head = "{\"seq\":\(r.seq),\"kind\":\"\(r.kind.rawValue)\",\"step\":\(r.step.map { JSONValue.string($0).rendered } ?? "null")"
             + ",\"at\":\(String(format: "%.6f", r.at)),\"hash\":\"\(r.hash)\""
         guard r.body.utf8.count + head.utf8.count > resourceBytes else {
             return head + ",\"body\":\(r.body)}"
         }
-        let parts = head + ",\"body_complete\":false,\"body_bytes\":\(r.body.utf8.count)"
-            + ",\"body_parts\":" + JSONValue.string(TextParts.bodyURI(run: run, seq: r.seq)).rendered
-        guard r.kind == .close, let step = r.step else { return parts + ",\"body\":null}" }
-        var output = JSONObject()
-        for stream in TextParts.streams {
-            output.add(stream, .string(TextParts.uri(run: run, step: step, stream: stream)))
+        var cut = JSONObject()
+        cut.add("body_complete", .bool(false))
+        cut.add("body_bytes", .int(r.body.utf8.count))
+        cut.add("body_parts", .string(TextParts.bodyURI(run: run, seq: r.seq)))
+        if r.kind == .close, let step = r.step {
+            var output = JSONObject()
+            for stream in TextParts.streams {
+                output.add(stream, .string(TextParts.uri(run: run, step: step, stream: stream)))
+            }
+            cut.add("output", .object(output))
         }
-        let body = TextParts.withoutOutput(r.body)
-        // Output is not all a close body can hold too much of (its error text is bounded, but
-        // be sure): past the bound, the parts alone.
-        guard body.utf8.count + parts.utf8.count < resourceBytes else { return parts + ",\"output\":\(output.rendered),\"body\":null}" }
-        return parts + ",\"output\":\(output.rendered),\"body\":\(body)}"
+        cut.add("body", .null)
+        // `cut` rendered is `{…}`: its fields continue the record's.
+        return head + "," + cut.rendered.dropFirst()
     }
 
     /// Waits until the step's approval request is answered (true) or `seconds` pass (false).

@@ -10,7 +10,7 @@ import MCP
 /// its JSON; an intent holds the argv (up to the kernel's 2 MiB). One that large does not fit one
 /// read over Streamable HTTP (the official Python client refuses a server-sent event over 1 MiB).
 /// A part does; and a record too large for one read of the run or the step is given without its
-/// large text and with these URIs in its place (`RunViews.rendered`).
+/// body and with these URIs in its place (`RunViews.rendered`).
 enum TextParts {
     static let streams = ["stdout", "stderr"]
     /// Bytes of text in one part, at most (fewer when their JSON would pass
@@ -79,37 +79,5 @@ enum TextParts {
             if text.utf8.count <= RunViews.resourceBytes || length <= 4096 { return text }
             length /= 2
         }
-    }
-
-    /// `body` (a close record's JSON, as our writer renders it) with the contents of its
-    /// "stdout" and "stderr" strings left out. Works on the text, so every other byte stays as
-    /// it was recorded: a key followed by `":"` cannot occur inside a JSON string, where quotes
-    /// are escaped.
-    static func withoutOutput(_ body: String) -> String {
-        var bytes = Array(body.utf8)
-        for stream in streams {
-            let key = Array("\"\(stream)\":\"".utf8)
-            var searchFrom = 0
-            while let at = find(key, in: bytes, from: searchFrom) {
-                let contentStart = at + key.count
-                var i = contentStart
-                while i < bytes.count && bytes[i] != UInt8(ascii: "\"") {
-                    i += bytes[i] == UInt8(ascii: "\\") ? 2 : 1
-                }
-                bytes.removeSubrange(contentStart..<min(i, bytes.count))
-                searchFrom = contentStart
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
-        guard haystack.count >= needle.count, from <= haystack.count - needle.count else { return nil }
-        var i = from
-        while i <= haystack.count - needle.count {
-            if haystack[i] == needle[0] && haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
-            i += 1
-        }
-        return nil
     }
 }
