@@ -39,9 +39,9 @@ final class CallProgress: @unchecked Sendable {
     }
 
     private func send(_ token: ProgressToken, _ message: String) async {
+        // Seconds to the millisecond, and at least a millisecond past the last one sent.
         let value = lock.withLock { () -> Double in
-            let elapsed = (ContinuousClock.now - arrived) / .milliseconds(1) / 1000
-            last = max((elapsed * 1000).rounded() / 1000, last + 0.001)
+            last = max(((ContinuousClock.now - arrived) / .milliseconds(1)).rounded() / 1000, last + 0.001)
             return last
         }
         try? await server.notify(ProgressNotification.message(.init(progressToken: token, progress: value, message: message)))

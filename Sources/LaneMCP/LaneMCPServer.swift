@@ -49,6 +49,8 @@ public final class LaneMCPServer: @unchecked Sendable {
     let logger: Logger
     let steps: StepThreads
     let views: RunViews
+    /// `tools/list`'s answer, made once: it depends only on the options.
+    let tools: [Tool]
 
     public init(service: StepService, options: Options, logger: Logger) {
         self.service = service
@@ -56,6 +58,7 @@ public final class LaneMCPServer: @unchecked Sendable {
         self.logger = logger
         self.steps = StepThreads(maxSteps: options.maxSteps)
         self.views = RunViews(service: service, lane: options.lane, run: options.run)
+        self.tools = ToolCatalog.tools(network: options.network)
     }
 
     /// Serves one client on `transport` until it disconnects; then stops the steps it left
@@ -80,7 +83,7 @@ public final class LaneMCPServer: @unchecked Sendable {
                 replays its recorded result). A result with isError true says why in `reason` and `error`.
                 """,
             capabilities: .init(resources: .init(subscribe: false, listChanged: false), tools: .init(listChanged: false)))
-        await server.withMethodHandler(ListTools.self) { [self] _ in ListTools.Result(tools: ToolCatalog.tools(network: self.options.network)) }
+        await server.withMethodHandler(ListTools.self) { [self] _ in ListTools.Result(tools: self.tools) }
         await server.withMethodHandler(CallTool.self) { [self] params in try await self.call(params, server: server) }
         await server.withMethodHandler(ListResources.self) { [self] _ in ListResources.Result(resources: self.views.resources()) }
         await server.withMethodHandler(ListResourceTemplates.self) { [self] _ in
@@ -163,7 +166,7 @@ public final class LaneMCPServer: @unchecked Sendable {
             return CallTool.Result(content: [.text(text: text, annotations: nil, _meta: nil)],
                                    isError: false)
         default:
-            throw MCPError.invalidParams("unknown tool \"\(params.name)\"; the tools are \(ToolCatalog.tools.map(\.name).joined(separator: ", "))")
+            throw MCPError.invalidParams("unknown tool \"\(params.name)\"; the tools are \(ToolCatalog.names.joined(separator: ", "))")
         }
     }
 

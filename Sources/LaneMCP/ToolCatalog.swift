@@ -16,7 +16,8 @@ enum ToolCatalog {
         "description": "When the lane's review rules gate this step, wait up to this many seconds for a human to run `lanes approve RUN STEP`, then run it. 0 (default): return at once with outcome refused, reason awaiting_approval.",
     ])
 
-    static var tools: [Tool] { tools(network: .none) }
+    /// The tools' names, for messages.
+    static var names: [String] { [runCommand, readFile, writeFile, listFiles, runStatus].map(\.name) }
 
     /// The tools for a lane whose steps have `network`: run_command says what the sandbox can
     /// reach (a model that knows there is no network does not spend calls finding out), and its

@@ -71,15 +71,8 @@ async def bad_http(fx):
                     return r.status_code
                 first = await open_session()
                 expect(await ping(first) == 200, "a new session answers", None)
-                busy = {}
-
-                async def call():
-                    busy["result"] = result_of(await s.call_tool("run_command", {"argv": ["sleep", "2"]}))
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(call)
-                    await anyio.sleep(0.5)
-                    flood = [await open_session() for _ in range(300)]
-                expect(busy.get("result", {}).get("exit_code") == 0, "the session with a call in progress is kept", busy)
+                busy, flood = await while_calling(s, 2, lambda: gather(open_session, 300))
+                expect(busy.get("exit_code") == 0, "the session with a call in progress is kept", busy)
                 expect(await ping(first) == 404, "the session used least recently is closed (404)", None)
                 expect(await ping(flood[-1]) == 200, "the newest session answers", None)
         await with_unix_session(sock, flood_while_busy)
@@ -101,16 +94,11 @@ async def bad_http(fx):
         async def one_session(s):
             raw = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=sock), timeout=60)
             async with raw:
-                seen = {}
-
-                async def call():
-                    seen["result"] = result_of(await s.call_tool("run_command", {"argv": ["sleep", "1.5"]}))
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(call)
-                    await anyio.sleep(0.5)
-                    seen["busy"] = (await raw.post("http://localhost/mcp", json=init, headers=headers)).status_code
-                expect(seen["busy"] == 503, "with the only session busy a new one is refused (503)", seen)
-                expect(seen["result"]["exit_code"] == 0, "the busy session's call completes", seen)
+                async def open_one():
+                    return (await raw.post("http://localhost/mcp", json=init, headers=headers)).status_code
+                result, busy = await while_calling(s, 1.5, open_one)
+                expect(busy == 503, "with the only session busy a new one is refused (503)", busy)
+                expect(result["exit_code"] == 0, "the busy session's call completes", result)
         await with_unix_session(sock, one_session)
         # An agent killed while connected (no DELETE; the official client's event stream was
         # open): its session must not stay in use, or crashed agents would fill the server.
@@ -132,6 +120,25 @@ async def bad_http(fx):
             expect(codes[-1] == 200, "the killed client's session makes room for a new one", codes)
     fx.extra = []
     print("ok: bad requests over the unix socket; a disconnect mid-step stops the step; at most 256 sessions; --max-sessions")
+
+
+async def while_calling(s, seconds, action):
+    """Runs `action()` 0.5 s into a `sleep SECONDS` call of session `s`: (the call's report,
+    what `action` returned)."""
+    got = {}
+
+    async def call():
+        got["report"] = result_of(await s.call_tool("run_command", {"argv": ["sleep", str(seconds)]}))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call)
+        await anyio.sleep(0.5)
+        got["action"] = await action()
+    return got["report"], got["action"]
+
+
+async def gather(make, n):
+    """`n` results of `make()`, one after another."""
+    return [await make() for _ in range(n)]
 
 
 # A client that opens a session with the official client over a unix socket (argv[1]), keeps it
